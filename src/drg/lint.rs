@@ -1,0 +1,1 @@
+//! Table-set lint: entries a scheme's own rules can never reach.

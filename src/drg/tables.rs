@@ -1,0 +1,703 @@
+//! The DRG table set: every file of the declarative CHS-DRG format, validated and indexed for
+//! grouping. Built once from [`SourceTable`]s, then immutable (share it behind an `Arc`).
+//!
+//! No scheme is special-cased here: the national 1.0/1.1 schemes and every regional variant are
+//! the same code path, differing only in their rows and optional columns. The format is defined in
+//! the reference README (`chs-drg-1.1/README.md` and the regional differences); the column lists
+//! below are the whole of what this loader understands.
+
+use crate::tables::source::{fingerprint, read_table_dir, CheckedTable, ColumnSpec, Row, SourceTable, TableError};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+/// Interned code (diagnosis or procedure). `CodeId(0)` is the unknown code: it belongs to no list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CodeId(pub u32);
+
+impl CodeId {
+    pub const UNKNOWN: CodeId = CodeId(0);
+}
+
+/// Index of a code list (`code_lists.csv` or `proc_tags.csv` list id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListId(pub u32);
+
+const NONE_U32: u32 = u32::MAX;
+
+/// Everything the grouper needs to know about one code, gathered from all tables at load time so
+/// that grouping is array lookups and tiny binary searches.
+#[derive(Debug, Clone, Default)]
+pub struct CodeInfo {
+    /// Lists the code belongs to, sorted.
+    lists: Box<[ListId]>,
+    /// (tag list, tag) pairs, sorted by list.
+    tags: Box<[(ListId, u8)]>,
+    mcc_table: u32,
+    cc_table: u32,
+    principal_exclusion_table: u32,
+    trauma_region: u32,
+    is_or_procedure: bool,
+}
+
+impl CodeInfo {
+    fn empty() -> CodeInfo {
+        CodeInfo {
+            lists: Box::new([]),
+            tags: Box::new([]),
+            mcc_table: NONE_U32,
+            cc_table: NONE_U32,
+            principal_exclusion_table: NONE_U32,
+            trauma_region: NONE_U32,
+            is_or_procedure: false,
+        }
+    }
+
+    #[inline]
+    pub fn in_list(&self, list: ListId) -> bool {
+        match self.lists.len() {
+            0 => false,
+            1 => self.lists[0] == list,
+            _ => self.lists.binary_search(&list).is_ok(),
+        }
+    }
+
+    #[inline]
+    pub fn tag_in(&self, list: ListId) -> Option<u8> {
+        self.tags.iter().find(|(l, _)| *l == list).map(|&(_, tag)| tag)
+    }
+
+    /// MCC exclusion-table id, when the code is an MCC.
+    #[inline]
+    pub fn mcc_table(&self) -> Option<u32> {
+        Some(self.mcc_table).filter(|&t| t != NONE_U32)
+    }
+
+    /// CC exclusion-table id, when the code is a CC.
+    #[inline]
+    pub fn cc_table(&self) -> Option<u32> {
+        Some(self.cc_table).filter(|&t| t != NONE_U32)
+    }
+
+    /// The exclusion table applied when this code is the principal diagnosis.
+    #[inline]
+    pub fn principal_exclusion_table(&self) -> Option<u32> {
+        Some(self.principal_exclusion_table).filter(|&t| t != NONE_U32)
+    }
+
+    #[inline]
+    pub fn trauma_region(&self) -> Option<u32> {
+        Some(self.trauma_region).filter(|&t| t != NONE_U32)
+    }
+
+    #[inline]
+    pub fn is_or_procedure(&self) -> bool {
+        self.is_or_procedure
+    }
+}
+
+/// MDC entry conditions (all non-empty ones must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MdcEntry {
+    pub pdx_list: Option<ListId>,
+    pub any_dx_list: Option<ListId>,
+    pub pproc_or: bool,
+    pub sex: Option<i64>,
+    pub age_years_eq: Option<i64>,
+    pub multi_trauma: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mdc {
+    /// The letter, e.g. `B`.
+    pub letter: String,
+    /// The result code, e.g. `MDCB`.
+    pub code: String,
+    pub name: String,
+    pub entry: MdcEntry,
+    /// Rows of [`DrgTableSet::rules`] belonging to this MDC, in evaluation order.
+    pub rules: Range<usize>,
+    /// Ambiguous-case (QY) check after this many rule rows, when active.
+    pub qy_after: Option<usize>,
+    /// The QY result's DRG code (letter + `QY`).
+    pub qy_drg: String,
+}
+
+/// A bitmask alternative of a tagged-procedure expression: all tags of one alternative must be
+/// present (bit n = tag n).
+pub type TagAlternative = u32;
+
+/// ADRG rule conditions (all non-empty ones must hold). See the reference README, §3.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleConditions {
+    pub pdx_list: Option<ListId>,
+    pub any_dx_list: Option<ListId>,
+    pub secondary_dx_list: Option<ListId>,
+    pub pproc_list: Option<ListId>,
+    pub pproc_or: bool,
+    pub any_proc_list: Option<ListId>,
+    pub any_proc_list2: Option<ListId>,
+    /// Tagged procedure list and its DNF expression.
+    pub proc_tags: Option<(ListId, Vec<TagAlternative>)>,
+    pub no_or_proc: bool,
+    pub max_age_days: Option<i64>,
+    pub weight_min: Option<i64>,
+    pub weight_max_excl: Option<i64>,
+}
+
+/// One row of `adrg.csv`: a rule that, when it matches, decides the ADRG.
+#[derive(Debug, Clone)]
+pub struct AdrgRule {
+    pub rule: String,
+    pub adrg: usize,
+    pub mdc: usize,
+    pub conditions: RuleConditions,
+    /// Line in adrg.csv, for diagnostics.
+    pub line: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Adrg {
+    pub code: String,
+    pub name: String,
+    pub mdc: usize,
+    /// Rows of [`DrgTableSet::drgs`], in evaluation order.
+    pub drgs: Range<usize>,
+}
+
+/// The severity condition of a DRG row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeverityCondition {
+    Always,
+    /// A non-excluded major complication (MCC) among the secondary diagnoses.
+    Mcc,
+    /// A non-excluded MCC or CC among the secondary diagnoses.
+    MccOrCc,
+}
+
+#[derive(Debug, Clone)]
+pub struct Drg {
+    pub code: String,
+    pub name: String,
+    pub adrg: usize,
+    pub severity: SeverityCondition,
+    pub max_age_years: Option<i64>,
+    pub los_min: Option<i64>,
+    pub los_max_excl: Option<i64>,
+    pub line: u64,
+}
+
+/// A list referenced by the rules.
+#[derive(Debug, Clone)]
+pub struct CodeList {
+    pub id: String,
+    /// Distinct codes in the list.
+    pub codes: Vec<CodeId>,
+}
+
+/// A validated, indexed DRG table set. Immutable once built.
+#[derive(Debug)]
+pub struct DrgTableSet {
+    /// A name for humans (the directory name by default).
+    pub name: String,
+    /// FNV-1a fingerprint of the source files, hex.
+    pub fingerprint: String,
+    code_index: FxHashMap<Box<str>, CodeId>,
+    code_text: Vec<Box<str>>,
+    code_info: Vec<CodeInfo>,
+    /// `diagnosis_map`: from-code → to-code (`None` = not a from-code).
+    diagnosis_map: Vec<Option<CodeId>>,
+    procedure_map: Vec<Option<CodeId>>,
+    pub mdcs: Vec<Mdc>,
+    pub rules: Vec<AdrgRule>,
+    pub adrgs: Vec<Adrg>,
+    pub drgs: Vec<Drg>,
+    pub lists: Vec<CodeList>,
+    /// Trauma region names, indexed by region id.
+    pub trauma_regions: Vec<String>,
+    diagnosis_names: FxHashMap<CodeId, Box<str>>,
+    procedure_names: FxHashMap<CodeId, Box<str>>,
+    adrg_by_code: FxHashMap<String, usize>,
+    drg_by_code: FxHashMap<String, usize>,
+}
+
+/// The files of the format: (file name, required columns, optional columns).
+pub const FILES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "mdc.csv",
+        &["order", "mdc"],
+        &[
+            "name", "kind", "pdx_list", "any_dx_list", "pproc_or", "sex", "age_years_eq", "multi_trauma", "adrg_count",
+            "surgical_adrg_count", "qy_after",
+        ],
+    ),
+    (
+        "adrg.csv",
+        &["mdc", "order", "adrg"],
+        &[
+            "name", "surgical", "kind", "rule", "pdx_list", "any_dx_list", "secondary_dx_list", "pproc_list", "pproc_or",
+            "any_proc_list", "any_proc_list2", "proc_tag_list", "proc_tag_expr", "no_or_proc", "max_age_days", "weight_min",
+            "weight_max_excl",
+        ],
+    ),
+    ("drg.csv", &["drg", "adrg", "order", "condition"], &["name", "max_age_years", "los_min", "los_max_excl"]),
+    ("code_lists.csv", &["list_id", "code"], &[]),
+    ("proc_tags.csv", &["list_id", "code", "tag"], &[]),
+    ("trauma_regions.csv", &["code", "region"], &[]),
+    ("mcc.csv", &["code", "exclusion_table"], &[]),
+    ("cc.csv", &["code", "exclusion_table"], &[]),
+    ("cc_exclusions.csv", &["principal_code", "exclusion_table"], &[]),
+    ("or_procedures.csv", &["code"], &["name"]),
+    ("diagnoses.csv", &["code"], &["name"]),
+    ("procedures.csv", &["code"], &["name"]),
+    ("diagnosis_map.csv", &["from", "to"], &[]),
+    ("procedure_map.csv", &["from", "to"], &[]),
+];
+
+/// Files that may be absent (read as empty).
+const OPTIONAL_FILES: &[&str] = &["proc_tags.csv", "trauma_regions.csv", "diagnoses.csv", "procedures.csv"];
+
+fn spec_of(file: &str) -> ColumnSpec<'static> {
+    let (_, required, optional) = FILES.iter().find(|(name, _, _)| *name == file).copied().unwrap_or(("", &[], &[]));
+    ColumnSpec { required, optional }
+}
+
+/// Builder state: interning and per-code facts.
+struct Builder {
+    code_index: FxHashMap<Box<str>, CodeId>,
+    code_text: Vec<Box<str>>,
+    info: Vec<CodeInfo>,
+    list_members: Vec<Vec<ListId>>,
+    tag_members: Vec<Vec<(ListId, u8)>>,
+    list_index: FxHashMap<String, ListId>,
+    lists: Vec<CodeList>,
+}
+
+impl Builder {
+    fn new() -> Builder {
+        let mut builder = Builder {
+            code_index: FxHashMap::default(),
+            code_text: Vec::new(),
+            info: Vec::new(),
+            list_members: Vec::new(),
+            tag_members: Vec::new(),
+            list_index: FxHashMap::default(),
+            lists: Vec::new(),
+        };
+        // CodeId(0): the unknown code. Its text is never looked up (no real code is "\0").
+        builder.code_text.push("\0".into());
+        builder.info.push(CodeInfo::empty());
+        builder.list_members.push(Vec::new());
+        builder.tag_members.push(Vec::new());
+        builder
+    }
+
+    fn intern(&mut self, code: &str) -> CodeId {
+        if let Some(&id) = self.code_index.get(code) {
+            return id;
+        }
+        let id = CodeId(self.code_text.len() as u32);
+        self.code_index.insert(code.into(), id);
+        self.code_text.push(code.into());
+        self.info.push(CodeInfo::empty());
+        self.list_members.push(Vec::new());
+        self.tag_members.push(Vec::new());
+        id
+    }
+
+    fn list(&mut self, id: &str) -> ListId {
+        if let Some(&list) = self.list_index.get(id) {
+            return list;
+        }
+        let list = ListId(self.lists.len() as u32);
+        self.list_index.insert(id.to_string(), list);
+        self.lists.push(CodeList { id: id.to_string(), codes: Vec::new() });
+        list
+    }
+
+    fn info_mut(&mut self, code: CodeId) -> &mut CodeInfo {
+        &mut self.info[code.0 as usize]
+    }
+}
+
+fn checked<'a>(tables: &'a BTreeMap<String, SourceTable>, file: &str, empty: &'a SourceTable) -> Result<CheckedTable<'a>, TableError> {
+    match tables.get(file) {
+        Some(table) => table.check(&spec_of(file)),
+        None if OPTIONAL_FILES.contains(&file) => empty.check(&spec_of(file)),
+        None => Err(TableError::MissingFile { file: file.to_string() }),
+    }
+}
+
+/// Reads a `code,exclusion_table`-style table into a per-code field, refusing conflicting rows.
+fn load_code_to_table(
+    builder: &mut Builder,
+    table: &CheckedTable<'_>,
+    code_column: &str,
+    field: fn(&mut CodeInfo) -> &mut u32,
+) -> Result<(), TableError> {
+    for row in table.rows() {
+        let code = builder.intern(row.required(code_column)?);
+        let value = row.int("exclusion_table")?.ok_or_else(|| row.bad("exclusion_table", "must not be empty"))?;
+        let value = u32::try_from(value).map_err(|_| row.bad("exclusion_table", "must be between 0 and 4294967294"))?;
+        if value == NONE_U32 {
+            return Err(row.bad("exclusion_table", "must be between 0 and 4294967294"));
+        }
+        let slot = field(builder.info_mut(code));
+        if *slot != NONE_U32 && *slot != value {
+            return Err(row.bad_row(format!("code {code_column} listed twice with different exclusion tables")));
+        }
+        *slot = value;
+    }
+    Ok(())
+}
+
+fn load_map(builder: &mut Builder, table: &CheckedTable<'_>) -> Result<Vec<(CodeId, CodeId, u64)>, TableError> {
+    let mut pairs = Vec::with_capacity(table.len());
+    for row in table.rows() {
+        // `from` may not be empty; `to` is kept exactly (one reference target has a leading space).
+        let from = builder.intern(row.required("from")?);
+        let to = builder.intern(row.required("to")?);
+        pairs.push((from, to, row.line));
+    }
+    Ok(pairs)
+}
+
+fn map_vector(count: usize, pairs: &[(CodeId, CodeId, u64)], file: &str) -> Result<Vec<Option<CodeId>>, TableError> {
+    let mut map = vec![None; count];
+    for &(from, to, line) in pairs {
+        let slot = &mut map[from.0 as usize];
+        if slot.is_some_and(|existing| existing != to) {
+            return Err(TableError::BadRow { file: file.to_string(), line, message: "from-code mapped twice to different codes".into() });
+        }
+        *slot = Some(to);
+    }
+    Ok(map)
+}
+
+fn parse_tag_expr(row: &Row<'_>) -> Result<Vec<TagAlternative>, TableError> {
+    let text = row.get("proc_tag_expr");
+    let mut alternatives = Vec::new();
+    for alternative in text.split('|') {
+        let mut mask: TagAlternative = 0;
+        for tag in alternative.split('+') {
+            let tag: u32 = tag.parse().map_err(|_| row.bad("proc_tag_expr", "expected tags 1..31 joined by + and |"))?;
+            if !(1..=31).contains(&tag) {
+                return Err(row.bad("proc_tag_expr", "tags must be between 1 and 31"));
+            }
+            mask |= 1 << tag;
+        }
+        alternatives.push(mask);
+    }
+    Ok(alternatives)
+}
+
+impl DrgTableSet {
+    /// Loads a table-set directory. `name` defaults to the directory's name.
+    pub fn load_dir(dir: &Path) -> Result<DrgTableSet, TableError> {
+        let required: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).filter(|f| !OPTIONAL_FILES.contains(f)).collect();
+        let sources = read_table_dir(dir, &required, OPTIONAL_FILES)?;
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or_else(|| dir.display().to_string());
+        DrgTableSet::build(name, &sources)
+    }
+
+    /// Builds the indexed table set from in-memory source tables (keyed by file name).
+    pub fn build(name: String, sources: &BTreeMap<String, SourceTable>) -> Result<DrgTableSet, TableError> {
+        let empty = SourceTable::default();
+        let mut builder = Builder::new();
+
+        // Code lists.
+        let code_lists = checked(sources, "code_lists.csv", &empty)?;
+        for row in code_lists.rows() {
+            let list = builder.list(row.required("list_id")?);
+            let code = builder.intern(row.required("code")?);
+            builder.list_members[code.0 as usize].push(list);
+            builder.lists[list.0 as usize].codes.push(code);
+        }
+        // Tagged procedure lists: the first tag of a code in a list wins.
+        let proc_tags = checked(sources, "proc_tags.csv", &empty)?;
+        for row in proc_tags.rows() {
+            let list = builder.list(row.required("list_id")?);
+            let code = builder.intern(row.required("code")?);
+            let tag = row.int("tag")?.ok_or_else(|| row.bad("tag", "must not be empty"))?;
+            let tag = u8::try_from(tag).ok().filter(|t| (1..=31).contains(t)).ok_or_else(|| row.bad("tag", "must be between 1 and 31"))?;
+            let members = &mut builder.tag_members[code.0 as usize];
+            if !members.iter().any(|(l, _)| *l == list) {
+                members.push((list, tag));
+                builder.lists[list.0 as usize].codes.push(code);
+            }
+        }
+        // Trauma regions.
+        let mut trauma_regions: Vec<String> = Vec::new();
+        let trauma = checked(sources, "trauma_regions.csv", &empty)?;
+        for row in trauma.rows() {
+            let code = builder.intern(row.required("code")?);
+            let region_name = row.required("region")?;
+            let region = match trauma_regions.iter().position(|r| r == region_name) {
+                Some(i) => i as u32,
+                None => {
+                    trauma_regions.push(region_name.to_string());
+                    (trauma_regions.len() - 1) as u32
+                }
+            };
+            let slot = &mut builder.info_mut(code).trauma_region;
+            if *slot != NONE_U32 && *slot != region {
+                return Err(row.bad_row("code belongs to two trauma regions".into()));
+            }
+            *slot = region;
+        }
+        load_code_to_table(&mut builder, &checked(sources, "mcc.csv", &empty)?, "code", |i| &mut i.mcc_table)?;
+        load_code_to_table(&mut builder, &checked(sources, "cc.csv", &empty)?, "code", |i| &mut i.cc_table)?;
+        load_code_to_table(&mut builder, &checked(sources, "cc_exclusions.csv", &empty)?, "principal_code", |i| {
+            &mut i.principal_exclusion_table
+        })?;
+        for row in checked(sources, "or_procedures.csv", &empty)?.rows() {
+            let code = builder.intern(row.required("code")?);
+            builder.info_mut(code).is_or_procedure = true;
+        }
+        let mut diagnosis_names = FxHashMap::default();
+        for row in checked(sources, "diagnoses.csv", &empty)?.rows() {
+            let code = builder.intern(row.required("code")?);
+            diagnosis_names.insert(code, row.get("name").into());
+        }
+        let mut procedure_names = FxHashMap::default();
+        for row in checked(sources, "procedures.csv", &empty)?.rows() {
+            let code = builder.intern(row.required("code")?);
+            procedure_names.insert(code, row.get("name").into());
+        }
+        let diagnosis_pairs = load_map(&mut builder, &checked(sources, "diagnosis_map.csv", &empty)?)?;
+        let procedure_pairs = load_map(&mut builder, &checked(sources, "procedure_map.csv", &empty)?)?;
+
+        // MDCs.
+        let mdc_table = checked(sources, "mdc.csv", &empty)?;
+        let mut mdc_rows: Vec<(i64, Mdc)> = Vec::new();
+        for row in mdc_table.rows() {
+            let order = row.int("order")?.ok_or_else(|| row.bad("order", "must not be empty"))?;
+            let letter = row.required("mdc")?.to_string();
+            if mdc_rows.iter().any(|(o, m)| *o == order || m.letter == letter) {
+                return Err(row.bad_row(format!("MDC {letter} or order {order} appears twice")));
+            }
+            let list_column = |builder: &mut Builder, column: &str| row.non_empty(column).map(|id| builder.list(id));
+            let entry = MdcEntry {
+                pdx_list: list_column(&mut builder, "pdx_list"),
+                any_dx_list: list_column(&mut builder, "any_dx_list"),
+                pproc_or: row.flag("pproc_or")?,
+                sex: row.int("sex")?,
+                age_years_eq: row.int("age_years_eq")?,
+                multi_trauma: row.flag("multi_trauma")?,
+            };
+            let qy_after = match row.int("qy_after")? {
+                None => None,
+                Some(k) if k >= 0 => Some(k as usize),
+                Some(_) => return Err(row.bad("qy_after", "must not be negative")),
+            };
+            mdc_rows.push((
+                order,
+                Mdc {
+                    code: format!("MDC{letter}"),
+                    qy_drg: format!("{letter}QY"),
+                    letter,
+                    name: row.get("name").to_string(),
+                    entry,
+                    rules: 0..0,
+                    qy_after,
+                },
+            ));
+        }
+        mdc_rows.sort_by_key(|(order, _)| *order);
+        let mut mdcs: Vec<Mdc> = mdc_rows.into_iter().map(|(_, m)| m).collect();
+        let mdc_index: FxHashMap<String, usize> = mdcs.iter().enumerate().map(|(i, m)| (m.letter.clone(), i)).collect();
+
+        // ADRG rules, grouped by MDC and sorted by order.
+        let adrg_table = checked(sources, "adrg.csv", &empty)?;
+        let mut adrgs: Vec<Adrg> = Vec::new();
+        let mut adrg_by_code: FxHashMap<String, usize> = FxHashMap::default();
+        let mut rule_rows: Vec<(usize, i64, AdrgRule)> = Vec::new();
+        for row in adrg_table.rows() {
+            let mdc = *mdc_index.get(row.required("mdc")?).ok_or_else(|| row.bad("mdc", "no such MDC in mdc.csv"))?;
+            let order = row.int("order")?.ok_or_else(|| row.bad("order", "must not be empty"))?;
+            let code = row.required("adrg")?;
+            let adrg = match adrg_by_code.get(code) {
+                Some(&i) if adrgs[i].mdc != mdc => return Err(row.bad("mdc", "ADRG already belongs to another MDC")),
+                Some(&i) => i,
+                None => {
+                    adrgs.push(Adrg { code: code.to_string(), name: row.get("name").to_string(), mdc, drgs: 0..0 });
+                    adrg_by_code.insert(code.to_string(), adrgs.len() - 1);
+                    adrgs.len() - 1
+                }
+            };
+            if rule_rows.iter().any(|(m, o, _)| *m == mdc && *o == order) {
+                return Err(row.bad("order", "two rules of one MDC have the same order"));
+            }
+            let list_column = |builder: &mut Builder, column: &str| row.non_empty(column).map(|id| builder.list(id));
+            let proc_tags = match (row.non_empty("proc_tag_list"), row.non_empty("proc_tag_expr")) {
+                (None, None) => None,
+                (Some(list), Some(_)) => Some((builder.list(list), parse_tag_expr(&row)?)),
+                (Some(_), None) => return Err(row.bad("proc_tag_expr", "proc_tag_list needs proc_tag_expr")),
+                (None, Some(_)) => return Err(row.bad("proc_tag_list", "proc_tag_expr needs proc_tag_list")),
+            };
+            let conditions = RuleConditions {
+                pdx_list: list_column(&mut builder, "pdx_list"),
+                any_dx_list: list_column(&mut builder, "any_dx_list"),
+                secondary_dx_list: list_column(&mut builder, "secondary_dx_list"),
+                pproc_list: list_column(&mut builder, "pproc_list"),
+                pproc_or: row.flag("pproc_or")?,
+                any_proc_list: list_column(&mut builder, "any_proc_list"),
+                any_proc_list2: list_column(&mut builder, "any_proc_list2"),
+                proc_tags,
+                no_or_proc: row.flag("no_or_proc")?,
+                max_age_days: row.int("max_age_days")?,
+                weight_min: row.int("weight_min")?,
+                weight_max_excl: row.int("weight_max_excl")?,
+            };
+            let rule = row.non_empty("rule").unwrap_or(code).to_string();
+            rule_rows.push((mdc, order, AdrgRule { rule, adrg, mdc, conditions, line: row.line }));
+        }
+        rule_rows.sort_by_key(|(mdc, order, _)| (*mdc, *order));
+        let rules: Vec<AdrgRule> = rule_rows.into_iter().map(|(_, _, r)| r).collect();
+        for (i, mdc) in mdcs.iter_mut().enumerate() {
+            let start = rules.partition_point(|r| r.mdc < i);
+            let end = rules.partition_point(|r| r.mdc <= i);
+            mdc.rules = start..end;
+        }
+
+        // DRGs, grouped by ADRG and sorted by order.
+        let drg_table = checked(sources, "drg.csv", &empty)?;
+        let mut drg_rows: Vec<(usize, i64, Drg)> = Vec::new();
+        let mut seen_drgs: FxHashMap<String, u64> = FxHashMap::default();
+        for row in drg_table.rows() {
+            let code = row.required("drg")?.to_string();
+            let adrg = *adrg_by_code.get(row.required("adrg")?).ok_or_else(|| row.bad("adrg", "no such ADRG in adrg.csv"))?;
+            let order = row.int("order")?.ok_or_else(|| row.bad("order", "must not be empty"))?;
+            let severity = match row.get("condition") {
+                "always" => SeverityCondition::Always,
+                "mcc" => SeverityCondition::Mcc,
+                "mcc_or_cc" => SeverityCondition::MccOrCc,
+                _ => return Err(row.bad("condition", "must be always, mcc or mcc_or_cc")),
+            };
+            if let Some(first) = seen_drgs.insert(code.clone(), row.line) {
+                return Err(row.bad("drg", &format!("DRG already defined on line {first}")));
+            }
+            if drg_rows.iter().any(|(a, o, _)| *a == adrg && *o == order) {
+                return Err(row.bad("order", "two DRGs of one ADRG have the same order"));
+            }
+            let drg = Drg {
+                code,
+                name: row.get("name").to_string(),
+                adrg,
+                severity,
+                max_age_years: row.int("max_age_years")?,
+                los_min: row.int("los_min")?,
+                los_max_excl: row.int("los_max_excl")?,
+                line: row.line,
+            };
+            drg_rows.push((adrg, order, drg));
+        }
+        drg_rows.sort_by_key(|(adrg, order, _)| (*adrg, *order));
+        let drgs: Vec<Drg> = drg_rows.into_iter().map(|(_, _, d)| d).collect();
+        for (i, adrg) in adrgs.iter_mut().enumerate() {
+            let start = drgs.partition_point(|d| d.adrg < i);
+            let end = drgs.partition_point(|d| d.adrg <= i);
+            adrg.drgs = start..end;
+        }
+        let drg_by_code = drgs.iter().enumerate().map(|(i, d)| (d.code.clone(), i)).collect();
+
+        // Freeze the per-code facts.
+        let count = builder.code_text.len();
+        let diagnosis_map = map_vector(count, &diagnosis_pairs, "diagnosis_map.csv")?;
+        let procedure_map = map_vector(count, &procedure_pairs, "procedure_map.csv")?;
+        let mut code_info = std::mem::take(&mut builder.info);
+        for (id, info) in code_info.iter_mut().enumerate() {
+            let mut lists = std::mem::take(&mut builder.list_members[id]);
+            lists.sort_unstable();
+            lists.dedup();
+            info.lists = lists.into_boxed_slice();
+            let mut tags = std::mem::take(&mut builder.tag_members[id]);
+            tags.sort_unstable();
+            info.tags = tags.into_boxed_slice();
+        }
+        let mut lists = builder.lists;
+        for list in &mut lists {
+            list.codes.sort_unstable();
+            list.codes.dedup();
+        }
+        Ok(DrgTableSet {
+            name,
+            fingerprint: format!("{:016x}", fingerprint(sources)),
+            code_index: builder.code_index,
+            code_text: builder.code_text,
+            code_info,
+            diagnosis_map,
+            procedure_map,
+            mdcs,
+            rules,
+            adrgs,
+            drgs,
+            lists,
+            trauma_regions,
+            diagnosis_names,
+            procedure_names,
+            adrg_by_code,
+            drg_by_code,
+        })
+    }
+
+    /// The interned id of a code exactly as written, or [`CodeId::UNKNOWN`].
+    #[inline]
+    pub fn code_id(&self, code: &str) -> CodeId {
+        self.code_index.get(code).copied().unwrap_or(CodeId::UNKNOWN)
+    }
+
+    /// The text of an interned code (`""` for the unknown code).
+    pub fn code_text(&self, code: CodeId) -> &str {
+        if code == CodeId::UNKNOWN {
+            return "";
+        }
+        self.code_text.get(code.0 as usize).map_or("", |t| t)
+    }
+
+    #[inline]
+    pub fn info(&self, code: CodeId) -> &CodeInfo {
+        &self.code_info[code.0 as usize]
+    }
+
+    /// Where `diagnosis_map.csv` sends `code`, or `None` when it is not a from-code.
+    #[inline]
+    pub fn map_diagnosis(&self, code: CodeId) -> Option<CodeId> {
+        self.diagnosis_map[code.0 as usize]
+    }
+
+    #[inline]
+    pub fn map_procedure(&self, code: CodeId) -> Option<CodeId> {
+        self.procedure_map[code.0 as usize]
+    }
+
+    pub fn diagnosis_name(&self, code: CodeId) -> Option<&str> {
+        self.diagnosis_names.get(&code).map(|n| &**n)
+    }
+
+    pub fn procedure_name(&self, code: CodeId) -> Option<&str> {
+        self.procedure_names.get(&code).map(|n| &**n)
+    }
+
+    pub fn adrg_index(&self, code: &str) -> Option<usize> {
+        self.adrg_by_code.get(code).copied()
+    }
+
+    pub fn drg_index(&self, code: &str) -> Option<usize> {
+        self.drg_by_code.get(code).copied()
+    }
+
+    pub fn list_id(&self, list: ListId) -> &str {
+        &self.lists[list.0 as usize].id
+    }
+
+    /// Number of interned codes, the unknown code included.
+    pub fn code_count(&self) -> usize {
+        self.code_text.len()
+    }
+}

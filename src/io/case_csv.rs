@@ -1,0 +1,391 @@
+//! Reading cases from CSV: the documented layout, one record per discharge.
+//!
+//! Every record ends as a [`Case`] or a [`RejectedRecord`] naming the record, the field and the
+//! bad value — never silently dropped. Codes are not checked here: whether a code exists is the
+//! table set's business, and the grouper reports it in the result's status.
+//!
+//! Columns (header names; order free; unknown columns ignored):
+//!
+//! | column | required | content |
+//! |---|---|---|
+//! | `case_id` | yes | unique within the file |
+//! | `diagnoses` | yes | ICD-10 codes joined by `\|`, principal first; must not be empty |
+//! | `procedures` | no | ICD-9-CM-3 codes joined by `\|`, principal first; empty = none |
+//! | `sex` | no | integer; 1 male, 2 female (other integers fail grouping validation) |
+//! | `age`, `age_days`, `birth_weight`, `los`, `disposition` | no | non-negative integers |
+//! | `department`, `hospital_id`, `patient_id` | no | text |
+//! | `fund` | no | `employee`/`职工` or `resident`/`居民` |
+//! | `admission_date`, `discharge_date` | no | `YYYY-MM-DD`; discharge not before admission |
+//! | `total_cost`, `fund_paid`, `patient_paid` | no | yuan, decimal, not negative |
+//!
+//! When `los` is empty and both dates are present, `los` is the number of days between them,
+//! with a same-day stay counted as 1.
+
+use crate::case::{Case, Date, Fund};
+use rust_decimal::Decimal;
+use std::io::Read;
+use std::str::FromStr;
+
+/// A record that could not be read as a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// 1-based number of the data record (the header is not counted).
+    pub record: u64,
+    /// Line the record starts on.
+    pub line: u64,
+    pub case_id: Option<String>,
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RejectedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}", self.record)?;
+        if let Some(id) = &self.case_id {
+            write!(f, " (case {id})")?;
+        }
+        write!(f, ": field {}: {:?} {}", self.field, self.value, self.reason)
+    }
+}
+
+/// A problem with the file as a whole (no records can be read).
+#[derive(Debug, thiserror::Error)]
+pub enum CaseFileError {
+    #[error("cannot read the header: {0}")]
+    Header(String),
+    #[error("required column {0} is missing from the header")]
+    MissingColumn(&'static str),
+    #[error("column {0} appears twice in the header")]
+    DuplicateColumn(String),
+}
+
+const COLUMNS: [&str; 18] = [
+    "case_id",
+    "hospital_id",
+    "patient_id",
+    "fund",
+    "sex",
+    "age",
+    "age_days",
+    "birth_weight",
+    "admission_date",
+    "discharge_date",
+    "los",
+    "disposition",
+    "department",
+    "diagnoses",
+    "procedures",
+    "total_cost",
+    "fund_paid",
+    "patient_paid",
+];
+
+/// Column positions of the known columns.
+#[derive(Debug, Clone)]
+struct Layout {
+    position: [Option<usize>; 18],
+}
+
+impl Layout {
+    fn from_header(header: &csv::StringRecord) -> Result<Layout, CaseFileError> {
+        let mut position = [None; 18];
+        for (i, name) in header.iter().enumerate() {
+            let name = name.trim_start_matches('\u{feff}');
+            if let Some(k) = COLUMNS.iter().position(|c| *c == name) {
+                if position[k].is_some() {
+                    return Err(CaseFileError::DuplicateColumn(name.to_string()));
+                }
+                position[k] = Some(i);
+            }
+        }
+        for required in ["case_id", "diagnoses"] {
+            if position[column(required)].is_none() {
+                return Err(CaseFileError::MissingColumn(required));
+            }
+        }
+        Ok(Layout { position })
+    }
+}
+
+fn column(name: &str) -> usize {
+    COLUMNS.iter().position(|c| *c == name).unwrap_or(usize::MAX)
+}
+
+/// Streams cases out of a CSV source. Iterating yields one `Result` per data record, in order.
+pub struct CaseReader<R: Read> {
+    reader: csv::Reader<R>,
+    layout: Layout,
+    record: csv::StringRecord,
+    record_number: u64,
+    done: bool,
+}
+
+impl<R: Read> CaseReader<R> {
+    pub fn new(source: R) -> Result<CaseReader<R>, CaseFileError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_reader(source);
+        let header = reader.headers().map_err(|e| CaseFileError::Header(e.to_string()))?.clone();
+        let layout = Layout::from_header(&header)?;
+        Ok(CaseReader { reader, layout, record: csv::StringRecord::new(), record_number: 0, done: false })
+    }
+
+    /// Bytes consumed so far (for progress bars).
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte()
+    }
+}
+
+impl<R: Read> Iterator for CaseReader<R> {
+    type Item = Result<Case, RejectedRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let line = self.reader.position().line();
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Ok(true) => {
+                self.record_number += 1;
+                let line = self.record.position().map_or(line, |p| p.line());
+                Some(parse_record(&self.layout, &self.record, self.record_number, line))
+            }
+            Err(error) => {
+                self.record_number += 1;
+                // A broken record (bad UTF-8, unbalanced quotes) cannot be split into fields. The
+                // csv reader resumes at the next record, so later records are still read; an I/O
+                // failure ends the stream.
+                if matches!(error.kind(), csv::ErrorKind::Io(_)) {
+                    self.done = true;
+                }
+                Some(Err(RejectedRecord {
+                    record: self.record_number,
+                    line: error.position().map_or(line, |p| p.line()),
+                    case_id: None,
+                    field: "(record)".to_string(),
+                    value: String::new(),
+                    reason: format!("cannot be read: {error}"),
+                }))
+            }
+        }
+    }
+}
+
+struct Fields<'r> {
+    layout: &'r Layout,
+    record: &'r csv::StringRecord,
+    record_number: u64,
+    line: u64,
+    case_id: Option<String>,
+}
+
+impl<'r> Fields<'r> {
+    fn raw(&self, name: &str) -> &'r str {
+        self.layout.position[column(name)].and_then(|i| self.record.get(i)).unwrap_or("")
+    }
+
+    fn reject(&self, field: &str, reason: impl Into<String>) -> RejectedRecord {
+        RejectedRecord {
+            record: self.record_number,
+            line: self.line,
+            case_id: self.case_id.clone(),
+            field: field.to_string(),
+            value: self.raw(field).to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        Some(self.raw(name)).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
+    fn count(&self, name: &str) -> Result<Option<i64>, RejectedRecord> {
+        let raw = self.raw(name);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        match raw.parse::<i64>() {
+            Ok(v) if v < 0 => Err(self.reject(name, "is negative")),
+            Ok(v) => Ok(Some(v)),
+            Err(_) => Err(self.reject(name, "is not a whole number")),
+        }
+    }
+
+    /// `sex` may be any integer (validity is the grouper's check), but must be a number.
+    fn integer(&self, name: &str) -> Result<Option<i64>, RejectedRecord> {
+        let raw = self.raw(name);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse::<i64>().map(Some).map_err(|_| self.reject(name, "is not a whole number"))
+    }
+
+    fn money(&self, name: &str) -> Result<Option<Decimal>, RejectedRecord> {
+        let raw = self.raw(name);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let value = Decimal::from_str(raw).map_err(|_| self.reject(name, "is not a decimal amount"))?;
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(self.reject(name, "is negative"));
+        }
+        if value.scale() > 2 {
+            return Err(self.reject(name, "has more than 2 decimal places (amounts are in yuan to the fen)"));
+        }
+        Ok(Some(value))
+    }
+
+    fn date(&self, name: &str) -> Result<Option<Date>, RejectedRecord> {
+        let raw = self.raw(name);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        Date::parse(raw).map(Some).ok_or_else(|| self.reject(name, "is not a valid date (YYYY-MM-DD)"))
+    }
+}
+
+fn split_codes(raw: &str) -> Vec<String> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split('|').map(str::to_string).collect()
+}
+
+fn parse_record(layout: &Layout, record: &csv::StringRecord, record_number: u64, line: u64) -> Result<Case, RejectedRecord> {
+    let mut fields = Fields { layout, record, record_number, line, case_id: None };
+    let case_id = fields.raw("case_id");
+    if case_id.is_empty() {
+        return Err(fields.reject("case_id", "is empty"));
+    }
+    fields.case_id = Some(case_id.to_string());
+    let diagnoses = split_codes(fields.raw("diagnoses"));
+    if diagnoses.is_empty() {
+        return Err(fields.reject("diagnoses", "is empty: a case needs a principal diagnosis"));
+    }
+    let fund = match fields.raw("fund") {
+        "" => None,
+        raw => Some(Fund::parse(raw).ok_or_else(|| fields.reject("fund", "is not employee/职工 or resident/居民"))?),
+    };
+    let admission_date = fields.date("admission_date")?;
+    let discharge_date = fields.date("discharge_date")?;
+    let stay_from_dates = match (admission_date, discharge_date) {
+        (Some(admitted), Some(discharged)) => {
+            let days = discharged.days_since(admitted);
+            if days < 0 {
+                return Err(fields.reject("discharge_date", format!("is before admission_date {admitted}")));
+            }
+            Some(i64::from(days.max(1)))
+        }
+        _ => None,
+    };
+    let los = fields.count("los")?.or(stay_from_dates);
+    let total_cost = fields.money("total_cost")?;
+    let fund_paid = fields.money("fund_paid")?;
+    let patient_paid = fields.money("patient_paid")?;
+    if let (Some(total), Some(fund), Some(patient)) = (total_cost, fund_paid, patient_paid) {
+        if fund + patient > total {
+            return Err(fields.reject("fund_paid", format!("plus patient_paid {patient} exceeds total_cost {total}")));
+        }
+    }
+    Ok(Case {
+        case_id: case_id.to_string(),
+        hospital_id: fields.text("hospital_id"),
+        patient_id: fields.text("patient_id"),
+        fund,
+        sex: fields.integer("sex")?,
+        age: fields.count("age")?,
+        age_days: fields.count("age_days")?,
+        birth_weight: fields.count("birth_weight")?,
+        admission_date,
+        discharge_date,
+        los,
+        disposition: fields.count("disposition")?,
+        department: fields.text("department"),
+        diagnoses,
+        procedures: split_codes(fields.raw("procedures")),
+        total_cost,
+        fund_paid,
+        patient_paid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Vec<Result<Case, RejectedRecord>> {
+        CaseReader::new(text.as_bytes()).unwrap().collect()
+    }
+
+    #[test]
+    fn grouping_columns_alone_are_enough() {
+        let rows = read("case_id,sex,age,age_days,birth_weight,department,los,disposition,diagnoses,procedures,expected_drg\nC1,1,66,,,0401,36,2,G04.801|K27.501,,BU31\n");
+        let case = rows[0].as_ref().unwrap();
+        assert_eq!(case.case_id, "C1");
+        assert_eq!(case.diagnoses, vec!["G04.801", "K27.501"]);
+        assert!(case.procedures.is_empty());
+        assert_eq!((case.sex, case.age, case.age_days, case.los), (Some(1), Some(66), None, Some(36)));
+        assert_eq!(case.department.as_deref(), Some("0401"));
+    }
+
+    #[test]
+    fn malformed_records_are_rejected_with_record_field_and_value() {
+        let rows = read(
+            "case_id,age,diagnoses,total_cost,admission_date,discharge_date\n\
+             C1,abc,K35.800,100,,\n\
+             C2,30,,100,,\n\
+             C3,30,K35.800,-5,,\n\
+             C4,30,K35.800,100,2024-03-05,2024-03-01\n\
+             C5,30,K35.800,100.5,2024-03-01,2024-03-05\n\
+             ,30,K35.800,1,,\n",
+        );
+        let messages: Vec<String> = rows.iter().map(|r| match r {
+            Ok(case) => format!("ok {} los {:?}", case.case_id, case.los),
+            Err(e) => e.to_string(),
+        }).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "record 1 (case C1): field age: \"abc\" is not a whole number",
+                "record 2 (case C2): field diagnoses: \"\" is empty: a case needs a principal diagnosis",
+                "record 3 (case C3): field total_cost: \"-5\" is negative",
+                "record 4 (case C4): field discharge_date: \"2024-03-01\" is before admission_date 2024-03-05",
+                "ok C5 los Some(4)",
+                "record 6: field case_id: \"\" is empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn codes_are_kept_exactly_and_sex_is_left_to_the_grouper() {
+        let rows = read("case_id,sex,diagnoses,procedures\nC1,9, k35.800|A01,47.0900|\n");
+        let case = rows[0].as_ref().unwrap();
+        assert_eq!(case.sex, Some(9));
+        assert_eq!(case.diagnoses, vec![" k35.800", "A01"]);
+        assert_eq!(case.procedures, vec!["47.0900", ""], "a trailing separator is an empty (unknown) code");
+    }
+
+    #[test]
+    fn missing_required_column_is_a_file_error() {
+        let err = CaseReader::new("case_id,sex\nC1,1\n".as_bytes()).err().unwrap();
+        assert_eq!(err.to_string(), "required column diagnoses is missing from the header");
+    }
+
+    #[test]
+    fn a_broken_record_does_not_hide_the_next_one() {
+        let mut text = b"case_id,diagnoses\nC1,K35.800\nC2,\xff\xfe\nC3,K35.800\n".to_vec();
+        text.extend_from_slice(b"");
+        let rows: Vec<_> = CaseReader::new(&text[..]).unwrap().collect();
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].is_ok());
+        assert!(rows[1].as_ref().err().unwrap().reason.contains("cannot be read"));
+        assert_eq!(rows[2].as_ref().unwrap().case_id, "C3");
+    }
+}

@@ -1,0 +1,3 @@
+//! File formats in and out of the core: case CSV and grouping results.
+
+pub mod case_csv;

@@ -1,0 +1,294 @@
+//! Source tables: the CSV files of a table set as plain rows, before any meaning is given to them.
+//!
+//! Owns column lookup by name, the known/optional column check and error messages that name the
+//! file, line and column. Reading from disk is [`read_table_dir`]; everything else is pure.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Errors met while reading or interpreting a table set. Each has a stable code (`code()`), so
+/// that a fund office can search for it in the documentation and the logs.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TableError {
+    #[error("{file}: cannot read: {message}")]
+    Io { file: String, message: String },
+    #[error("{file}: line {line}: malformed csv: {message}")]
+    Csv { file: String, line: u64, message: String },
+    #[error("table file {file} is missing from the table set")]
+    MissingFile { file: String },
+    #[error("{file}: required column {column} is missing from the header")]
+    MissingColumn { file: String, column: String },
+    #[error("{file}: unknown column {column}; known columns are {known}")]
+    UnknownColumn { file: String, column: String, known: String },
+    #[error("{file}: line {line}: column {column}: {message}: {value:?}")]
+    BadValue { file: String, line: u64, column: String, value: String, message: String },
+    #[error("{file}: line {line}: {message}")]
+    BadRow { file: String, line: u64, message: String },
+}
+
+impl TableError {
+    /// Stable, documented error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TableError::Io { .. } => "TABLE_IO",
+            TableError::Csv { .. } => "TABLE_CSV",
+            TableError::MissingFile { .. } => "TABLE_MISSING_FILE",
+            TableError::MissingColumn { .. } => "TABLE_MISSING_COLUMN",
+            TableError::UnknownColumn { .. } => "TABLE_UNKNOWN_COLUMN",
+            TableError::BadValue { .. } => "TABLE_BAD_VALUE",
+            TableError::BadRow { .. } => "TABLE_BAD_ROW",
+        }
+    }
+}
+
+/// One CSV file held in memory: its header and its rows, with the line each row started on.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTable {
+    pub file: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub lines: Vec<u64>,
+}
+
+/// The columns a file may have: `required` must be present, `optional` may be (a missing optional
+/// column reads as empty in every row), and any other column is an error — a table set written
+/// for a newer format must not be half-understood.
+pub struct ColumnSpec<'a> {
+    pub required: &'a [&'a str],
+    pub optional: &'a [&'a str],
+}
+
+/// A view of a [`SourceTable`] whose columns were checked against a [`ColumnSpec`].
+pub struct CheckedTable<'t> {
+    table: &'t SourceTable,
+    index: BTreeMap<&'t str, usize>,
+}
+
+/// One row of a [`CheckedTable`].
+#[derive(Clone, Copy)]
+pub struct Row<'t> {
+    table: &'t SourceTable,
+    index: &'t BTreeMap<&'t str, usize>,
+    cells: &'t [String],
+    pub line: u64,
+}
+
+impl SourceTable {
+    /// Parses CSV text (RFC 4180, header row first). Fields are kept exactly as written: no trimming.
+    pub fn parse(file: &str, text: &[u8]) -> Result<SourceTable, TableError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::None)
+            .from_reader(text);
+        let columns: Vec<String> = reader
+            .headers()
+            .map_err(|e| TableError::Csv { file: file.to_string(), line: 1, message: e.to_string() })?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect();
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    rows.push(record.iter().map(str::to_string).collect());
+                    lines.push(line);
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Err(TableError::Csv { file: file.to_string(), line, message: e.to_string() });
+                }
+            }
+        }
+        Ok(SourceTable { file: file.to_string(), columns, rows, lines })
+    }
+
+    /// Checks the header against `spec` and returns a view with by-name access.
+    pub fn check(&self, spec: &ColumnSpec<'_>) -> Result<CheckedTable<'_>, TableError> {
+        let mut index = BTreeMap::new();
+        for (position, column) in self.columns.iter().enumerate() {
+            let known = spec.required.contains(&column.as_str()) || spec.optional.contains(&column.as_str());
+            if !known {
+                let all: Vec<&str> = spec.required.iter().chain(spec.optional).copied().collect();
+                return Err(TableError::UnknownColumn {
+                    file: self.file.clone(),
+                    column: column.clone(),
+                    known: all.join(", "),
+                });
+            }
+            index.insert(column.as_str(), position);
+        }
+        for column in spec.required {
+            if !index.contains_key(column) {
+                return Err(TableError::MissingColumn { file: self.file.clone(), column: column.to_string() });
+            }
+        }
+        Ok(CheckedTable { table: self, index })
+    }
+}
+
+impl<'t> CheckedTable<'t> {
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> + '_ {
+        self.table.rows.iter().zip(&self.table.lines).map(move |(cells, &line)| Row {
+            table: self.table,
+            index: &self.index,
+            cells,
+            line,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.rows.is_empty()
+    }
+}
+
+impl<'t> Row<'t> {
+    /// The cell of `column`, exactly as written; empty when the optional column is absent or the
+    /// row is short.
+    pub fn get(&self, column: &str) -> &'t str {
+        self.index
+            .get(column)
+            .and_then(|&i| self.cells.get(i))
+            .map_or("", String::as_str)
+    }
+
+    /// The cell, or `None` when empty.
+    pub fn non_empty(&self, column: &str) -> Option<&'t str> {
+        Some(self.get(column)).filter(|v| !v.is_empty())
+    }
+
+    /// A required, non-empty cell.
+    pub fn required(&self, column: &str) -> Result<&'t str, TableError> {
+        self.non_empty(column).ok_or_else(|| self.bad(column, "must not be empty"))
+    }
+
+    /// An optional integer cell.
+    pub fn int(&self, column: &str) -> Result<Option<i64>, TableError> {
+        match self.non_empty(column) {
+            None => Ok(None),
+            Some(text) => text.parse::<i64>().map(Some).map_err(|_| self.bad(column, "not an integer")),
+        }
+    }
+
+    /// An optional flag cell: empty or `0` = false, `1` = true.
+    pub fn flag(&self, column: &str) -> Result<bool, TableError> {
+        match self.get(column) {
+            "" | "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(self.bad(column, "must be empty, 0 or 1")),
+        }
+    }
+
+    /// An error about `column` in this row.
+    pub fn bad(&self, column: &str, message: &str) -> TableError {
+        TableError::BadValue {
+            file: self.table.file.clone(),
+            line: self.line,
+            column: column.to_string(),
+            value: self.get(column).to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// An error about the row as a whole.
+    pub fn bad_row(&self, message: String) -> TableError {
+        TableError::BadRow { file: self.table.file.clone(), line: self.line, message }
+    }
+}
+
+/// Reads the named CSV files of a table-set directory into memory, keyed by file name. `required`
+/// files must exist; `optional` ones read as absent when missing. Other files in the directory
+/// (READMEs, test cases) are not read. The only function of the table layer that touches the disk.
+pub fn read_table_dir(dir: &Path, required: &[&str], optional: &[&str]) -> Result<BTreeMap<String, SourceTable>, TableError> {
+    if !dir.is_dir() {
+        return Err(TableError::Io { file: dir.display().to_string(), message: "not a directory".to_string() });
+    }
+    let mut tables = BTreeMap::new();
+    for &name in required.iter().chain(optional) {
+        let path = dir.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional.contains(&name) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TableError::MissingFile { file: path.display().to_string() })
+            }
+            Err(e) => return Err(TableError::Io { file: path.display().to_string(), message: e.to_string() }),
+        };
+        tables.insert(name.to_string(), SourceTable::parse(name, &bytes)?);
+    }
+    Ok(tables)
+}
+
+/// A 64-bit FNV-1a fingerprint of a table set's files (name and bytes, in name order), so that a
+/// result can say exactly which table content produced it.
+pub fn fingerprint(tables: &BTreeMap<String, SourceTable>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, table) in tables {
+        feed(name.as_bytes());
+        feed(&[0xff]);
+        for column in &table.columns {
+            feed(column.as_bytes());
+            feed(&[0x1f]);
+        }
+        for row in &table.rows {
+            for cell in row {
+                feed(cell.as_bytes());
+                feed(&[0x1f]);
+            }
+            feed(&[0x1e]);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: ColumnSpec<'static> = ColumnSpec { required: &["code", "name"], optional: &["extra"] };
+
+    #[test]
+    fn fields_are_not_trimmed_and_quotes_are_honoured() {
+        let table = SourceTable::parse("t.csv", b"code,name\n A1,\"x, y\"\nB2 ,z\n").unwrap();
+        let checked = table.check(&SPEC).unwrap();
+        let rows: Vec<_> = checked.rows().collect();
+        assert_eq!(rows[0].get("code"), " A1");
+        assert_eq!(rows[0].get("name"), "x, y");
+        assert_eq!(rows[1].get("code"), "B2 ");
+        assert_eq!(rows[1].get("extra"), "", "absent optional column reads as empty");
+        assert_eq!(rows[1].line, 3);
+    }
+
+    #[test]
+    fn unknown_and_missing_columns_are_named() {
+        let table = SourceTable::parse("t.csv", b"code,colour\nA,red\n").unwrap();
+        let err = table.check(&SPEC).err().unwrap();
+        assert_eq!(err.code(), "TABLE_UNKNOWN_COLUMN");
+        assert!(err.to_string().contains("colour"), "{err}");
+        let table = SourceTable::parse("t.csv", b"code\nA\n").unwrap();
+        let err = table.check(&SPEC).err().unwrap();
+        assert_eq!(err.to_string(), "t.csv: required column name is missing from the header");
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_column() {
+        let table = SourceTable::parse("t.csv", b"code,name\nA,1\nB,x\n").unwrap();
+        let checked = table.check(&SPEC).unwrap();
+        let row = checked.rows().nth(1).unwrap();
+        let err = row.int("name").err().unwrap();
+        assert_eq!(err.to_string(), "t.csv: line 3: column name: not an integer: \"x\"");
+    }
+}

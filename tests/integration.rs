@@ -1,0 +1,4 @@
+//! Integration tests, one binary to save link time. Reference-scheme tests read
+//! `../shared/reference/` and skip with a message when it is absent.
+
+mod reference;
