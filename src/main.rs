@@ -1,1 +1,46 @@
-fn main() {}
+//! The `dipdrg` command line: batch jobs over files. A thin edge: parse flags, call the library,
+//! write files, print a summary. Errors are reported with `anyhow` here and nowhere else.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dipdrg", version, about = "DIP/DRG grouping, case points and settlement")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Group cases with a DRG table set: one output row per case, rejects in a separate file.
+    Group(cli::group::GroupArgs),
+    /// Work with table sets.
+    Tables {
+        #[command(subcommand)]
+        command: TablesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TablesCommand {
+    /// Load a DRG table set, report load time and entries its rules can never reach.
+    Check(cli::tables::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Group(args) => cli::group::run(args),
+        Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

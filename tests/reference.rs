@@ -88,3 +88,51 @@ fn yantai_2023_matches_every_visible_case() {
 fn beijing_2022_matches_every_visible_case() {
     check_scheme("beijing-2022");
 }
+
+/// The unreachable entries the lint reports, as (kind, code), sorted.
+fn unreachable_entries(scheme: &str) -> Option<Vec<(String, String)>> {
+    let dir = reference_dir()?.join(scheme);
+    let tables = DrgTableSet::load_dir(&dir).unwrap_or_else(|e| panic!("{scheme}: {e}"));
+    let mut entries: Vec<(String, String)> = dipdrg::drg::lint::lint(&tables)
+        .into_iter()
+        .filter(|f| f.is_unreachable())
+        .map(|f| (f.entry_kind.to_string(), f.entry))
+        .collect();
+    entries.sort();
+    Some(entries)
+}
+
+fn entries(kind: &str, codes: &[&str]) -> Vec<(String, String)> {
+    codes.iter().map(|c| (kind.to_string(), c.to_string())).collect()
+}
+
+#[test]
+fn lint_finds_no_unreachable_entry_in_1_1_and_yantai() {
+    for scheme in ["chs-drg-1.1", "yantai-2023"] {
+        if let Some(found) = unreachable_entries(scheme) {
+            assert!(found.is_empty(), "{scheme}: {found:?}");
+        }
+    }
+}
+
+#[test]
+fn lint_reports_the_unreachable_rules_the_1_0_readme_lists() {
+    let Some(found) = unreachable_entries("chs-drg-1.0") else { return };
+    // README: YC1 shadows YR1, YR2; WB1 shadows WC1, WJ1, WR1, WZ1; PB1 shadows PC1 … PU1.
+    let shadowed = ["PC1", "PJ1", "PK1", "PR1", "PS1", "PT1", "PT2", "PU1", "WC1", "WJ1", "WR1", "WZ1", "YR1", "YR2"];
+    let mut expected = entries("adrg", &shadowed);
+    expected.extend(entries("rule", &shadowed));
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn lint_reports_the_unreachable_entries_the_beijing_readme_lists() {
+    let Some(found) = unreachable_entries("beijing-2022") else { return };
+    // README: DRGs after an unconditional DRG; AG1/AG2 without OR procedures; WB1 behind WC1.
+    let mut expected = entries("drg", &["CD1D", "DC2D", "IT2B", "IT2C"]);
+    expected.extend(entries("adrg", &["AG1", "AG2", "WB1"]));
+    expected.extend(entries("rule", &["AG1", "AG2", "WB1_1", "WB1_2"]));
+    expected.sort();
+    assert_eq!(found, expected);
+}

@@ -429,3 +429,37 @@ fn choose_drg<T: Tracer>(
     tracer.step(Step::BareAdrg { adrg });
     result
 }
+
+impl GroupResult {
+    /// One sentence on what decided the result, for output files and pre-checks.
+    pub fn describe(&self, tables: &DrgTableSet, case: &Case) -> String {
+        let submitted = |codes: &[String], position: usize| codes.get(position).cloned().unwrap_or_default();
+        match (self.status, self.detail) {
+            (_, Detail::UnmappedDiagnosis { position }) => {
+                format!("diagnosis {} {:?} is not in diagnosis_map", position + 1, submitted(&case.diagnoses, position))
+            }
+            (_, Detail::UnmappedProcedure { position }) => {
+                format!("procedure {} {:?} is not in procedure_map", position + 1, submitted(&case.procedures, position))
+            }
+            (_, Detail::Validation(failure)) => failure.describe().to_string(),
+            (GroupStatus::Fail, _) => "no MDC accepted the case".to_string(),
+            (GroupStatus::Qy, _) => "an operating-room procedure fits none of the MDC's surgical ADRGs".to_string(),
+            _ => {
+                let level = match self.complication {
+                    Some(c) => format!(
+                        "{} {} at diagnosis {}",
+                        if c.severity == Severity::Mcc { "MCC" } else { "CC" },
+                        tables.code_text(c.code),
+                        c.position + 1
+                    ),
+                    None => "no MCC/CC".to_string(),
+                };
+                if self.drg.is_none() {
+                    format!("{level}; no DRG of the ADRG applies")
+                } else {
+                    level
+                }
+            }
+        }
+    }
+}

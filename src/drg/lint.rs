@@ -1,1 +1,217 @@
-//! Table-set lint: entries a scheme's own rules can never reach.
+//! Table-set lint: entries a scheme's own rules can never reach, found from the tables alone.
+//!
+//! A fund office loads a new regional release and must see a broken one before it settles money
+//! on it. This module proves unreachability conservatively — it reports an entry only when the
+//! tables guarantee it cannot be produced — and never changes grouping.
+//!
+//! What it finds:
+//! - a rule that matches nothing because a list it needs is empty, or because its principal
+//!   procedure list has no operating-room code while its MDC is entered only through one;
+//! - a rule shadowed by an earlier rule of the same MDC that matches whenever it would;
+//! - an ADRG none of whose rules can match, and its DRGs;
+//! - a DRG shadowed by an earlier DRG of its ADRG;
+//! - (a note, not a warning) an ADRG whose DRGs may all fail, giving a bare ADRG result.
+
+use super::tables::{DrgTableSet, ListId, Mdc, RuleConditions, SeverityCondition};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The entry can never be produced: the release is probably broken there.
+    Warning,
+    /// Worth knowing, not a defect.
+    Note,
+}
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    /// What kind of entry: `rule`, `adrg`, `drg`.
+    pub entry_kind: &'static str,
+    /// The entry's code (rule name, ADRG or DRG code).
+    pub entry: String,
+    pub message: String,
+}
+
+impl Finding {
+    /// True for warnings that say an entry can never be produced.
+    pub fn is_unreachable(&self) -> bool {
+        self.level == Level::Warning
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Warning => "warning",
+            Level::Note => "note",
+        };
+        write!(f, "{level}: {} {}: {}", self.entry_kind, self.entry, self.message)
+    }
+}
+
+/// Checks a table set; findings come in table order.
+pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut rule_reachable = vec![true; tables.rules.len()];
+    for mdc in &tables.mdcs {
+        for rule_index in mdc.rules.clone() {
+            let rule = &tables.rules[rule_index];
+            let finding = |message: String| Finding { level: Level::Warning, entry_kind: "rule", entry: rule.rule.clone(), message };
+            if let Some(list) = empty_list_of(tables, &rule.conditions) {
+                findings.push(finding(format!("list {} is empty, so the rule never matches", tables.list_id(list))));
+                rule_reachable[rule_index] = false;
+                continue;
+            }
+            if let Some(reason) = contradicts_entry(tables, mdc, &rule.conditions) {
+                findings.push(finding(reason));
+                rule_reachable[rule_index] = false;
+                continue;
+            }
+            let shadow = mdc.rules.start..rule_index;
+            if let Some(earlier) = shadow.clone().find(|&e| rule_reachable[e] && implies(tables, mdc, &rule.conditions, &tables.rules[e].conditions)) {
+                findings.push(finding(format!(
+                    "rule {} (tried first) matches every case this rule would, so it is never reached",
+                    tables.rules[earlier].rule
+                )));
+                rule_reachable[rule_index] = false;
+            }
+        }
+    }
+    for (adrg_index, adrg) in tables.adrgs.iter().enumerate() {
+        let reachable = tables.rules.iter().enumerate().any(|(i, r)| r.adrg == adrg_index && rule_reachable[i]);
+        if !reachable {
+            findings.push(Finding {
+                level: Level::Warning,
+                entry_kind: "adrg",
+                entry: adrg.code.clone(),
+                message: "none of its rules can match, so neither it nor its DRGs are ever produced".to_string(),
+            });
+            continue;
+        }
+        let drgs = &tables.drgs[adrg.drgs.clone()];
+        let mut shadowed = vec![false; drgs.len()];
+        for (i, drg) in drgs.iter().enumerate() {
+            if let Some(earlier) = (0..i).find(|&e| !shadowed[e] && drg_implies(drg, &drgs[e])) {
+                shadowed[i] = true;
+                findings.push(Finding {
+                    level: Level::Warning,
+                    entry_kind: "drg",
+                    entry: drg.code.clone(),
+                    message: format!("DRG {} (tried first) applies whenever this one would, so it is never produced", drgs[earlier].code),
+                });
+            }
+        }
+        let has_catch_all = drgs.iter().any(|d| is_unconditional(d));
+        if !has_catch_all {
+            findings.push(Finding {
+                level: Level::Note,
+                entry_kind: "adrg",
+                entry: adrg.code.clone(),
+                message: "no DRG is unconditional: a case may get the bare ADRG code".to_string(),
+            });
+        }
+    }
+    findings
+}
+
+fn is_unconditional(drg: &super::tables::Drg) -> bool {
+    drg.severity == SeverityCondition::Always && drg.max_age_years.is_none() && drg.los_min.is_none() && drg.los_max_excl.is_none()
+}
+
+/// `earlier` applies whenever `later` does.
+fn drg_implies(later: &super::tables::Drg, earlier: &super::tables::Drg) -> bool {
+    let severity = match (earlier.severity, later.severity) {
+        (SeverityCondition::Always, _) => true,
+        (SeverityCondition::MccOrCc, SeverityCondition::Mcc | SeverityCondition::MccOrCc) => true,
+        (SeverityCondition::Mcc, SeverityCondition::Mcc) => true,
+        _ => false,
+    };
+    let at_most = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l <= e));
+    let at_least = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l >= e));
+    severity
+        && at_most(earlier.max_age_years, later.max_age_years)
+        && at_least(earlier.los_min, later.los_min)
+        && at_most(earlier.los_max_excl, later.los_max_excl)
+}
+
+fn lists_of(conditions: &RuleConditions) -> impl Iterator<Item = ListId> + '_ {
+    [
+        conditions.pdx_list,
+        conditions.any_dx_list,
+        conditions.secondary_dx_list,
+        conditions.pproc_list,
+        conditions.any_proc_list,
+        conditions.any_proc_list2,
+        conditions.proc_tags.as_ref().map(|(l, _)| *l),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn empty_list_of(tables: &DrgTableSet, conditions: &RuleConditions) -> Option<ListId> {
+    lists_of(conditions).find(|l| tables.lists[l.0 as usize].codes.is_empty())
+}
+
+fn subset(tables: &DrgTableSet, small: ListId, large: ListId) -> bool {
+    let small = &tables.lists[small.0 as usize].codes;
+    let large = &tables.lists[large.0 as usize].codes;
+    small.iter().all(|c| large.binary_search(c).is_ok())
+}
+
+fn all_or(tables: &DrgTableSet, list: ListId) -> bool {
+    tables.lists[list.0 as usize].codes.iter().all(|&c| tables.info(c).is_or_procedure())
+}
+
+/// A rule condition that the MDC's entry condition makes impossible.
+fn contradicts_entry(tables: &DrgTableSet, mdc: &Mdc, conditions: &RuleConditions) -> Option<String> {
+    if mdc.entry.pproc_or {
+        if let Some(list) = conditions.pproc_list {
+            if !tables.lists[list.0 as usize].codes.iter().any(|&c| tables.info(c).is_or_procedure()) {
+                return Some(format!(
+                    "{} is entered only with an operating-room principal procedure, and no code of {} is one",
+                    mdc.code,
+                    tables.list_id(list)
+                ));
+            }
+        }
+    }
+    if let (Some(entry), Some(rule)) = (mdc.entry.pdx_list, conditions.pdx_list) {
+        let entry_codes = &tables.lists[entry.0 as usize].codes;
+        if !tables.lists[rule.0 as usize].codes.iter().any(|c| entry_codes.binary_search(c).is_ok()) {
+            return Some(format!("no code of {} is in the MDC's list {}", tables.list_id(rule), tables.list_id(entry)));
+        }
+    }
+    None
+}
+
+/// Whether every case in `mdc` that satisfies `later` also satisfies `earlier`.
+fn implies(tables: &DrgTableSet, mdc: &Mdc, later: &RuleConditions, earlier: &RuleConditions) -> bool {
+    let within = |list: Option<ListId>, bound: ListId| list.is_some_and(|l| subset(tables, l, bound));
+    let principal_dx_in = |bound: ListId| within(later.pdx_list, bound) || within(mdc.entry.pdx_list, bound);
+    let some_dx_in = |bound: ListId| {
+        principal_dx_in(bound)
+            || within(later.any_dx_list, bound)
+            || within(later.secondary_dx_list, bound)
+            || within(mdc.entry.any_dx_list, bound)
+    };
+    let some_proc_in =
+        |bound: ListId| within(later.pproc_list, bound) || within(later.any_proc_list, bound) || within(later.any_proc_list2, bound);
+    let principal_proc_or = later.pproc_or || mdc.entry.pproc_or || later.pproc_list.is_some_and(|l| all_or(tables, l));
+    let at_most = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l <= e));
+    let at_least = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l >= e));
+
+    earlier.pdx_list.is_none_or(principal_dx_in)
+        && earlier.any_dx_list.is_none_or(some_dx_in)
+        && earlier.secondary_dx_list.is_none_or(|b| within(later.secondary_dx_list, b))
+        && earlier.pproc_list.is_none_or(|b| within(later.pproc_list, b))
+        && (!earlier.pproc_or || principal_proc_or)
+        && earlier.any_proc_list.is_none_or(some_proc_in)
+        && earlier.any_proc_list2.is_none_or(some_proc_in)
+        && (earlier.proc_tags.is_none() || earlier.proc_tags == later.proc_tags)
+        && (!earlier.no_or_proc || later.no_or_proc)
+        && at_most(earlier.max_age_days, later.max_age_days)
+        && at_least(earlier.weight_min, later.weight_min)
+        && at_most(earlier.weight_max_excl, later.weight_max_excl)
+}

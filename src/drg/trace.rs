@@ -187,62 +187,97 @@ fn drg_text(failed: DrgFailure) -> &'static str {
     }
 }
 
-/// Renders steps as sentences. `case` supplies the codes as submitted.
+/// Renders steps as sentences. `case` supplies the codes as submitted. Consecutive MDCs not
+/// entered, or rules not matched, for the same reason are joined into one sentence.
 pub fn render(steps: &[Step], tables: &DrgTableSet, case: &Case) -> Vec<String> {
+    let mut sentences: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < steps.len() {
+        match steps[i] {
+            Step::MdcNotEntered { failed, .. } => {
+                let run: Vec<&str> = steps[i..]
+                    .iter()
+                    .map_while(|s| match *s {
+                        Step::MdcNotEntered { mdc, failed: f } if f == failed => Some(tables.mdcs[mdc].code.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                sentences.push(format!("{} not entered: {}", run.join(", "), entry_text(failed)));
+                i += run.len();
+            }
+            Step::RuleNotMatched { failed, .. } => {
+                let run: Vec<&str> = steps[i..]
+                    .iter()
+                    .map_while(|s| match *s {
+                        Step::RuleNotMatched { rule, failed: f } if f == failed => Some(tables.rules[rule].rule.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let noun = if run.len() == 1 { "rule" } else { "rules" };
+                sentences.push(format!("{noun} {} not matched: {}", run.join(", "), rule_text(failed)));
+                i += run.len();
+            }
+            step => {
+                sentences.push(render_step(step, tables, case));
+                i += 1;
+            }
+        }
+    }
+    sentences
+}
+
+fn render_step(step: Step, tables: &DrgTableSet, case: &Case) -> String {
     let submitted = |codes: &[String], position: usize| codes.get(position).cloned().unwrap_or_default();
-    steps
-        .iter()
-        .map(|step| match *step {
-            Step::DiagnosisMapped { position, from, to } => format!(
-                "diagnosis {} {:?} mapped to {:?}",
-                position + 1,
-                tables.code_text(from),
-                tables.code_text(to)
+    match step {
+        Step::DiagnosisMapped { position, from, to } => format!(
+            "diagnosis {} {:?} mapped to {:?}",
+            position + 1,
+            tables.code_text(from),
+            tables.code_text(to)
+        ),
+        Step::ProcedureMapped { position, from, to } => format!(
+            "procedure {} {:?} mapped to {:?}",
+            position + 1,
+            tables.code_text(from),
+            tables.code_text(to)
+        ),
+        Step::DiagnosisNotMapped { position } => format!(
+            "diagnosis {} {:?} is not in diagnosis_map",
+            position + 1,
+            submitted(&case.diagnoses, position)
+        ),
+        Step::ProcedureNotMapped { position } => format!(
+            "procedure {} {:?} is not in procedure_map",
+            position + 1,
+            submitted(&case.procedures, position)
+        ),
+        Step::ValidationFailed(failure) => format!("validation failed: {}", failure.describe()),
+        Step::MdcNotEntered { mdc, failed } => format!("{} not entered: {}", tables.mdcs[mdc].code, entry_text(failed)),
+        Step::MdcEntered { mdc } => format!("{} entered", tables.mdcs[mdc].code),
+        Step::RuleNotMatched { rule, failed } => {
+            format!("rule {} not matched: {}", tables.rules[rule].rule, rule_text(failed))
+        }
+        Step::RuleMatched { rule } => {
+            let rule = &tables.rules[rule];
+            format!("rule {} matched: ADRG {}", rule.rule, tables.adrgs[rule.adrg].code)
+        }
+        Step::Ambiguous { mdc } => format!(
+            "{}: no surgical rule matched but an operating-room procedure is present: ambiguous (QY)",
+            tables.mdcs[mdc].code
+        ),
+        Step::FellThrough { mdc } => format!("{}: no rule matched, falling through to the next MDC", tables.mdcs[mdc].code),
+        Step::DrgNotChosen { drg, failed } => format!("DRG {} not chosen: {}", tables.drgs[drg].code, drg_text(failed)),
+        Step::DrgChosen { drg, complication } => match complication {
+            Some(c) => format!(
+                "DRG {} chosen: {} {:?} at diagnosis {}",
+                tables.drgs[drg].code,
+                if c.severity == Severity::Mcc { "MCC" } else { "CC" },
+                tables.code_text(c.code),
+                c.position + 1
             ),
-            Step::ProcedureMapped { position, from, to } => format!(
-                "procedure {} {:?} mapped to {:?}",
-                position + 1,
-                tables.code_text(from),
-                tables.code_text(to)
-            ),
-            Step::DiagnosisNotMapped { position } => format!(
-                "diagnosis {} {:?} is not in diagnosis_map",
-                position + 1,
-                submitted(&case.diagnoses, position)
-            ),
-            Step::ProcedureNotMapped { position } => format!(
-                "procedure {} {:?} is not in procedure_map",
-                position + 1,
-                submitted(&case.procedures, position)
-            ),
-            Step::ValidationFailed(failure) => format!("validation failed: {}", failure.describe()),
-            Step::MdcNotEntered { mdc, failed } => format!("{} not entered: {}", tables.mdcs[mdc].code, entry_text(failed)),
-            Step::MdcEntered { mdc } => format!("{} entered", tables.mdcs[mdc].code),
-            Step::RuleNotMatched { rule, failed } => {
-                format!("rule {} not matched: {}", tables.rules[rule].rule, rule_text(failed))
-            }
-            Step::RuleMatched { rule } => {
-                let rule = &tables.rules[rule];
-                format!("rule {} matched: ADRG {}", rule.rule, tables.adrgs[rule.adrg].code)
-            }
-            Step::Ambiguous { mdc } => format!(
-                "{}: no surgical rule matched but an operating-room procedure is present: ambiguous (QY)",
-                tables.mdcs[mdc].code
-            ),
-            Step::FellThrough { mdc } => format!("{}: no rule matched, falling through to the next MDC", tables.mdcs[mdc].code),
-            Step::DrgNotChosen { drg, failed } => format!("DRG {} not chosen: {}", tables.drgs[drg].code, drg_text(failed)),
-            Step::DrgChosen { drg, complication } => match complication {
-                Some(c) => format!(
-                    "DRG {} chosen: {} {:?} at diagnosis {}",
-                    tables.drgs[drg].code,
-                    if c.severity == Severity::Mcc { "MCC" } else { "CC" },
-                    tables.code_text(c.code),
-                    c.position + 1
-                ),
-                None => format!("DRG {} chosen", tables.drgs[drg].code),
-            },
-            Step::BareAdrg { adrg } => format!("no DRG of {} applies: result is the bare ADRG code", tables.adrgs[adrg].code),
-            Step::NoMdcAccepted => "no MDC accepted the case".to_string(),
-        })
-        .collect()
+            None => format!("DRG {} chosen", tables.drgs[drg].code),
+        },
+        Step::BareAdrg { adrg } => format!("no DRG of {} applies: result is the bare ADRG code", tables.adrgs[adrg].code),
+        Step::NoMdcAccepted => "no MDC accepted the case".to_string(),
+    }
 }
