@@ -1,1 +1,63 @@
-fn main(){}
+//! Grouping throughput on parsed cases in memory, one core, for every reference table set (and
+//! the demo set), plus table-set load time.
+//!
+//! Run: `cargo bench --bench grouping` (reads `../shared/reference/`; without it only the demo
+//! set is measured). Throughput is reported as cases per second ("elem/s").
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use dipdrg::case::Case;
+use dipdrg::drg::{group, DrgTableSet, MappingMode, NoTrace};
+use dipdrg::io::case_csv::CaseReader;
+use std::path::{Path, PathBuf};
+
+fn table_sets() -> Vec<(String, PathBuf, PathBuf)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut sets = vec![("demo".to_string(), root.join("grouper-tables/demo"), root.join("grouper-tables/demo/cases.csv"))];
+    let reference = root.join("../shared/reference");
+    for scheme in ["chs-drg-1.1", "chs-drg-1.0", "yantai-2023", "beijing-2022"] {
+        let dir = reference.join(scheme);
+        if dir.is_dir() {
+            sets.push((scheme.to_string(), dir.clone(), dir.join("cases-visible.csv")));
+        } else {
+            eprintln!("skipping {scheme}: {} is absent", dir.display());
+        }
+    }
+    sets
+}
+
+fn read_cases(path: &Path) -> Vec<Case> {
+    let file = std::fs::File::open(path).expect("cases file");
+    CaseReader::new(file).expect("header").filter_map(Result::ok).collect()
+}
+
+fn grouping(c: &mut Criterion) {
+    let mut bench = c.benchmark_group("grouping");
+    for (name, dir, cases_path) in table_sets() {
+        let tables = DrgTableSet::load_dir(&dir).expect("tables");
+        let cases = read_cases(&cases_path);
+        bench.throughput(Throughput::Elements(cases.len() as u64));
+        bench.bench_function(&name, |b| {
+            b.iter(|| {
+                let mut grouped = 0usize;
+                for case in &cases {
+                    let result = group(&tables, black_box(case), MappingMode::Map, &mut NoTrace);
+                    grouped += result.drg.is_some() as usize;
+                }
+                grouped
+            })
+        });
+    }
+    bench.finish();
+}
+
+fn table_load(c: &mut Criterion) {
+    let mut bench = c.benchmark_group("table_load");
+    bench.sample_size(10);
+    for (name, dir, _) in table_sets() {
+        bench.bench_function(&name, |b| b.iter(|| DrgTableSet::load_dir(&dir).expect("tables")));
+    }
+    bench.finish();
+}
+
+criterion_group!(benches, grouping, table_load);
+criterion_main!(benches);

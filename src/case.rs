@@ -50,13 +50,14 @@ impl Date {
         if day > days_in_month(year, month) {
             return None;
         }
-        Some(Date {
-            days_since_epoch: days_from_civil(year, month, day),
-        })
+        Some(Date { days_since_epoch: days_from_civil(year, month, day) })
     }
 
     /// Parses `YYYY-MM-DD` (also accepts `YYYY/MM/DD` and `YYYYMMDD`, as hospital systems export).
     pub fn parse(text: &str) -> Option<Date> {
+        if !text.is_ascii() {
+            return None;
+        }
         let bytes = text.as_bytes();
         let (year, month, day) = match bytes.len() {
             8 => (&text[0..4], &text[4..6], &text[6..8]),
@@ -79,9 +80,7 @@ impl Date {
 
     /// The date `days` days later (or earlier, when negative).
     pub fn add_days(self, days: i32) -> Date {
-        Date {
-            days_since_epoch: self.days_since_epoch + days,
-        }
+        Date { days_since_epoch: self.days_since_epoch + days }
     }
 
     /// (year, month, day).
@@ -202,7 +201,18 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_rejected() {
-        for text in ["2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "24-01-01", "2024-1-1", "abcd-ef-gh", ""] {
+        for text in [
+            "２０２４-01-01",
+            "2024年1月1",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "24-01-01",
+            "2024-1-1",
+            "abcd-ef-gh",
+            "",
+        ] {
             assert_eq!(Date::parse(text), None, "{text:?} must not parse");
         }
         assert!(Date::parse("2000-02-29").is_some());

@@ -1,4 +1,7 @@
 //! Integration tests, one binary to save link time. Reference-scheme tests read
 //! `../shared/reference/` and skip with a message when it is absent.
 
+mod demo_grouping;
+mod properties;
 mod reference;
+mod table_errors;

@@ -1,7 +1,7 @@
 //! Every reference scheme's visible cases grouped through the same loading path, compared on
 //! status, MDC, ADRG and DRG. The scheme folders are data: no scheme is named in the grouper.
 
-use dipdrg::drg::{group, DrgTableSet, MappingMode, NoTrace};
+use dipdrg::drg::{group, DrgTableSet, MappingMode, NoTrace, Trace};
 use dipdrg::io::case_csv::CaseReader;
 use std::path::PathBuf;
 
@@ -54,6 +54,9 @@ fn check_scheme(scheme: &str) {
         let case = case.as_ref().unwrap_or_else(|e| panic!("{scheme}: {e}"));
         assert_eq!(case.case_id, expected.case_id);
         let result = group(&tables, case, MappingMode::Map, &mut NoTrace);
+        // The traced path tries every rule; the untraced one only candidates. They must agree.
+        let traced = group(&tables, case, MappingMode::Map, &mut Trace::default());
+        assert_eq!(traced, result, "{scheme} {}: traced and untraced grouping differ", case.case_id);
         let got = (result.status.as_str(), result.mdc_code(&tables), result.adrg_code(&tables), result.drg_code(&tables));
         let want = (expected.status.as_str(), expected.mdc.as_str(), expected.adrg.as_str(), expected.drg.as_str());
         if got != want {
@@ -93,11 +96,8 @@ fn beijing_2022_matches_every_visible_case() {
 fn unreachable_entries(scheme: &str) -> Option<Vec<(String, String)>> {
     let dir = reference_dir()?.join(scheme);
     let tables = DrgTableSet::load_dir(&dir).unwrap_or_else(|e| panic!("{scheme}: {e}"));
-    let mut entries: Vec<(String, String)> = dipdrg::drg::lint::lint(&tables)
-        .into_iter()
-        .filter(|f| f.is_unreachable())
-        .map(|f| (f.entry_kind.to_string(), f.entry))
-        .collect();
+    let mut entries: Vec<(String, String)> =
+        dipdrg::drg::lint::lint(&tables).into_iter().filter(|f| f.is_unreachable()).map(|f| (f.entry_kind.to_string(), f.entry)).collect();
     entries.sort();
     Some(entries)
 }

@@ -46,7 +46,8 @@ pub fn run(args: GroupArgs) -> anyhow::Result<ExitCode> {
     let mode = if args.no_map { MappingMode::NoMap } else { MappingMode::Map };
     let input = File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
     let input_size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = CaseReader::new(BufReader::with_capacity(1 << 20, input)).with_context(|| format!("reading {}", args.input.display()))?;
+    let mut reader =
+        CaseReader::new(BufReader::with_capacity(1 << 20, input)).with_context(|| format!("reading {}", args.input.display()))?;
     let rejects_path = args.rejects.clone().unwrap_or_else(|| args.output.with_extension("rejects.csv"));
     if rejects_path == args.output {
         bail!("--rejects must differ from --output");
@@ -67,7 +68,8 @@ pub fn run(args: GroupArgs) -> anyhow::Result<ExitCode> {
     output.write_record(&header)?;
     rejects.write_record(["record", "line", "case_id", "field", "value", "reason"])?;
 
-    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(input_size), ProgressDrawTarget::stderr()) };
+    let progress =
+        if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(input_size), ProgressDrawTarget::stderr()) };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
     );

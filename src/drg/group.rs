@@ -212,36 +212,93 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
 }
 
 /// §3: MDC, ADRG and DRG evaluation on mapped, validated codes.
+///
+/// With tracing on, every rule of an entered MDC is tried in order so that the trace can say why
+/// each failed. With tracing off, only the *candidate* rules are tried: those whose principal
+/// diagnosis or principal procedure list holds the case's code, and those with neither list. A
+/// rule outside that set fails its list condition, so both paths reach the same result — the
+/// reference tests run both.
 pub fn group_subject<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, tracer: &mut T) -> GroupResult {
     let complication = find_complication(tables, subject.diagnoses);
     let has_or_procedure = subject.procedures.iter().any(|&p| tables.info(p).is_or_procedure());
+    // Untraced, MDCs the principal diagnosis cannot enter are skipped without a check.
+    let possible_mdcs = if tracer.enabled() { u64::MAX } else { tables.possible_mdcs(subject.diagnoses[0]) };
     for (mdc_index, mdc) in tables.mdcs.iter().enumerate() {
-        if let Err(failed) = check_entry(tables, mdc, subject) {
+        if mdc_index < 64 && possible_mdcs & (1u64 << mdc_index) == 0 {
+            continue;
+        }
+        if let Err(failed) = check_entry(tables, mdc_index, mdc, subject) {
             tracer.step(Step::MdcNotEntered { mdc: mdc_index, failed });
             continue;
         }
         tracer.step(Step::MdcEntered { mdc: mdc_index });
-        let rule_count = mdc.rules.len();
-        for (n, rule_index) in mdc.rules.clone().enumerate() {
-            if mdc.qy_after == Some(n) && has_or_procedure {
-                return ambiguous(mdc_index, complication, tracer);
+        // The ambiguous-case check runs before rule row k (0-based) of this MDC, when k ≤ rows.
+        let qy_before = mdc.qy_after.filter(|&k| k <= mdc.rules.len() && has_or_procedure).map(|k| mdc.rules.start + k);
+        let matched = if tracer.enabled() {
+            first_matching_rule(tables, mdc.rules.clone(), qy_before, subject, tracer)
+        } else {
+            let candidates = candidate_rules(tables, mdc, subject);
+            first_matching_rule(tables, candidates.iter().map(|&r| r as usize), qy_before, subject, tracer)
+        };
+        match matched {
+            RuleSearch::Matched(rule_index) => {
+                return choose_drg(tables, mdc_index, tables.rules[rule_index].adrg, subject, complication, tracer);
             }
-            let rule = &tables.rules[rule_index];
-            match check_rule(tables, &rule.conditions, subject) {
-                Err(failed) => tracer.step(Step::RuleNotMatched { rule: rule_index, failed }),
-                Ok(()) => {
-                    tracer.step(Step::RuleMatched { rule: rule_index });
-                    return choose_drg(tables, mdc_index, rule.adrg, subject, complication, tracer);
-                }
-            }
+            RuleSearch::Ambiguous => return ambiguous(mdc_index, complication, tracer),
+            RuleSearch::NoneMatched => tracer.step(Step::FellThrough { mdc: mdc_index }),
         }
-        if mdc.qy_after == Some(rule_count) && has_or_procedure {
-            return ambiguous(mdc_index, complication, tracer);
-        }
-        tracer.step(Step::FellThrough { mdc: mdc_index });
     }
     tracer.step(Step::NoMdcAccepted);
     GroupResult { complication, ..GroupResult::not_grouped(GroupStatus::Fail, Detail::None) }
+}
+
+enum RuleSearch {
+    Matched(usize),
+    Ambiguous,
+    NoneMatched,
+}
+
+/// Tries `rules` (ascending indices) in order; stops for the ambiguous-case check at `qy_before`.
+fn first_matching_rule<T: Tracer>(
+    tables: &DrgTableSet,
+    rules: impl Iterator<Item = usize>,
+    qy_before: Option<usize>,
+    subject: &Subject<'_>,
+    tracer: &mut T,
+) -> RuleSearch {
+    for rule_index in rules {
+        if qy_before.is_some_and(|k| rule_index >= k) {
+            return RuleSearch::Ambiguous;
+        }
+        match check_rule(tables, &tables.rules[rule_index].conditions, subject) {
+            Ok(()) => {
+                tracer.step(Step::RuleMatched { rule: rule_index });
+                return RuleSearch::Matched(rule_index);
+            }
+            Err(failed) => tracer.step(Step::RuleNotMatched { rule: rule_index, failed }),
+        }
+    }
+    if qy_before.is_some() {
+        return RuleSearch::Ambiguous;
+    }
+    RuleSearch::NoneMatched
+}
+
+/// The rules of `mdc` that can match this case, ascending: see [`group_subject`].
+fn candidate_rules(tables: &DrgTableSet, mdc: &Mdc, subject: &Subject<'_>) -> SmallVec<[u32; 16]> {
+    let (start, end) = (mdc.rules.start as u32, mdc.rules.end as u32);
+    let within = |rules: &[u32]| -> std::ops::Range<usize> { rules.partition_point(|&r| r < start)..rules.partition_point(|&r| r < end) };
+    let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
+    let by_diagnosis = tables.info(subject.diagnoses[0]).pdx_rules();
+    candidates.extend_from_slice(&by_diagnosis[within(by_diagnosis)]);
+    if let Some(&principal_procedure) = subject.procedures.first() {
+        let by_procedure = tables.info(principal_procedure).pproc_rules();
+        candidates.extend_from_slice(&by_procedure[within(by_procedure)]);
+    }
+    candidates.extend_from_slice(&mdc.unanchored_rules);
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates
 }
 
 fn ambiguous<T: Tracer>(mdc: usize, complication: Option<Complication>, tracer: &mut T) -> GroupResult {
@@ -269,11 +326,12 @@ pub fn find_complication(tables: &DrgTableSet, diagnoses: &[CodeId]) -> Option<C
     first_cc
 }
 
-fn check_entry(tables: &DrgTableSet, mdc: &Mdc, subject: &Subject<'_>) -> Result<(), EntryFailure> {
+fn check_entry(tables: &DrgTableSet, mdc_index: usize, mdc: &Mdc, subject: &Subject<'_>) -> Result<(), EntryFailure> {
     let entry = &mdc.entry;
-    let principal = subject.diagnoses[0];
+    let principal = tables.info(subject.diagnoses[0]);
     if let Some(list) = entry.pdx_list {
-        if !tables.info(principal).in_list(list) {
+        let in_list = if mdc_index < 64 { principal.in_mdc_pdx(mdc_index) } else { principal.in_list(list) };
+        if !in_list {
             return Err(EntryFailure::PrincipalDiagnosisNotInList);
         }
     }
@@ -354,7 +412,8 @@ pub fn check_rule(tables: &DrgTableSet, conditions: &RuleConditions, subject: &S
                 present |= 1 << tag;
             }
         }
-        if !alternatives.iter().any(|&needed| present & needed == needed) {
+        // An alternative holds when none of its tags is missing from the case.
+        if !alternatives.iter().any(|&needed| needed & !present == 0) {
             return Err(RuleFailure::TaggedProceduresDoNotCombine);
         }
     }
@@ -362,19 +421,19 @@ pub fn check_rule(tables: &DrgTableSet, conditions: &RuleConditions, subject: &S
         return Err(RuleFailure::HasOrProcedure);
     }
     if let Some(limit) = conditions.max_age_days {
-        if !case.age_days.is_some_and(|days| days <= limit) {
+        if case.age_days.is_none_or(|days| days > limit) {
             return Err(RuleFailure::AgeDaysAboveLimit);
         }
     }
     // Birth weight 0 counts as absent for the weight bands (quirk 4).
     let weight = case.birth_weight.filter(|&w| w != 0);
     if let Some(minimum) = conditions.weight_min {
-        if !weight.is_some_and(|w| w >= minimum) {
+        if weight.is_none_or(|w| w < minimum) {
             return Err(RuleFailure::WeightBelowMinimum);
         }
     }
     if let Some(maximum) = conditions.weight_max_excl {
-        if !weight.is_some_and(|w| w < maximum) {
+        if weight.is_none_or(|w| w >= maximum) {
             return Err(RuleFailure::WeightNotBelowMaximum);
         }
     }
@@ -403,7 +462,7 @@ fn choose_drg<T: Tracer>(
             SeverityCondition::MccOrCc => complication.map(Some).ok_or(DrgFailure::NoMccOrCc),
         };
         let checked = deciding.and_then(|deciding| {
-            if drg.max_age_years.is_some_and(|limit| !case.age.is_some_and(|age| age <= limit)) {
+            if drg.max_age_years.is_some_and(|limit| case.age.is_none_or(|age| age > limit)) {
                 return Err(DrgFailure::AgeAboveLimit);
             }
             if drg.los_min.is_some() || drg.los_max_excl.is_some() {

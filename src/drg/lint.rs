@@ -70,7 +70,9 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
                 continue;
             }
             let shadow = mdc.rules.start..rule_index;
-            if let Some(earlier) = shadow.clone().find(|&e| rule_reachable[e] && implies(tables, mdc, &rule.conditions, &tables.rules[e].conditions)) {
+            if let Some(earlier) =
+                shadow.clone().find(|&e| rule_reachable[e] && implies(tables, mdc, &rule.conditions, &tables.rules[e].conditions))
+            {
                 findings.push(finding(format!(
                     "rule {} (tried first) matches every case this rule would, so it is never reached",
                     tables.rules[earlier].rule
@@ -103,7 +105,7 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
                 });
             }
         }
-        let has_catch_all = drgs.iter().any(|d| is_unconditional(d));
+        let has_catch_all = drgs.iter().any(is_unconditional);
         if !has_catch_all {
             findings.push(Finding {
                 level: Level::Note,
@@ -122,12 +124,12 @@ fn is_unconditional(drg: &super::tables::Drg) -> bool {
 
 /// `earlier` applies whenever `later` does.
 fn drg_implies(later: &super::tables::Drg, earlier: &super::tables::Drg) -> bool {
-    let severity = match (earlier.severity, later.severity) {
-        (SeverityCondition::Always, _) => true,
-        (SeverityCondition::MccOrCc, SeverityCondition::Mcc | SeverityCondition::MccOrCc) => true,
-        (SeverityCondition::Mcc, SeverityCondition::Mcc) => true,
-        _ => false,
-    };
+    let severity = matches!(
+        (earlier.severity, later.severity),
+        (SeverityCondition::Always, _)
+            | (SeverityCondition::MccOrCc, SeverityCondition::Mcc | SeverityCondition::MccOrCc)
+            | (SeverityCondition::Mcc, SeverityCondition::Mcc)
+    );
     let at_most = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l <= e));
     let at_least = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l >= e));
     severity

@@ -20,6 +20,48 @@ impl CodeId {
     pub const UNKNOWN: CodeId = CodeId(0);
 }
 
+/// Exact-string index of codes. Codes of up to 23 bytes (all real ICD codes) are keyed by a
+/// fixed 24-byte array — hashing and comparing three words instead of calling `memcmp`.
+#[derive(Debug, Default)]
+struct CodeIndex {
+    short: FxHashMap<[u64; 3], CodeId>,
+    long: FxHashMap<Box<str>, CodeId>,
+}
+
+#[inline]
+fn short_key(code: &str) -> Option<[u64; 3]> {
+    let bytes = code.as_bytes();
+    if bytes.len() > 23 {
+        return None;
+    }
+    let mut buffer = [0u8; 24];
+    buffer[..bytes.len()].copy_from_slice(bytes);
+    buffer[23] = bytes.len() as u8;
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buffer[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    Some([word(0), word(1), word(2)])
+}
+
+impl CodeIndex {
+    #[inline]
+    fn get(&self, code: &str) -> Option<CodeId> {
+        match short_key(code) {
+            Some(key) => self.short.get(&key).copied(),
+            None => self.long.get(code).copied(),
+        }
+    }
+
+    fn insert(&mut self, code: &str, id: CodeId) {
+        match short_key(code) {
+            Some(key) => self.short.insert(key, id),
+            None => self.long.insert(code.into(), id),
+        };
+    }
+}
+
 /// Index of a code list (`code_lists.csv` or `proc_tags.csv` list id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListId(pub u32);
@@ -39,6 +81,12 @@ pub struct CodeInfo {
     principal_exclusion_table: u32,
     trauma_region: u32,
     is_or_procedure: bool,
+    /// Bit i set: the code is in the `pdx_list` of MDC i (for the first 64 MDCs).
+    mdc_pdx_mask: u64,
+    /// Rules (indices into [`DrgTableSet::rules`], sorted) whose `pdx_list` holds this code.
+    pdx_rules: Box<[u32]>,
+    /// Rules whose `pproc_list` holds this code.
+    pproc_rules: Box<[u32]>,
 }
 
 impl CodeInfo {
@@ -51,7 +99,28 @@ impl CodeInfo {
             principal_exclusion_table: NONE_U32,
             trauma_region: NONE_U32,
             is_or_procedure: false,
+            mdc_pdx_mask: 0,
+            pdx_rules: Box::new([]),
+            pproc_rules: Box::new([]),
         }
+    }
+
+    /// Whether the code is in the `pdx_list` of the MDC at `mdc_index` (< 64).
+    #[inline]
+    pub fn in_mdc_pdx(&self, mdc_index: usize) -> bool {
+        self.mdc_pdx_mask & (1u64 << mdc_index) != 0
+    }
+
+    /// Rules whose principal-diagnosis list holds this code, sorted.
+    #[inline]
+    pub fn pdx_rules(&self) -> &[u32] {
+        &self.pdx_rules
+    }
+
+    /// Rules whose principal-procedure list holds this code, sorted.
+    #[inline]
+    pub fn pproc_rules(&self) -> &[u32] {
+        &self.pproc_rules
     }
 
     #[inline]
@@ -118,6 +187,8 @@ pub struct Mdc {
     pub entry: MdcEntry,
     /// Rows of [`DrgTableSet::rules`] belonging to this MDC, in evaluation order.
     pub rules: Range<usize>,
+    /// Rules of this MDC with neither `pdx_list` nor `pproc_list` (they must always be tried).
+    pub unanchored_rules: Vec<u32>,
     /// Ambiguous-case (QY) check after this many rule rows, when active.
     pub qy_after: Option<usize>,
     /// The QY result's DRG code (letter + `QY`).
@@ -203,13 +274,15 @@ pub struct DrgTableSet {
     pub name: String,
     /// FNV-1a fingerprint of the source files, hex.
     pub fingerprint: String,
-    code_index: FxHashMap<Box<str>, CodeId>,
+    code_index: CodeIndex,
     code_text: Vec<Box<str>>,
     code_info: Vec<CodeInfo>,
     /// `diagnosis_map`: from-code → to-code (`None` = not a from-code).
     diagnosis_map: Vec<Option<CodeId>>,
     procedure_map: Vec<Option<CodeId>>,
     pub mdcs: Vec<Mdc>,
+    /// Bit i set: MDC i (< 64) has no `pdx_list` entry condition, so any principal may enter it.
+    mdcs_without_pdx_list: u64,
     pub rules: Vec<AdrgRule>,
     pub adrgs: Vec<Adrg>,
     pub drgs: Vec<Drg>,
@@ -228,16 +301,39 @@ pub const FILES: &[(&str, &[&str], &[&str])] = &[
         "mdc.csv",
         &["order", "mdc"],
         &[
-            "name", "kind", "pdx_list", "any_dx_list", "pproc_or", "sex", "age_years_eq", "multi_trauma", "adrg_count",
-            "surgical_adrg_count", "qy_after",
+            "name",
+            "kind",
+            "pdx_list",
+            "any_dx_list",
+            "pproc_or",
+            "sex",
+            "age_years_eq",
+            "multi_trauma",
+            "adrg_count",
+            "surgical_adrg_count",
+            "qy_after",
         ],
     ),
     (
         "adrg.csv",
         &["mdc", "order", "adrg"],
         &[
-            "name", "surgical", "kind", "rule", "pdx_list", "any_dx_list", "secondary_dx_list", "pproc_list", "pproc_or",
-            "any_proc_list", "any_proc_list2", "proc_tag_list", "proc_tag_expr", "no_or_proc", "max_age_days", "weight_min",
+            "name",
+            "surgical",
+            "kind",
+            "rule",
+            "pdx_list",
+            "any_dx_list",
+            "secondary_dx_list",
+            "pproc_list",
+            "pproc_or",
+            "any_proc_list",
+            "any_proc_list2",
+            "proc_tag_list",
+            "proc_tag_expr",
+            "no_or_proc",
+            "max_age_days",
+            "weight_min",
             "weight_max_excl",
         ],
     ),
@@ -265,7 +361,7 @@ fn spec_of(file: &str) -> ColumnSpec<'static> {
 
 /// Builder state: interning and per-code facts.
 struct Builder {
-    code_index: FxHashMap<Box<str>, CodeId>,
+    code_index: CodeIndex,
     code_text: Vec<Box<str>>,
     info: Vec<CodeInfo>,
     list_members: Vec<Vec<ListId>>,
@@ -277,7 +373,7 @@ struct Builder {
 impl Builder {
     fn new() -> Builder {
         let mut builder = Builder {
-            code_index: FxHashMap::default(),
+            code_index: CodeIndex::default(),
             code_text: Vec::new(),
             info: Vec::new(),
             list_members: Vec::new(),
@@ -294,11 +390,11 @@ impl Builder {
     }
 
     fn intern(&mut self, code: &str) -> CodeId {
-        if let Some(&id) = self.code_index.get(code) {
+        if let Some(id) = self.code_index.get(code) {
             return id;
         }
         let id = CodeId(self.code_text.len() as u32);
-        self.code_index.insert(code.into(), id);
+        self.code_index.insert(code, id);
         self.code_text.push(code.into());
         self.info.push(CodeInfo::empty());
         self.list_members.push(Vec::new());
@@ -337,7 +433,8 @@ fn load_code_to_table(
     field: fn(&mut CodeInfo) -> &mut u32,
 ) -> Result<(), TableError> {
     for row in table.rows() {
-        let code = builder.intern(row.required(code_column)?);
+        let code_text = row.required(code_column)?;
+        let code = builder.intern(code_text);
         let value = row.int("exclusion_table")?.ok_or_else(|| row.bad("exclusion_table", "must not be empty"))?;
         let value = u32::try_from(value).map_err(|_| row.bad("exclusion_table", "must be between 0 and 4294967294"))?;
         if value == NONE_U32 {
@@ -345,7 +442,7 @@ fn load_code_to_table(
         }
         let slot = field(builder.info_mut(code));
         if *slot != NONE_U32 && *slot != value {
-            return Err(row.bad_row(format!("code {code_column} listed twice with different exclusion tables")));
+            return Err(row.bad_row(format!("code {code_text:?} is listed twice with different exclusion tables")));
         }
         *slot = value;
     }
@@ -504,6 +601,7 @@ impl DrgTableSet {
                     name: row.get("name").to_string(),
                     entry,
                     rules: 0..0,
+                    unanchored_rules: Vec::new(),
                     qy_after,
                 },
             ));
@@ -563,6 +661,43 @@ impl DrgTableSet {
             let start = rules.partition_point(|r| r.mdc < i);
             let end = rules.partition_point(|r| r.mdc <= i);
             mdc.rules = start..end;
+        }
+
+        // Candidate-rule indexes: which rules a principal diagnosis or procedure can possibly match.
+        let mut pdx_rules: Vec<Vec<u32>> = vec![Vec::new(); builder.code_text.len()];
+        let mut pproc_rules: Vec<Vec<u32>> = vec![Vec::new(); builder.code_text.len()];
+        for (rule_index, rule) in rules.iter().enumerate() {
+            let conditions = &rule.conditions;
+            if let Some(list) = conditions.pdx_list {
+                for &code in &builder.lists[list.0 as usize].codes {
+                    pdx_rules[code.0 as usize].push(rule_index as u32);
+                }
+            }
+            if let Some(list) = conditions.pproc_list {
+                for &code in &builder.lists[list.0 as usize].codes {
+                    pproc_rules[code.0 as usize].push(rule_index as u32);
+                }
+            }
+            if conditions.pdx_list.is_none() && conditions.pproc_list.is_none() {
+                mdcs[rule.mdc].unanchored_rules.push(rule_index as u32);
+            }
+        }
+        for (mdc_index, mdc) in mdcs.iter().enumerate().take(64) {
+            if let Some(list) = mdc.entry.pdx_list {
+                for &code in &builder.lists[list.0 as usize].codes {
+                    builder.info[code.0 as usize].mdc_pdx_mask |= 1u64 << mdc_index;
+                }
+            }
+        }
+        for (id, info) in builder.info.iter_mut().enumerate() {
+            let mut rules_of_code = std::mem::take(&mut pdx_rules[id]);
+            rules_of_code.sort_unstable();
+            rules_of_code.dedup();
+            info.pdx_rules = rules_of_code.into_boxed_slice();
+            let mut rules_of_code = std::mem::take(&mut pproc_rules[id]);
+            rules_of_code.sort_unstable();
+            rules_of_code.dedup();
+            info.pproc_rules = rules_of_code.into_boxed_slice();
         }
 
         // DRGs, grouped by ADRG and sorted by order.
@@ -625,8 +760,11 @@ impl DrgTableSet {
             list.codes.sort_unstable();
             list.codes.dedup();
         }
+        let mdcs_without_pdx_list =
+            mdcs.iter().enumerate().take(64).filter(|(_, m)| m.entry.pdx_list.is_none()).fold(0u64, |mask, (i, _)| mask | (1u64 << i));
         Ok(DrgTableSet {
             name,
+            mdcs_without_pdx_list,
             fingerprint: format!("{:016x}", fingerprint(sources)),
             code_index: builder.code_index,
             code_text: builder.code_text,
@@ -646,10 +784,20 @@ impl DrgTableSet {
         })
     }
 
+    /// MDCs (as a bitmask over the first 64) that a case with this principal diagnosis might
+    /// enter; `u64::MAX` (try all) when the scheme has more than 64 MDCs.
+    #[inline]
+    pub fn possible_mdcs(&self, principal: CodeId) -> u64 {
+        if self.mdcs.len() > 64 {
+            return u64::MAX;
+        }
+        self.info(principal).mdc_pdx_mask | self.mdcs_without_pdx_list
+    }
+
     /// The interned id of a code exactly as written, or [`CodeId::UNKNOWN`].
     #[inline]
     pub fn code_id(&self, code: &str) -> CodeId {
-        self.code_index.get(code).copied().unwrap_or(CodeId::UNKNOWN)
+        self.code_index.get(code).unwrap_or(CodeId::UNKNOWN)
     }
 
     /// The text of an interned code (`""` for the unknown code).

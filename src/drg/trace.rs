@@ -95,22 +95,56 @@ pub enum DrgFailure {
 /// One step of a grouping decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    DiagnosisMapped { position: usize, from: CodeId, to: CodeId },
-    ProcedureMapped { position: usize, from: CodeId, to: CodeId },
-    DiagnosisNotMapped { position: usize },
-    ProcedureNotMapped { position: usize },
+    DiagnosisMapped {
+        position: usize,
+        from: CodeId,
+        to: CodeId,
+    },
+    ProcedureMapped {
+        position: usize,
+        from: CodeId,
+        to: CodeId,
+    },
+    DiagnosisNotMapped {
+        position: usize,
+    },
+    ProcedureNotMapped {
+        position: usize,
+    },
     ValidationFailed(ValidationFailure),
-    MdcNotEntered { mdc: usize, failed: EntryFailure },
-    MdcEntered { mdc: usize },
-    RuleNotMatched { rule: usize, failed: RuleFailure },
-    RuleMatched { rule: usize },
+    MdcNotEntered {
+        mdc: usize,
+        failed: EntryFailure,
+    },
+    MdcEntered {
+        mdc: usize,
+    },
+    RuleNotMatched {
+        rule: usize,
+        failed: RuleFailure,
+    },
+    RuleMatched {
+        rule: usize,
+    },
     /// The ambiguous-case check stopped grouping: the first k rules failed and an OR procedure is present.
-    Ambiguous { mdc: usize },
-    FellThrough { mdc: usize },
-    DrgNotChosen { drg: usize, failed: DrgFailure },
-    DrgChosen { drg: usize, complication: Option<Complication> },
+    Ambiguous {
+        mdc: usize,
+    },
+    FellThrough {
+        mdc: usize,
+    },
+    DrgNotChosen {
+        drg: usize,
+        failed: DrgFailure,
+    },
+    DrgChosen {
+        drg: usize,
+        complication: Option<Complication>,
+    },
     /// The ADRG matched but none of its DRGs did: the result is the bare ADRG code.
-    BareAdrg { adrg: usize },
+    BareAdrg {
+        adrg: usize,
+    },
     NoMdcAccepted,
 }
 
@@ -229,28 +263,18 @@ pub fn render(steps: &[Step], tables: &DrgTableSet, case: &Case) -> Vec<String> 
 fn render_step(step: Step, tables: &DrgTableSet, case: &Case) -> String {
     let submitted = |codes: &[String], position: usize| codes.get(position).cloned().unwrap_or_default();
     match step {
-        Step::DiagnosisMapped { position, from, to } => format!(
-            "diagnosis {} {:?} mapped to {:?}",
-            position + 1,
-            tables.code_text(from),
-            tables.code_text(to)
-        ),
-        Step::ProcedureMapped { position, from, to } => format!(
-            "procedure {} {:?} mapped to {:?}",
-            position + 1,
-            tables.code_text(from),
-            tables.code_text(to)
-        ),
-        Step::DiagnosisNotMapped { position } => format!(
-            "diagnosis {} {:?} is not in diagnosis_map",
-            position + 1,
-            submitted(&case.diagnoses, position)
-        ),
-        Step::ProcedureNotMapped { position } => format!(
-            "procedure {} {:?} is not in procedure_map",
-            position + 1,
-            submitted(&case.procedures, position)
-        ),
+        Step::DiagnosisMapped { position, from, to } => {
+            format!("diagnosis {} {:?} mapped to {:?}", position + 1, tables.code_text(from), tables.code_text(to))
+        }
+        Step::ProcedureMapped { position, from, to } => {
+            format!("procedure {} {:?} mapped to {:?}", position + 1, tables.code_text(from), tables.code_text(to))
+        }
+        Step::DiagnosisNotMapped { position } => {
+            format!("diagnosis {} {:?} is not in diagnosis_map", position + 1, submitted(&case.diagnoses, position))
+        }
+        Step::ProcedureNotMapped { position } => {
+            format!("procedure {} {:?} is not in procedure_map", position + 1, submitted(&case.procedures, position))
+        }
         Step::ValidationFailed(failure) => format!("validation failed: {}", failure.describe()),
         Step::MdcNotEntered { mdc, failed } => format!("{} not entered: {}", tables.mdcs[mdc].code, entry_text(failed)),
         Step::MdcEntered { mdc } => format!("{} entered", tables.mdcs[mdc].code),
@@ -261,10 +285,9 @@ fn render_step(step: Step, tables: &DrgTableSet, case: &Case) -> String {
             let rule = &tables.rules[rule];
             format!("rule {} matched: ADRG {}", rule.rule, tables.adrgs[rule.adrg].code)
         }
-        Step::Ambiguous { mdc } => format!(
-            "{}: no surgical rule matched but an operating-room procedure is present: ambiguous (QY)",
-            tables.mdcs[mdc].code
-        ),
+        Step::Ambiguous { mdc } => {
+            format!("{}: no surgical rule matched but an operating-room procedure is present: ambiguous (QY)", tables.mdcs[mdc].code)
+        }
         Step::FellThrough { mdc } => format!("{}: no rule matched, falling through to the next MDC", tables.mdcs[mdc].code),
         Step::DrgNotChosen { drg, failed } => format!("DRG {} not chosen: {}", tables.drgs[drg].code, drg_text(failed)),
         Step::DrgChosen { drg, complication } => match complication {

@@ -123,11 +123,7 @@ pub struct CaseReader<R: Read> {
 
 impl<R: Read> CaseReader<R> {
     pub fn new(source: R) -> Result<CaseReader<R>, CaseFileError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .trim(csv::Trim::None)
-            .from_reader(source);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::None).from_reader(source);
         let header = reader.headers().map_err(|e| CaseFileError::Header(e.to_string()))?.clone();
         let layout = Layout::from_header(&header)?;
         Ok(CaseReader { reader, layout, record: csv::StringRecord::new(), record_number: 0, done: false })
@@ -346,10 +342,13 @@ mod tests {
              C5,30,K35.800,100.5,2024-03-01,2024-03-05\n\
              ,30,K35.800,1,,\n",
         );
-        let messages: Vec<String> = rows.iter().map(|r| match r {
-            Ok(case) => format!("ok {} los {:?}", case.case_id, case.los),
-            Err(e) => e.to_string(),
-        }).collect();
+        let messages: Vec<String> = rows
+            .iter()
+            .map(|r| match r {
+                Ok(case) => format!("ok {} los {:?}", case.case_id, case.los),
+                Err(e) => e.to_string(),
+            })
+            .collect();
         assert_eq!(
             messages,
             vec![

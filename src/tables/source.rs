@@ -76,10 +76,7 @@ pub struct Row<'t> {
 impl SourceTable {
     /// Parses CSV text (RFC 4180, header row first). Fields are kept exactly as written: no trimming.
     pub fn parse(file: &str, text: &[u8]) -> Result<SourceTable, TableError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::None)
-            .from_reader(text);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::None).from_reader(text);
         let columns: Vec<String> = reader
             .headers()
             .map_err(|e| TableError::Csv { file: file.to_string(), line: 1, message: e.to_string() })?
@@ -113,11 +110,7 @@ impl SourceTable {
             let known = spec.required.contains(&column.as_str()) || spec.optional.contains(&column.as_str());
             if !known {
                 let all: Vec<&str> = spec.required.iter().chain(spec.optional).copied().collect();
-                return Err(TableError::UnknownColumn {
-                    file: self.file.clone(),
-                    column: column.clone(),
-                    known: all.join(", "),
-                });
+                return Err(TableError::UnknownColumn { file: self.file.clone(), column: column.clone(), known: all.join(", ") });
             }
             index.insert(column.as_str(), position);
         }
@@ -132,12 +125,7 @@ impl SourceTable {
 
 impl<'t> CheckedTable<'t> {
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> + '_ {
-        self.table.rows.iter().zip(&self.table.lines).map(move |(cells, &line)| Row {
-            table: self.table,
-            index: &self.index,
-            cells,
-            line,
-        })
+        self.table.rows.iter().zip(&self.table.lines).map(move |(cells, &line)| Row { table: self.table, index: &self.index, cells, line })
     }
 
     pub fn len(&self) -> usize {
@@ -153,10 +141,7 @@ impl<'t> Row<'t> {
     /// The cell of `column`, exactly as written; empty when the optional column is absent or the
     /// row is short.
     pub fn get(&self, column: &str) -> &'t str {
-        self.index
-            .get(column)
-            .and_then(|&i| self.cells.get(i))
-            .map_or("", String::as_str)
+        self.index.get(column).and_then(|&i| self.cells.get(i)).map_or("", String::as_str)
     }
 
     /// The cell, or `None` when empty.
@@ -216,9 +201,7 @@ pub fn read_table_dir(dir: &Path, required: &[&str], optional: &[&str]) -> Resul
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional.contains(&name) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TableError::MissingFile { file: path.display().to_string() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(TableError::MissingFile { file: path.display().to_string() }),
             Err(e) => return Err(TableError::Io { file: path.display().to_string(), message: e.to_string() }),
         };
         tables.insert(name.to_string(), SourceTable::parse(name, &bytes)?);
