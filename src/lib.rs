@@ -2,10 +2,15 @@
 //! global-budget point method (区域点数法总额预算).
 //!
 //! The pipeline is case → group → points → point value → settlement, with audit beside it. The
-//! core modules ([`case`], [`drg`]) are pure functions over immutable table snapshots; [`io`] and
+//! core modules ([`case`], [`drg`], [`dip`], [`pricing`], [`catalog_build`], [`policy`]) are pure functions over immutable table snapshots; [`io`] and
 //! [`tables::source`] are the adapters that read and write files.
 
 pub mod case;
+pub mod catalog_build;
+pub mod dip;
 pub mod drg;
 pub mod io;
+pub mod policy;
+pub mod pricing;
 pub mod tables;
+pub mod units;

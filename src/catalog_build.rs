@@ -1,0 +1,278 @@
+//! Building scores from history: DIP catalogs and DRG relative weights (RW) from past years'
+//! cases, weighted by year (e.g. 1:2:7 for the last three years).
+//!
+//! For each group and year the case costs are trimmed (configurable) and averaged. A group's
+//! weighted mean is Σ wᵧ·meanᵧ ÷ Σ wᵧ over the years it has cases; the overall weighted mean
+//! likewise over all retained cases of each year. Score = group weighted mean ÷ overall weighted
+//! mean × scale, rounded half-up once at the end. Pure: callers read the files.
+//!
+//! DIP: a case's combination is its principal diagnosis subcategory plus the set of its
+//! procedures that have a treatment type. Combinations are sorted by case count (all years); the
+//! core threshold is the count at which the most frequent combinations first cover the coverage
+//! target (85%), but never below the floor (15). Combinations under the threshold fall into
+//! comprehensive groups by diagnosis category and highest treatment type.
+
+use crate::dip::catalog::{category, subcategory, Treatment};
+use crate::units::round_half_up;
+use rust_decimal::{Decimal, MathematicalOps};
+use std::collections::BTreeMap;
+
+/// Outlier trimming applied to each group's costs in each year before averaging.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Trim {
+    None,
+    /// Keep costs within mean ± k standard deviations.
+    StdDev(Decimal),
+    /// Keep costs within [Q1 − k·IQR, Q3 + k·IQR].
+    Iqr(Decimal),
+}
+
+impl Trim {
+    /// `none`, `sd:3` or `iqr:1.5`.
+    pub fn parse(text: &str) -> Option<Trim> {
+        let number = |t: &str| t.parse::<Decimal>().ok().filter(|k| *k > Decimal::ZERO);
+        match text.split_once(':') {
+            None if text == "none" => Some(Trim::None),
+            Some(("sd", k)) => number(k).map(Trim::StdDev),
+            Some(("iqr", k)) => number(k).map(Trim::Iqr),
+            _ => None,
+        }
+    }
+}
+
+/// One history case reduced to what scoring needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryCase {
+    /// Group key (a DIP combination or a DRG code), interned by the caller.
+    pub key: u32,
+    pub cost: Decimal,
+    pub los: Option<i64>,
+    /// Hospital level, interned by the caller (`None` when unknown).
+    pub level: Option<u8>,
+}
+
+/// Means of one group, weighted over the years.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMeans {
+    pub cases: u64,
+    pub mean_cost: Decimal,
+    pub mean_los: Option<Decimal>,
+    pub level_mean_cost: BTreeMap<u8, Decimal>,
+}
+
+/// Σ w·m ÷ Σ w over the pairs; `None` when no weight.
+pub fn weighted_mean(pairs: &[(Decimal, Decimal)]) -> Option<Decimal> {
+    let total_weight: Decimal = pairs.iter().map(|(w, _)| *w).sum();
+    if total_weight <= Decimal::ZERO {
+        return None;
+    }
+    Some(pairs.iter().map(|(w, m)| *w * *m).sum::<Decimal>() / total_weight)
+}
+
+/// Score on `scale`, rounded half-up to `decimals`.
+pub fn score(group_mean: Decimal, overall_mean: Decimal, scale: Decimal, decimals: u32) -> Decimal {
+    round_half_up(group_mean / overall_mean * scale, decimals)
+}
+
+fn mean(values: &[Decimal]) -> Option<Decimal> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.iter().copied().sum::<Decimal>() / Decimal::from(values.len()))
+}
+
+/// Returns the costs kept after trimming (order not preserved).
+pub fn trimmed(mut costs: Vec<Decimal>, trim: Trim) -> Vec<Decimal> {
+    if costs.len() < 4 {
+        return costs;
+    }
+    match trim {
+        Trim::None => costs,
+        Trim::StdDev(k) => {
+            let Some(m) = mean(&costs) else { return costs };
+            let variance = costs.iter().map(|c| (*c - m) * (*c - m)).sum::<Decimal>() / Decimal::from(costs.len());
+            let sd = variance.sqrt().unwrap_or(Decimal::ZERO);
+            let (low, high) = (m - k * sd, m + k * sd);
+            costs.retain(|c| *c >= low && *c <= high);
+            costs
+        }
+        Trim::Iqr(k) => {
+            costs.sort_unstable();
+            let quartile = |q: usize| costs[(costs.len() - 1) * q / 4];
+            let (q1, q3) = (quartile(1), quartile(3));
+            let spread = (q3 - q1) * k;
+            let (low, high) = (q1 - spread, q3 + spread);
+            costs.retain(|c| *c >= low && *c <= high);
+            costs
+        }
+    }
+}
+
+/// Weighted means of every group and of all cases. `years[i]` holds year i's cases and
+/// `weights[i]` its weight.
+pub fn weighted_means(years: &[Vec<HistoryCase>], weights: &[Decimal], trim: Trim) -> (BTreeMap<u32, GroupMeans>, Option<Decimal>) {
+    // Per year: group → costs, los; group → level → costs.
+    let mut cost_pairs: BTreeMap<u32, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+    let mut los_pairs: BTreeMap<u32, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+    let mut level_pairs: BTreeMap<(u32, u8), Vec<(Decimal, Decimal)>> = BTreeMap::new();
+    let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut overall_pairs: Vec<(Decimal, Decimal)> = Vec::new();
+    for (year, cases) in years.iter().enumerate() {
+        let weight = weights.get(year).copied().unwrap_or(Decimal::ONE);
+        let mut by_group: BTreeMap<u32, Vec<&HistoryCase>> = BTreeMap::new();
+        for case in cases {
+            by_group.entry(case.key).or_default().push(case);
+        }
+        let mut year_sum = Decimal::ZERO;
+        let mut year_count = 0u64;
+        for (key, group_cases) in by_group {
+            *counts.entry(key).or_default() += group_cases.len() as u64;
+            let kept = trimmed(group_cases.iter().map(|c| c.cost).collect(), trim);
+            if kept.is_empty() {
+                continue;
+            }
+            year_sum += kept.iter().copied().sum::<Decimal>();
+            year_count += kept.len() as u64;
+            if let Some(m) = mean(&kept) {
+                cost_pairs.entry(key).or_default().push((weight, m));
+            }
+            let stays: Vec<Decimal> = group_cases.iter().filter_map(|c| c.los).map(Decimal::from).collect();
+            if let Some(m) = mean(&stays) {
+                los_pairs.entry(key).or_default().push((weight, m));
+            }
+            let mut by_level: BTreeMap<u8, Vec<Decimal>> = BTreeMap::new();
+            for case in &group_cases {
+                if let Some(level) = case.level {
+                    by_level.entry(level).or_default().push(case.cost);
+                }
+            }
+            for (level, costs) in by_level {
+                if let Some(m) = mean(&trimmed(costs, trim)) {
+                    level_pairs.entry((key, level)).or_default().push((weight, m));
+                }
+            }
+        }
+        if year_count > 0 {
+            overall_pairs.push((weight, year_sum / Decimal::from(year_count)));
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for (key, pairs) in &cost_pairs {
+        let Some(mean_cost) = weighted_mean(pairs) else { continue };
+        let level_mean_cost = level_pairs
+            .range((*key, 0)..=(*key, u8::MAX))
+            .filter_map(|((_, level), pairs)| weighted_mean(pairs).map(|m| (*level, m)))
+            .collect();
+        groups.insert(
+            *key,
+            GroupMeans {
+                cases: counts.get(key).copied().unwrap_or(0),
+                mean_cost,
+                mean_los: los_pairs.get(key).and_then(|p| weighted_mean(p)),
+                level_mean_cost,
+            },
+        );
+    }
+    (groups, weighted_mean(&overall_pairs))
+}
+
+/// The core threshold: the case count at which the most frequent combinations first cover
+/// `coverage` of all cases, never below `floor`. Returns (threshold, share of cases covered).
+pub fn core_threshold(counts: &[u64], total_cases: u64, coverage: Decimal, floor: u64) -> (u64, Decimal) {
+    let mut sorted: Vec<u64> = counts.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let target = coverage * Decimal::from(total_cases);
+    let mut cumulative = 0u64;
+    let mut threshold = floor;
+    for &count in &sorted {
+        cumulative += count;
+        if Decimal::from(cumulative) >= target {
+            threshold = count.max(floor);
+            break;
+        }
+    }
+    let covered: u64 = sorted.iter().filter(|&&c| c >= threshold).sum();
+    let share = if total_cases == 0 { Decimal::ZERO } else { Decimal::from(covered) / Decimal::from(total_cases) };
+    (threshold, share)
+}
+
+/// A DIP combination: principal diagnosis subcategory (or category, for cases without one) and
+/// the sorted typed procedures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Combination {
+    pub subcategory: Option<String>,
+    pub category: String,
+    pub procedures: Vec<String>,
+    pub treatment: Treatment,
+}
+
+impl Combination {
+    /// The combination of a case, given each procedure's treatment type (`None` = untyped,
+    /// ignored). `None` when the principal diagnosis has no category.
+    pub fn of(principal: &str, procedures: &[(String, Option<Treatment>)]) -> Option<Combination> {
+        let category = category(principal)?.to_string();
+        let mut typed: Vec<String> = procedures.iter().filter(|(_, t)| t.is_some()).map(|(p, _)| p.clone()).collect();
+        typed.sort();
+        typed.dedup();
+        let treatment = procedures.iter().filter_map(|(_, t)| *t).max().unwrap_or(Treatment::Conservative);
+        Some(Combination { subcategory: subcategory(principal).map(str::to_string), category, procedures: typed, treatment })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn the_worked_example_weighted_one_two_seven_scores_1244_06() {
+        let weights = [dec!(1), dec!(2), dec!(7)];
+        let group: Vec<_> = weights.iter().copied().zip([dec!(9000), dec!(9500), dec!(10200)]).collect();
+        let overall: Vec<_> = weights.iter().copied().zip([dec!(7600), dec!(7800), dec!(8100)]).collect();
+        let group_mean = weighted_mean(&group).unwrap();
+        let overall_mean = weighted_mean(&overall).unwrap();
+        assert_eq!(group_mean, dec!(9940));
+        assert_eq!(overall_mean, dec!(7990));
+        assert_eq!(score(group_mean, overall_mean, dec!(1000), 2), dec!(1244.06));
+    }
+
+    #[test]
+    fn weighted_means_from_cases_reproduce_the_worked_example() {
+        // Group 1 has one case a year at the group means; group 2 fills each year up to the overall mean.
+        let year = |group_cost: Decimal, other_cost: Decimal| {
+            vec![
+                HistoryCase { key: 1, cost: group_cost, los: Some(5), level: Some(3) },
+                HistoryCase { key: 2, cost: other_cost, los: Some(3), level: Some(2) },
+            ]
+        };
+        // overall = (g + o) / 2, so o = 2·overall − g.
+        let years = vec![year(dec!(9000), dec!(6200)), year(dec!(9500), dec!(6100)), year(dec!(10200), dec!(6000))];
+        let (groups, overall) = weighted_means(&years, &[dec!(1), dec!(2), dec!(7)], Trim::None);
+        let overall = overall.unwrap();
+        assert_eq!(overall, dec!(7990));
+        assert_eq!(score(groups[&1].mean_cost, overall, dec!(1000), 2), dec!(1244.06));
+        assert_eq!(groups[&1].cases, 3);
+        assert_eq!(groups[&1].level_mean_cost[&3], dec!(9940));
+    }
+
+    #[test]
+    fn trimming_drops_the_extreme_case() {
+        let mut costs = vec![dec!(100); 20];
+        costs.push(dec!(100000));
+        assert_eq!(trimmed(costs.clone(), Trim::StdDev(dec!(3))).len(), 20);
+        assert_eq!(trimmed(costs.clone(), Trim::Iqr(dec!(1.5))).len(), 20);
+        assert_eq!(trimmed(costs, Trim::None).len(), 21);
+        assert_eq!(Trim::parse("sd:3"), Some(Trim::StdDev(dec!(3))));
+        assert_eq!(Trim::parse("iqr:0"), None);
+    }
+
+    #[test]
+    fn core_threshold_covers_the_target_and_respects_the_floor() {
+        // 100 cases: combinations of 50, 30, 10, 5, 5 cases.
+        let counts = [50, 30, 10, 5, 5];
+        let (threshold, share) = core_threshold(&counts, 100, dec!(0.85), 3);
+        assert_eq!((threshold, share), (10, dec!(0.9)));
+        let (threshold, share) = core_threshold(&counts, 100, dec!(0.85), 15);
+        assert_eq!((threshold, share), (15, dec!(0.8)), "the floor wins, and the shortfall is reported");
+    }
+}

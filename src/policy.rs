@@ -1,0 +1,428 @@
+//! Region policy (地区政策): every threshold, coefficient, multiple and window a pooling region
+//! tunes, as one versioned TOML file per region and year. Data, never code.
+//!
+//! Loading checks the file completely: an unknown key, a negative coefficient or crossed
+//! thresholds is an error that names the key. Numbers may be written as TOML numbers or as
+//! strings; both become exact decimals (a number is read through its shortest decimal form, so
+//! `0.9` is exactly 0.9). See `grouper-tables/demo-dip/policy.toml` for a commented example.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// A policy that could not be loaded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PolicyError {
+    /// Not valid TOML, an unknown key, or a value of the wrong type (toml names the key and line).
+    #[error("policy file: {0}")]
+    Syntax(String),
+    /// A value out of its allowed range, or inconsistent with another.
+    #[error("policy key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl PolicyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PolicyError::Syntax(_) => "POLICY_SYNTAX",
+            PolicyError::Invalid { .. } => "POLICY_INVALID",
+        }
+    }
+}
+
+/// Decimal from a TOML number or string.
+fn decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Integer(i64),
+        Float(f64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Integer(i) => Ok(Decimal::from(i)),
+        // `{}` on f64 prints the shortest text that reads back as the same float: what was written.
+        Raw::Float(f) => Decimal::from_str(&format!("{f}")).map_err(serde::de::Error::custom),
+        Raw::Text(t) => Decimal::from_str(t.trim()).map_err(|_| serde::de::Error::custom(format!("{t:?} is not a decimal number"))),
+    }
+}
+
+fn optional_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
+    decimal(deserializer).map(Some)
+}
+
+fn decimal_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Decimal>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "decimal")] Decimal);
+    let map = BTreeMap::<String, Wrapped>::deserialize(deserializer)?;
+    Ok(map.into_iter().map(|(k, Wrapped(v))| (k, v)).collect())
+}
+
+/// Which payment scheme the region runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// 按病种分值付费.
+    Dip,
+    /// 按疾病诊断相关分组付费.
+    Drg,
+}
+
+/// Whether a case exactly on an outlier threshold is an outlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Boundary {
+    /// r > high, r < low (the national default).
+    Strict,
+    /// r ≥ high, r ≤ low.
+    Inclusive,
+}
+
+/// How a high-cost outlier (费用超高病例) is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HighOutlierFormula {
+    /// ((r − high_ratio) × high_excess_factor + 1) × score. With factor 1 and high 2 this is the
+    /// national ((r − 2) + 1) × score.
+    ExcessPlusOne,
+    /// r × score: paid in full proportion to cost.
+    Proportional,
+}
+
+/// How a low-cost outlier (费用超低病例) is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LowOutlierFormula {
+    /// r × score (the national default).
+    Proportional,
+    /// The full score (no reduction).
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outliers {
+    #[serde(deserialize_with = "decimal")]
+    pub low_ratio: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub high_ratio: Decimal,
+    pub boundary: Boundary,
+    pub high_formula: HighOutlierFormula,
+    #[serde(default = "one", deserialize_with = "decimal")]
+    pub high_excess_factor: Decimal,
+    pub low_formula: LowOutlierFormula,
+    /// r above this (strictly) sends the case to special review (特病单议).
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub special_review_ratio: Option<Decimal>,
+}
+
+fn one() -> Decimal {
+    Decimal::ONE
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBand {
+    #[serde(default)]
+    pub min_age: Option<i64>,
+    #[serde(default)]
+    pub max_age: Option<i64>,
+    #[serde(deserialize_with = "decimal")]
+    pub coefficient: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeathAdjustment {
+    /// A death (离院方式 5) with los ≤ this is a short-stay death.
+    pub short_stay_max_los: i64,
+    #[serde(deserialize_with = "decimal")]
+    pub short_stay_coefficient: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub long_stay_coefficient: Decimal,
+}
+
+/// A coefficient that applies when a diagnosis starts with one of the prefixes or a procedure is
+/// one of the codes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeAdjustment {
+    #[serde(default)]
+    pub diagnosis_prefixes: Vec<String>,
+    #[serde(default)]
+    pub procedure_codes: Vec<String>,
+    #[serde(deserialize_with = "decimal")]
+    pub coefficient: Decimal,
+}
+
+/// Severity adjustments: of all that apply to a case, the largest coefficient wins.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Severity {
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub cc: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub mcc: Option<Decimal>,
+    #[serde(default)]
+    pub death: Option<DeathAdjustment>,
+    #[serde(default)]
+    pub age_bands: Vec<AgeBand>,
+    #[serde(default)]
+    pub tumour_metastasis: Option<CodeAdjustment>,
+    #[serde(default)]
+    pub chemotherapy: Option<CodeAdjustment>,
+    #[serde(default)]
+    pub radiotherapy: Option<CodeAdjustment>,
+}
+
+/// Long stays paid by bed-day (床日付费): psychiatric, rehabilitation, hospice.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedDayGroup {
+    pub name: String,
+    #[serde(default)]
+    pub diagnosis_prefixes: Vec<String>,
+    #[serde(default)]
+    pub departments: Vec<String>,
+    /// Only stays of at least this many days are paid by bed-day.
+    #[serde(default)]
+    pub min_los: i64,
+    #[serde(deserialize_with = "decimal")]
+    pub points_per_day: Decimal,
+    /// Days beyond this are not paid.
+    pub max_days: i64,
+}
+
+/// Cases paid by item (按项目付费) instead of by points.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    pub name: String,
+    #[serde(default)]
+    pub diagnosis_prefixes: Vec<String>,
+    #[serde(default)]
+    pub procedure_codes: Vec<String>,
+    /// Stays of at least this many days are exempt (e.g. 60-day stays).
+    #[serde(default)]
+    pub min_los: Option<i64>,
+}
+
+/// A hospital's level and, optionally, its own coefficient.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hospital {
+    pub level: String,
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub coefficient: Option<Decimal>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// One region's policy for one year.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub region: String,
+    pub year: i32,
+    pub version: String,
+    pub scheme: Scheme,
+    /// DIP: the scale scores are expressed on (1000 = a score of 1000 is the average case).
+    #[serde(default = "default_scale", deserialize_with = "decimal")]
+    pub score_scale: Decimal,
+    /// DRG: points per unit of relative weight (RW × 100 by default).
+    #[serde(default = "default_points_per_rw", deserialize_with = "decimal")]
+    pub drg_points_per_rw: Decimal,
+    /// Case points are rounded half-up to this many decimals.
+    #[serde(default = "default_points_decimals")]
+    pub points_decimals: u32,
+    /// Coefficient per hospital level (医院等级系数).
+    #[serde(deserialize_with = "decimal_map")]
+    pub level_coefficients: BTreeMap<String, Decimal>,
+    /// Coefficient for grassroots groups (基层病种), the same at every level.
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub grassroots_coefficient: Option<Decimal>,
+    #[serde(default)]
+    pub hospitals: BTreeMap<String, Hospital>,
+    pub outliers: Outliers,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    pub bed_day: Vec<BedDayGroup>,
+    #[serde(default)]
+    pub exemptions: Vec<Exemption>,
+}
+
+fn default_scale() -> Decimal {
+    Decimal::from(1000)
+}
+
+fn default_points_per_rw() -> Decimal {
+    Decimal::from(100)
+}
+
+fn default_points_decimals() -> u32 {
+    2
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid { key: key.into(), message: message.into() }
+}
+
+fn positive(key: &str, value: Decimal) -> Result<(), PolicyError> {
+    if value <= Decimal::ZERO {
+        return Err(invalid(key, format!("must be positive, found {value}")));
+    }
+    Ok(())
+}
+
+impl Policy {
+    /// Parses and validates a policy file's text.
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Reads and validates a policy file.
+    pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Syntax(format!("cannot read {}: {e}", path.display())))?;
+        Policy::parse(&text)
+    }
+
+    /// Checks ranges and consistency; every error names its key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.region.trim().is_empty() {
+            return Err(invalid("region", "must not be empty"));
+        }
+        if !(2000..=2100).contains(&self.year) {
+            return Err(invalid("year", format!("{} is not a plausible policy year", self.year)));
+        }
+        if self.version.trim().is_empty() {
+            return Err(invalid("version", "must not be empty"));
+        }
+        positive("score_scale", self.score_scale)?;
+        positive("drg_points_per_rw", self.drg_points_per_rw)?;
+        if self.points_decimals > 8 {
+            return Err(invalid("points_decimals", "must be between 0 and 8"));
+        }
+        if self.level_coefficients.is_empty() {
+            return Err(invalid("level_coefficients", "must list at least one hospital level"));
+        }
+        for (level, coefficient) in &self.level_coefficients {
+            positive(&format!("level_coefficients.{level}"), *coefficient)?;
+        }
+        if let Some(c) = self.grassroots_coefficient {
+            positive("grassroots_coefficient", c)?;
+        }
+        for (id, hospital) in &self.hospitals {
+            if !self.level_coefficients.contains_key(&hospital.level) {
+                return Err(invalid(
+                    format!("hospitals.{id}.level"),
+                    format!("level {:?} has no entry in level_coefficients", hospital.level),
+                ));
+            }
+            if let Some(c) = hospital.coefficient {
+                positive(&format!("hospitals.{id}.coefficient"), c)?;
+            }
+        }
+        let o = &self.outliers;
+        positive("outliers.low_ratio", o.low_ratio)?;
+        positive("outliers.high_ratio", o.high_ratio)?;
+        if o.low_ratio >= o.high_ratio {
+            return Err(invalid(
+                "outliers.low_ratio",
+                format!("{} must be below outliers.high_ratio {}", o.low_ratio, o.high_ratio),
+            ));
+        }
+        if o.low_ratio > Decimal::ONE || o.high_ratio < Decimal::ONE {
+            return Err(invalid("outliers", "low_ratio must be at most 1 and high_ratio at least 1"));
+        }
+        positive("outliers.high_excess_factor", o.high_excess_factor)?;
+        if let Some(extreme) = o.special_review_ratio {
+            if extreme <= o.high_ratio {
+                return Err(invalid(
+                    "outliers.special_review_ratio",
+                    format!("{extreme} must be above outliers.high_ratio {}", o.high_ratio),
+                ));
+            }
+        }
+        let s = &self.severity;
+        for (key, value) in [("severity.cc", s.cc), ("severity.mcc", s.mcc)] {
+            if let Some(v) = value {
+                positive(key, v)?;
+            }
+        }
+        if let (Some(cc), Some(mcc)) = (s.cc, s.mcc) {
+            if mcc < cc {
+                return Err(invalid("severity.mcc", format!("{mcc} must not be below severity.cc {cc}")));
+            }
+        }
+        if let Some(death) = &s.death {
+            if death.short_stay_max_los < 0 {
+                return Err(invalid("severity.death.short_stay_max_los", "must not be negative"));
+            }
+            positive("severity.death.short_stay_coefficient", death.short_stay_coefficient)?;
+            positive("severity.death.long_stay_coefficient", death.long_stay_coefficient)?;
+        }
+        for (i, band) in s.age_bands.iter().enumerate() {
+            let key = format!("severity.age_bands[{i}]");
+            positive(&format!("{key}.coefficient"), band.coefficient)?;
+            if band.min_age.is_none() && band.max_age.is_none() {
+                return Err(invalid(key, "needs min_age or max_age"));
+            }
+            if let (Some(min), Some(max)) = (band.min_age, band.max_age) {
+                if min > max {
+                    return Err(invalid(format!("{key}.min_age"), format!("{min} is above max_age {max}")));
+                }
+            }
+            if band.min_age.is_some_and(|a| a < 0) || band.max_age.is_some_and(|a| a < 0) {
+                return Err(invalid(key, "ages must not be negative"));
+            }
+        }
+        for (name, adjustment) in [("tumour_metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)]
+        {
+            if let Some(a) = adjustment {
+                let key = format!("severity.{name}");
+                positive(&format!("{key}.coefficient"), a.coefficient)?;
+                if a.diagnosis_prefixes.is_empty() && a.procedure_codes.is_empty() {
+                    return Err(invalid(key, "needs diagnosis_prefixes or procedure_codes"));
+                }
+            }
+        }
+        for (i, group) in self.bed_day.iter().enumerate() {
+            let key = format!("bed_day[{i}]");
+            positive(&format!("{key}.points_per_day"), group.points_per_day)?;
+            if group.max_days <= 0 {
+                return Err(invalid(format!("{key}.max_days"), "must be positive"));
+            }
+            if group.min_los < 0 {
+                return Err(invalid(format!("{key}.min_los"), "must not be negative"));
+            }
+            if group.diagnosis_prefixes.is_empty() && group.departments.is_empty() {
+                return Err(invalid(key, "needs diagnosis_prefixes or departments"));
+            }
+        }
+        for (i, exemption) in self.exemptions.iter().enumerate() {
+            let key = format!("exemptions[{i}]");
+            if exemption.diagnosis_prefixes.is_empty() && exemption.procedure_codes.is_empty() && exemption.min_los.is_none() {
+                return Err(invalid(key, "needs diagnosis_prefixes, procedure_codes or min_los"));
+            }
+            if exemption.min_los.is_some_and(|l| l < 0) {
+                return Err(invalid(format!("{key}.min_los"), "must not be negative"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The level of a hospital, when the policy lists it.
+    pub fn hospital_level(&self, hospital_id: &str) -> Option<&str> {
+        self.hospitals.get(hospital_id).map(|h| h.level.as_str())
+    }
+
+    /// The hospital's coefficient: its own, else its level's; `None` for an unknown hospital.
+    pub fn hospital_coefficient(&self, hospital_id: &str) -> Option<Decimal> {
+        let hospital = self.hospitals.get(hospital_id)?;
+        hospital.coefficient.or_else(|| self.level_coefficients.get(&hospital.level).copied())
+    }
+}

@@ -1,0 +1,122 @@
+//! Distinct quantities get distinct types: points (点数), yuan (元), point values (元/点).
+//!
+//! All are exact decimals (`rust_decimal`), never floats. Rounding happens only where a rule says
+//! so, with [`round_half_up`] (四舍五入: half away from zero), and each caller documents its scale.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
+
+/// Rounds half away from zero (四舍五入) to `decimals` places.
+pub fn round_half_up(value: Decimal, decimals: u32) -> Decimal {
+    value.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
+}
+
+macro_rules! decimal_unit {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub Decimal);
+
+        impl $name {
+            pub const ZERO: $name = $name(Decimal::ZERO);
+
+            pub fn value(self) -> Decimal {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.normalize().fmt(f)
+            }
+        }
+
+        impl Add for $name {
+            type Output = $name;
+            fn add(self, other: $name) -> $name {
+                $name(self.0 + other.0)
+            }
+        }
+
+        impl Sub for $name {
+            type Output = $name;
+            fn sub(self, other: $name) -> $name {
+                $name(self.0 - other.0)
+            }
+        }
+
+        impl Neg for $name {
+            type Output = $name;
+            fn neg(self) -> $name {
+                $name(-self.0)
+            }
+        }
+
+        impl AddAssign for $name {
+            fn add_assign(&mut self, other: $name) {
+                self.0 += other.0;
+            }
+        }
+
+        impl SubAssign for $name {
+            fn sub_assign(&mut self, other: $name) {
+                self.0 -= other.0;
+            }
+        }
+
+        impl Sum for $name {
+            fn sum<I: Iterator<Item = $name>>(iter: I) -> $name {
+                $name(iter.map(|v| v.0).sum())
+            }
+        }
+    };
+}
+
+decimal_unit!(
+    /// Points (点数): a case's or hospital's share of the regional budget.
+    Points
+);
+decimal_unit!(
+    /// Money in yuan (元). Settlement amounts are held to the fen (2 decimals).
+    Yuan
+);
+decimal_unit!(
+    /// Point value (点值): yuan per point.
+    PointValue
+);
+
+impl Yuan {
+    /// Rounded half-up to the fen.
+    pub fn to_fen(self) -> Yuan {
+        Yuan(round_half_up(self.0, 2))
+    }
+}
+
+impl Points {
+    /// Money for these points at a point value (unrounded).
+    pub fn at(self, value: PointValue) -> Yuan {
+        Yuan(self.0 * value.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round_half_up(dec!(497.625), 2), dec!(497.63));
+        assert_eq!(round_half_up(dec!(497.624), 2), dec!(497.62));
+        assert_eq!(round_half_up(dec!(-0.005), 2), dec!(-0.01));
+        assert_eq!(Yuan(dec!(0.125)).to_fen(), Yuan(dec!(0.13)));
+    }
+
+    #[test]
+    fn points_at_a_point_value_are_money() {
+        assert_eq!(Points(dec!(50000)).at(PointValue(dec!(10))), Yuan(dec!(500000)));
+        assert_eq!(Points(dec!(1.5)).to_string(), "1.5");
+    }
+}
