@@ -9,6 +9,7 @@ pub mod case;
 pub mod catalog_build;
 pub mod dip;
 pub mod drg;
+pub mod generate;
 pub mod io;
 pub mod policy;
 pub mod pricing;

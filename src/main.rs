@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Group cases with a DRG table set: one output row per case, rejects in a separate file.
     Group(cli::group::GroupArgs),
+    /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
+    Gen(cli::gen::GenArgs),
     /// Work with table sets.
     Tables {
         #[command(subcommand)]
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Group(args) => cli::group::run(args),
+        Command::Gen(args) => cli::gen::run(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
     };
     match outcome {

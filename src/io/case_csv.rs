@@ -312,6 +312,49 @@ fn parse_record(layout: &Layout, record: &csv::StringRecord, record_number: u64,
     })
 }
 
+/// Writes cases in the layout [`CaseReader`] reads (all 18 columns, header first).
+pub struct CaseWriter<W: std::io::Write> {
+    writer: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> CaseWriter<W> {
+    pub fn new(sink: W) -> csv::Result<CaseWriter<W>> {
+        let mut writer = csv::Writer::from_writer(sink);
+        writer.write_record(COLUMNS)?;
+        Ok(CaseWriter { writer })
+    }
+
+    pub fn write(&mut self, case: &Case) -> csv::Result<()> {
+        fn opt<T: ToString>(value: &Option<T>) -> String {
+            value.as_ref().map(ToString::to_string).unwrap_or_default()
+        }
+        self.writer.write_record([
+            case.case_id.clone(),
+            opt(&case.hospital_id),
+            opt(&case.patient_id),
+            case.fund.map(|f| f.as_str().to_string()).unwrap_or_default(),
+            opt(&case.sex),
+            opt(&case.age),
+            opt(&case.age_days),
+            opt(&case.birth_weight),
+            opt(&case.admission_date),
+            opt(&case.discharge_date),
+            opt(&case.los),
+            opt(&case.disposition),
+            opt(&case.department),
+            case.diagnoses.join("|"),
+            case.procedures.join("|"),
+            opt(&case.total_cost),
+            opt(&case.fund_paid),
+            opt(&case.patient_paid),
+        ])
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +412,19 @@ mod tests {
         assert_eq!(case.sex, Some(9));
         assert_eq!(case.diagnoses, vec![" k35.800", "A01"]);
         assert_eq!(case.procedures, vec!["47.0900", ""], "a trailing separator is an empty (unknown) code");
+    }
+
+    #[test]
+    fn written_cases_read_back_identically() {
+        let text = "case_id,hospital_id,patient_id,fund,sex,age,age_days,birth_weight,admission_date,discharge_date,los,disposition,department,diagnoses,procedures,total_cost,fund_paid,patient_paid\n\
+                    C1,H1,P1,resident,2,0,10,2900,2026-01-03,2026-01-08,5,1,0701,P59.900|P22.100,,3500.50,2310.33,1190.17\n";
+        let case = read(text).remove(0).unwrap();
+        let mut out = Vec::new();
+        let mut writer = CaseWriter::new(&mut out).unwrap();
+        writer.write(&case).unwrap();
+        writer.flush().unwrap();
+        drop(writer);
+        assert_eq!(String::from_utf8(out).unwrap(), text);
     }
 
     #[test]
