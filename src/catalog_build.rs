@@ -276,3 +276,143 @@ mod tests {
         assert_eq!((threshold, share), (15, dec!(0.8)), "the floor wins, and the shortfall is reported");
     }
 }
+
+/// Options of a DIP catalog build.
+#[derive(Debug, Clone)]
+pub struct DipBuildOptions {
+    /// Weight of each history year, oldest first.
+    pub weights: Vec<Decimal>,
+    pub scale: Decimal,
+    /// Floor of the core-group case threshold.
+    pub min_cases: u64,
+    /// Share of cases the core groups should cover.
+    pub coverage: Decimal,
+    pub trim: Trim,
+    pub score_decimals: u32,
+    /// Subcategories whose conservative core group is a grassroots group (基层病种).
+    pub grassroots: Vec<String>,
+}
+
+/// One group of a built catalog (a `catalog.csv` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogRow {
+    pub code: String,
+    pub name: String,
+    pub kind: crate::dip::GroupKind,
+    pub diagnosis: String,
+    pub procedures: String,
+    pub treatment: Treatment,
+    pub score: Decimal,
+    pub mean_cost: Decimal,
+    pub mean_los: Option<Decimal>,
+    pub cases: u64,
+    /// Mean cost per hospital level (level name → yuan).
+    pub level_mean_cost: BTreeMap<String, Decimal>,
+}
+
+/// What a build found, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildReport {
+    pub cases_per_year: Vec<u64>,
+    pub combinations: usize,
+    pub threshold: u64,
+    pub core_coverage: Decimal,
+    pub core_groups: usize,
+    pub comprehensive_groups: usize,
+    pub overall_mean_cost: Decimal,
+}
+
+/// Builds a DIP catalog. `combinations[k]` is the combination interned as key `k` in `years`;
+/// `levels[l]` names level id `l`.
+pub fn build_dip_catalog(
+    combinations: &[Combination],
+    mut years: Vec<Vec<HistoryCase>>,
+    levels: &[String],
+    options: &DipBuildOptions,
+) -> Option<(Vec<CatalogRow>, BuildReport)> {
+    let mut counts = vec![0u64; combinations.len()];
+    for case in years.iter().flatten() {
+        counts[case.key as usize] += 1;
+    }
+    let total: u64 = counts.iter().sum();
+    let eligible: Vec<u64> = combinations.iter().zip(&counts).filter(|(c, _)| c.subcategory.is_some()).map(|(_, n)| *n).collect();
+    let (threshold, core_coverage) = core_threshold(&eligible, total, options.coverage, options.min_cases);
+
+    // Final groups: core combinations keep their own group; the rest go to (category, treatment).
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Clone)]
+    enum GroupDef {
+        Core { subcategory: String, procedures: Vec<String>, treatment: Treatment },
+        Comprehensive { category: String, treatment: Treatment },
+    }
+    let mut definitions: BTreeMap<GroupDef, u32> = BTreeMap::new();
+    let mut final_key = Vec::with_capacity(combinations.len());
+    for (combination, &count) in combinations.iter().zip(&counts) {
+        let definition = match &combination.subcategory {
+            Some(sub) if count >= threshold => {
+                GroupDef::Core { subcategory: sub.clone(), procedures: combination.procedures.clone(), treatment: combination.treatment }
+            }
+            _ => GroupDef::Comprehensive { category: combination.category.clone(), treatment: combination.treatment },
+        };
+        let next = definitions.len() as u32;
+        final_key.push(*definitions.entry(definition).or_insert(next));
+    }
+    for case in years.iter_mut().flatten() {
+        case.key = final_key[case.key as usize];
+    }
+    let (means, overall) = weighted_means(&years, &options.weights, options.trim);
+    let overall = overall?;
+    let mut rows = Vec::new();
+    let mut sequence: BTreeMap<String, u32> = BTreeMap::new();
+    for (definition, key) in &definitions {
+        let Some(group) = means.get(key) else { continue };
+        let level_mean_cost = group
+            .level_mean_cost
+            .iter()
+            .filter_map(|(l, m)| levels.get(*l as usize).map(|name| (name.clone(), round_half_up(*m, 2))))
+            .collect();
+        let score = score(group.mean_cost, overall, options.scale, options.score_decimals);
+        let (code, name, kind, diagnosis, procedures, treatment) = match definition {
+            GroupDef::Core { subcategory, procedures, treatment } => {
+                let n = sequence.entry(subcategory.clone()).or_insert(0);
+                *n += 1;
+                let grassroots = procedures.is_empty() && options.grassroots.contains(subcategory);
+                let kind = if grassroots { crate::dip::GroupKind::Grassroots } else { crate::dip::GroupKind::Core };
+                let text = procedures.join("+");
+                let label = if text.is_empty() { "保守治疗".to_string() } else { text.clone() };
+                (format!("{subcategory}-{n:03}"), format!("{subcategory} {label}"), kind, subcategory.clone(), text, *treatment)
+            }
+            GroupDef::Comprehensive { category, treatment } => {
+                let letter = match treatment {
+                    Treatment::Conservative => "C",
+                    Treatment::Diagnostic => "D",
+                    Treatment::Therapeutic => "T",
+                    Treatment::Surgery => "S",
+                };
+                (format!("{category}-Z{letter}"), format!("{category} 综合 {}", treatment.as_str()), crate::dip::GroupKind::Comprehensive, category.clone(), String::new(), *treatment)
+            }
+        };
+        rows.push(CatalogRow {
+            code,
+            name,
+            kind,
+            diagnosis,
+            procedures,
+            treatment,
+            score,
+            mean_cost: round_half_up(group.mean_cost, 2),
+            mean_los: group.mean_los.map(|l| round_half_up(l, 2)),
+            cases: group.cases,
+            level_mean_cost,
+        });
+    }
+    let report = BuildReport {
+        cases_per_year: years.iter().map(|y| y.len() as u64).collect(),
+        combinations: combinations.len(),
+        threshold,
+        core_coverage,
+        core_groups: rows.iter().filter(|r| r.kind != crate::dip::GroupKind::Comprehensive).count(),
+        comprehensive_groups: rows.iter().filter(|r| r.kind == crate::dip::GroupKind::Comprehensive).count(),
+        overall_mean_cost: round_half_up(overall, 2),
+    };
+    Some((rows, report))
+}

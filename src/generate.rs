@@ -230,6 +230,7 @@ impl<'t> Generator<'t> {
             total += (text_unit(code, 7) * 3.0).exp() * if surgical { 0.5 } else { 1.0 };
             cumulative_weight.push(total);
         }
+        let width = options.hospitals.max(1).to_string().len().max(3);
         let hospitals: Vec<SyntheticHospital> = (0..options.hospitals.max(1))
             .map(|i| {
                 let share = i as f64 / options.hospitals.max(1) as f64;
@@ -240,7 +241,7 @@ impl<'t> Generator<'t> {
                 } else {
                     ("1", 0.8)
                 };
-                SyntheticHospital { id: format!("H{:04}", i + 1), level, cost_factor }
+                SyntheticHospital { id: format!("H{:0width$}", i + 1), level, cost_factor }
             })
             .collect();
         let hospital_weight = hospitals

@@ -13,5 +13,6 @@ pub mod generate;
 pub mod io;
 pub mod policy;
 pub mod pricing;
+pub mod scoring;
 pub mod tables;
 pub mod units;

@@ -17,6 +17,11 @@ struct Cli {
 enum Command {
     /// Group cases with a DRG table set: one output row per case, rejects in a separate file.
     Group(cli::group::GroupArgs),
+    /// Build scores from history: a DIP catalog or DRG relative weights.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
     Gen(cli::gen::GenArgs),
     /// Work with table sets.
@@ -24,6 +29,12 @@ enum Command {
         #[command(subcommand)]
         command: TablesCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Weighted history years → catalog.csv (DIP) or DRG weights.
+    Build(cli::catalog::BuildArgs),
 }
 
 #[derive(Subcommand)]
@@ -37,6 +48,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Group(args) => cli::group::run(args),
         Command::Gen(args) => cli::gen::run(args),
+        Command::Catalog { command: CatalogCommand::Build(args) } => cli::catalog::build(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
     };
     match outcome {

@@ -233,6 +233,10 @@ pub struct Policy {
     /// DRG: points per unit of relative weight (RW × 100 by default).
     #[serde(default = "default_points_per_rw", deserialize_with = "decimal")]
     pub drg_points_per_rw: Decimal,
+    /// DRG: the relative-weight file (`dipdrg catalog build --scheme drg`), relative to the
+    /// policy file.
+    #[serde(default)]
+    pub drg_weights: Option<String>,
     /// Case points are rounded half-up to this many decimals.
     #[serde(default = "default_points_decimals")]
     pub points_decimals: u32,
@@ -300,6 +304,9 @@ impl Policy {
         }
         if self.version.trim().is_empty() {
             return Err(invalid("version", "must not be empty"));
+        }
+        if self.scheme == Scheme::Drg && self.drg_weights.is_none() {
+            return Err(invalid("drg_weights", "a DRG policy must name its relative-weight file"));
         }
         positive("score_scale", self.score_scale)?;
         positive("drg_points_per_rw", self.drg_points_per_rw)?;

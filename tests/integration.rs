@@ -2,6 +2,7 @@
 //! `../shared/reference/` and skip with a message when it is absent.
 
 mod demo_grouping;
+mod dip_grouping;
 mod policy_and_points;
 mod properties;
 mod reference;

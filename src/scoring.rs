@@ -1,0 +1,175 @@
+//! Scoring: one case → its group under the region's scheme → its points. The step settlement,
+//! audit and the pre-check share, so that all three price a case the same way.
+//!
+//! A [`Scorer`] holds immutable snapshots (the DRG table set and its relative weights, or the DIP
+//! catalog) and is cheap to share behind an `Arc`. Pure: loading is [`DrgWeights::load`] and the
+//! snapshots' own loaders.
+
+use crate::case::Case;
+use crate::dip::{self, DipCatalog, GroupKind};
+use crate::drg::trace::Severity;
+use crate::drg::{self, DrgTableSet, GroupStatus, MappingMode, NoTrace};
+use crate::policy::{Policy, Scheme};
+use crate::pricing::{price_case, CasePoints, ScoredGroup};
+use crate::tables::source::{ColumnSpec, SourceTable, TableError};
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One DRG's relative weight and mean costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrgWeight {
+    pub rw: Decimal,
+    pub mean_cost: Decimal,
+    pub level_mean_cost: BTreeMap<String, Decimal>,
+}
+
+/// Relative weights by DRG code (`drg, rw, mean_cost[, mean_cost_level_<L>…]`).
+#[derive(Debug, Clone, Default)]
+pub struct DrgWeights {
+    by_drg: FxHashMap<String, DrgWeight>,
+}
+
+impl DrgWeights {
+    pub fn load(path: &Path) -> Result<DrgWeights, TableError> {
+        let bytes = std::fs::read(path).map_err(|e| TableError::Io { file: path.display().to_string(), message: e.to_string() })?;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
+        DrgWeights::parse(&SourceTable::parse(&name, &bytes)?)
+    }
+
+    pub fn parse(table: &SourceTable) -> Result<DrgWeights, TableError> {
+        let extra: Vec<&str> = table.columns.iter().map(String::as_str).filter(|c| c.starts_with("mean_cost_level_")).collect();
+        let mut optional = vec!["name", "mean_los", "cases"];
+        optional.extend(extra.iter().copied());
+        let checked = table.check(&ColumnSpec { required: &["drg", "rw", "mean_cost"], optional: &optional })?;
+        let positive = |row: &crate::tables::source::Row<'_>, column: &str| -> Result<Option<Decimal>, TableError> {
+            match row.non_empty(column) {
+                None => Ok(None),
+                Some(text) => match Decimal::from_str(text) {
+                    Ok(v) if v > Decimal::ZERO => Ok(Some(v)),
+                    _ => Err(row.bad(column, "must be a positive decimal")),
+                },
+            }
+        };
+        let mut by_drg = FxHashMap::default();
+        for row in checked.rows() {
+            let drg = row.required("drg")?.to_string();
+            let rw = positive(&row, "rw")?.ok_or_else(|| row.bad("rw", "must not be empty"))?;
+            let mean_cost = positive(&row, "mean_cost")?.ok_or_else(|| row.bad("mean_cost", "must not be empty"))?;
+            let mut level_mean_cost = BTreeMap::new();
+            for column in &extra {
+                if let Some(value) = positive(&row, column)? {
+                    level_mean_cost.insert(column.trim_start_matches("mean_cost_level_").to_string(), value);
+                }
+            }
+            if by_drg.insert(drg, DrgWeight { rw, mean_cost, level_mean_cost }).is_some() {
+                return Err(row.bad("drg", "listed twice"));
+            }
+        }
+        Ok(DrgWeights { by_drg })
+    }
+
+    pub fn get(&self, drg: &str) -> Option<&DrgWeight> {
+        self.by_drg.get(drg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_drg.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_drg.is_empty()
+    }
+}
+
+/// The scheme-specific half of scoring.
+#[derive(Debug, Clone)]
+pub enum Scorer {
+    Drg { tables: Arc<DrgTableSet>, weights: Arc<DrgWeights> },
+    Dip { catalog: Arc<DipCatalog> },
+}
+
+/// A case grouped and priced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// Grouping status as the scheme names it (`SUCCESS`, `QY`…, or `CORE`, `COMPREHENSIVE`…).
+    pub status: &'static str,
+    /// DRG code or DIP group code; empty when not grouped.
+    pub group: String,
+    /// Diagnosis category key for audit: the ADRG (DRG) or the principal subcategory (DIP).
+    pub family: String,
+    pub complication: Option<Severity>,
+    pub points: CasePoints,
+}
+
+impl Scorer {
+    /// Loads what a policy's scheme needs: `tables` is the DRG table set (DRG) or the DIP catalog
+    /// directory (DIP); DRG weights come from the policy's `drg_weights`, relative to `policy_path`.
+    pub fn load(policy: &Policy, policy_path: &Path, tables: &Path) -> Result<Scorer, TableError> {
+        match policy.scheme {
+            Scheme::Drg => {
+                let weights_name = policy.drg_weights.clone().unwrap_or_default();
+                let weights_path = policy_path.parent().unwrap_or(Path::new(".")).join(weights_name);
+                Ok(Scorer::Drg { tables: Arc::new(DrgTableSet::load_dir(tables)?), weights: Arc::new(DrgWeights::load(&weights_path)?) })
+            }
+            Scheme::Dip => Ok(Scorer::Dip { catalog: Arc::new(DipCatalog::load_dir(tables)?) }),
+        }
+    }
+
+    /// Fingerprint of the tables in use, for run records.
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            Scorer::Drg { tables, .. } => &tables.fingerprint,
+            Scorer::Dip { catalog } => &catalog.fingerprint,
+        }
+    }
+
+    /// Groups and prices one case under `policy`.
+    pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
+        let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
+        match self {
+            Scorer::Drg { tables, weights } => {
+                let result = drg::group(tables, case, MappingMode::Map, &mut NoTrace);
+                let drg_code = if result.status == GroupStatus::Success { result.drg_code(tables) } else { "" };
+                let complication = result.complication.map(|c| c.severity);
+                let scored = weights.get(drg_code).map(|w| ScoredGroup {
+                    code: drg_code.to_string(),
+                    score: w.rw * policy.drg_points_per_rw,
+                    mean_cost: level.and_then(|l| w.level_mean_cost.get(l)).copied().unwrap_or(w.mean_cost),
+                    grassroots: false,
+                });
+                let mut points = price_case(policy, case, scored.as_ref(), complication);
+                if scored.is_none() {
+                    points.group = (!drg_code.is_empty()).then(|| drg_code.to_string());
+                }
+                Assessment {
+                    status: result.status.as_str(),
+                    group: drg_code.to_string(),
+                    family: result.adrg.map(|a| tables.adrgs[a].code.clone()).unwrap_or_default(),
+                    complication,
+                    points,
+                }
+            }
+            Scorer::Dip { catalog } => {
+                let result = dip::group(catalog, case, level, None);
+                let group = result.group.map(|g| &catalog.groups[g]);
+                let scored = group.map(|g| ScoredGroup {
+                    code: g.code.clone(),
+                    score: g.score,
+                    mean_cost: g.mean_cost_at(level),
+                    grassroots: g.kind == GroupKind::Grassroots,
+                });
+                Assessment {
+                    status: result.status.as_str(),
+                    group: group.map(|g| g.code.clone()).unwrap_or_default(),
+                    family: case.principal_diagnosis().and_then(dip::catalog::subcategory).unwrap_or("").to_string(),
+                    complication: None,
+                    points: price_case(policy, case, scored.as_ref(), None),
+                }
+            }
+        }
+    }
+}
