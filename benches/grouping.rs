@@ -59,5 +59,37 @@ fn table_load(c: &mut Criterion) {
     bench.finish();
 }
 
-criterion_group!(benches, grouping, table_load);
+/// DIP grouping plus case points (and DRG grouping plus points) through the shared scoring step,
+/// on cases generated in memory from the demo table set.
+fn scoring(c: &mut Criterion) {
+    use dipdrg::generate::{Generator, Options};
+    use dipdrg::policy::Policy;
+    use dipdrg::scoring::Scorer;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let demo = DrgTableSet::load_dir(&root.join("grouper-tables/demo")).expect("demo tables");
+    let options = Options { cases: 50_000, hospitals: 5, year: 2026, seed: 42, violation_rate: 0.02, case_prefix: "B".into() };
+    let cases: Vec<Case> = Generator::new(&demo, options).map(|(case, _)| case).collect();
+    let mut bench = c.benchmark_group("points");
+    bench.throughput(Throughput::Elements(cases.len() as u64));
+    for (name, policy_file, tables) in [
+        ("dip", "policies/demo-city-2026-dip.toml", "grouper-tables/demo-dip"),
+        ("drg", "policies/demo-city-2026-drg.toml", "grouper-tables/demo"),
+    ] {
+        let policy_path = root.join(policy_file);
+        let policy = Policy::load(&policy_path).expect("policy");
+        let scorer = Scorer::load(&policy, &policy_path, &root.join(tables)).expect("scorer");
+        bench.bench_function(name, |b| {
+            b.iter(|| {
+                let mut total = rust_decimal::Decimal::ZERO;
+                for case in &cases {
+                    total += scorer.assess(&policy, black_box(case)).points.points.value();
+                }
+                total
+            })
+        });
+    }
+    bench.finish();
+}
+
+criterion_group!(benches, grouping, table_load, scoring);
 criterion_main!(benches);

@@ -388,7 +388,14 @@ pub fn build_dip_catalog(
                     Treatment::Therapeutic => "T",
                     Treatment::Surgery => "S",
                 };
-                (format!("{category}-Z{letter}"), format!("{category} 综合 {}", treatment.as_str()), crate::dip::GroupKind::Comprehensive, category.clone(), String::new(), *treatment)
+                (
+                    format!("{category}-Z{letter}"),
+                    format!("{category} 综合 {}", treatment.as_str()),
+                    crate::dip::GroupKind::Comprehensive,
+                    category.clone(),
+                    String::new(),
+                    *treatment,
+                )
             }
         };
         rows.push(CatalogRow {

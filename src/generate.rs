@@ -64,7 +64,7 @@ impl Rng {
         if n == 0 {
             return 0;
         }
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     pub fn chance(&mut self, p: f64) -> bool {
@@ -198,11 +198,8 @@ fn text_unit(text: &str, salt: u64) -> f64 {
 impl<'t> Generator<'t> {
     pub fn new(tables: &'t DrgTableSet, options: Options) -> Generator<'t> {
         let mut rng = Rng::new(options.seed);
-        let unreachable: std::collections::HashSet<String> = crate::drg::lint::lint(tables)
-            .into_iter()
-            .filter(|f| f.is_unreachable() && f.entry_kind == "rule")
-            .map(|f| f.entry)
-            .collect();
+        let unreachable: std::collections::HashSet<String> =
+            crate::drg::lint::lint(tables).into_iter().filter(|f| f.is_unreachable() && f.entry_kind == "rule").map(|f| f.entry).collect();
         // Principal diagnoses for rules that do not constrain it (pre-MDC procedures): any code an
         // MDC takes by its principal diagnosis.
         let mut any_principal: Vec<CodeId> = Vec::new();
@@ -316,7 +313,8 @@ impl<'t> Generator<'t> {
             let needed = alternatives.first().copied().unwrap_or(0);
             for tag in 1..32u8 {
                 if needed & (1 << tag) != 0 {
-                    let codes: Vec<CodeId> = list_codes(tables, Some(*list)).into_iter().filter(|&p| tables.info(p).tag_in(*list) == Some(tag)).collect();
+                    let codes: Vec<CodeId> =
+                        list_codes(tables, Some(*list)).into_iter().filter(|&p| tables.info(p).tag_in(*list) == Some(tag)).collect();
                     extra_procedures.push(identity_mapped(tables, &codes, false));
                 }
             }
@@ -334,11 +332,12 @@ impl<'t> Generator<'t> {
         if c.no_or_proc {
             extra_procedures.clear();
         }
-        let newborn = if mdc.entry.age_years_eq == Some(0) || c.max_age_days.is_some() || c.weight_min.is_some() || c.weight_max_excl.is_some() {
-            Some((c.max_age_days.unwrap_or(28).min(28), c.weight_min, c.weight_max_excl))
-        } else {
-            None
-        };
+        let newborn =
+            if mdc.entry.age_years_eq == Some(0) || c.max_age_days.is_some() || c.weight_min.is_some() || c.weight_max_excl.is_some() {
+                Some((c.max_age_days.unwrap_or(28).min(28), c.weight_min, c.weight_max_excl))
+            } else {
+                None
+            };
         let code = &tables.adrgs[rule.adrg].code;
         let surgical = !principal_procedure.is_empty();
         let base_cost = if surgical { 25_000.0 + 55_000.0 * text_unit(code, 1) } else { 4_000.0 + 12_000.0 * text_unit(code, 1) };
@@ -479,7 +478,8 @@ impl<'t> Generator<'t> {
             self.queue.push_back((case, None));
             return;
         }
-        let record = |case_id: &str, related: Option<String>| InjectedViolation { case_id: case_id.to_string(), kind, related_case_id: related };
+        let record =
+            |case_id: &str, related: Option<String>| InjectedViolation { case_id: case_id.to_string(), kind, related_case_id: related };
         match kind {
             ViolationKind::SplitAdmission => {
                 let los = case.los.unwrap_or(4).max(4);

@@ -41,6 +41,8 @@ enum CatalogCommand {
 enum TablesCommand {
     /// Load a DRG table set, report load time and entries its rules can never reach.
     Check(cli::tables::CheckArgs),
+    /// Derive a DIP procedure_types.csv from a DRG table set (OR procedures = surgery).
+    ProcedureTypes(cli::tables::ProcedureTypesArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::gen::run(args),
         Command::Catalog { command: CatalogCommand::Build(args) } => cli::catalog::build(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
+        Command::Tables { command: TablesCommand::ProcedureTypes(args) } => cli::tables::procedure_types(args),
     };
     match outcome {
         Ok(code) => code,

@@ -337,10 +337,7 @@ impl Policy {
         positive("outliers.low_ratio", o.low_ratio)?;
         positive("outliers.high_ratio", o.high_ratio)?;
         if o.low_ratio >= o.high_ratio {
-            return Err(invalid(
-                "outliers.low_ratio",
-                format!("{} must be below outliers.high_ratio {}", o.low_ratio, o.high_ratio),
-            ));
+            return Err(invalid("outliers.low_ratio", format!("{} must be below outliers.high_ratio {}", o.low_ratio, o.high_ratio)));
         }
         if o.low_ratio > Decimal::ONE || o.high_ratio < Decimal::ONE {
             return Err(invalid("outliers", "low_ratio must be at most 1 and high_ratio at least 1"));
@@ -387,7 +384,8 @@ impl Policy {
                 return Err(invalid(key, "ages must not be negative"));
             }
         }
-        for (name, adjustment) in [("tumour_metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)]
+        for (name, adjustment) in
+            [("tumour_metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)]
         {
             if let Some(a) = adjustment {
                 let key = format!("severity.{name}");

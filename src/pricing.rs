@@ -129,7 +129,9 @@ pub fn severity_coefficient(policy: &Policy, case: &Case, complication: Option<S
             }
         }
     }
-    for (name, adjustment) in [("tumour metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)] {
+    for (name, adjustment) in
+        [("tumour metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)]
+    {
         if let Some(adjustment) = adjustment {
             if let Some(code) = code_adjustment(case, adjustment) {
                 candidates.push((adjustment.coefficient, format!("{name} ({code})")));
@@ -214,7 +216,10 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
                 let special = outliers.special_review_ratio.is_some_and(|extreme| ratio > extreme);
                 result.category = if special { CaseCategory::SpecialReview } else { CaseCategory::HighOutlier };
                 let reason = if special {
-                    format!("r {shown} above special_review_ratio {}: special review, priced as a high outlier meanwhile", outliers.special_review_ratio.unwrap_or_default())
+                    format!(
+                        "r {shown} above special_review_ratio {}: special review, priced as a high outlier meanwhile",
+                        outliers.special_review_ratio.unwrap_or_default()
+                    )
                 } else {
                     format!("r {shown} above high_ratio {}", outliers.high_ratio)
                 };
@@ -226,7 +231,11 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
                 };
                 adjusted = group.score * multiplier;
                 result.category = CaseCategory::LowOutlier;
-                result.factors.push(Factor { name: "low outlier", value: multiplier, reason: format!("r {shown} below low_ratio {}", outliers.low_ratio) });
+                result.factors.push(Factor {
+                    name: "low outlier",
+                    value: multiplier,
+                    reason: format!("r {shown} below low_ratio {}", outliers.low_ratio),
+                });
             }
         }
         _ => result.factors.push(Factor {
@@ -258,7 +267,11 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
             coefficient
         }
         None => {
-            result.factors.push(Factor { name: "hospital", value: Decimal::ONE, reason: format!("hospital {hospital_id:?} not in the policy: coefficient 1") });
+            result.factors.push(Factor {
+                name: "hospital",
+                value: Decimal::ONE,
+                reason: format!("hospital {hospital_id:?} not in the policy: coefficient 1"),
+            });
             Decimal::ONE
         }
     };

@@ -84,7 +84,7 @@ fn severity_takes_the_largest_and_the_hospital_coefficient_applies() {
     case.hospital_id = Some("H003".into()); // level 2: 0.92
     case.age = Some(85); // age band 1.05
     let mut priced = price_case(&policy, &case, Some(&group()), Some(Severity::Mcc)); // MCC 1.15 wins
-    // 1244.06 × 1.15 × 0.92 = 1316.21548 → 1316.22
+                                                                                      // 1244.06 × 1.15 × 0.92 = 1316.21548 → 1316.22
     assert_eq!(priced.points.value(), dec!(1316.22));
     assert_eq!(priced.explain(), "severity 1.15 (with MCC); hospital 0.92 (hospital H003 level 2)");
     priced = price_case(&policy, &case, Some(&group()), None);
@@ -157,7 +157,10 @@ fn policy_mistakes_are_rejected_naming_the_key() {
         policy_error(|t| t.replace("{ max_age = 6, coefficient = 1.1 }", "{ min_age = 9, max_age = 6, coefficient = 1.1 }")),
         "policy key severity.age_bands[0].min_age: 9 is above max_age 6"
     );
-    assert_eq!(policy_error(|t| t.replace("points_per_day = 80", "points_per_day = 0")), "policy key bed_day[0].points_per_day: must be positive, found 0");
+    assert_eq!(
+        policy_error(|t| t.replace("points_per_day = 80", "points_per_day = 0")),
+        "policy key bed_day[0].points_per_day: must be positive, found 0"
+    );
     let wrong_type = policy_error(|t| t.replace("scheme = \"dip\"", "scheme = \"fee-for-service\""));
     assert!(wrong_type.contains("scheme") || wrong_type.contains("fee-for-service"), "{wrong_type}");
     let bad_number = policy_error(|t| t.replace("high_excess_factor = 1.0", "high_excess_factor = \"one\""));

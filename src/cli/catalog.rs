@@ -138,12 +138,20 @@ fn read_history<K: std::hash::Hash + Eq + Clone>(
     Ok(history)
 }
 
+/// All history files merged: keys interned once, cases per year, skipped records by reason.
+struct History<K> {
+    keys: Vec<K>,
+    years: Vec<Vec<HistoryCase>>,
+    skipped: BTreeMap<String, u64>,
+    read: u64,
+}
+
 /// Reads all files (two threads at a time) and merges their keys into one interner.
 fn read_all<K: std::hash::Hash + Eq + Clone + Send>(
     paths: &[PathBuf],
     hospital_levels: &FxHashMap<String, u8>,
     key_of: &(dyn Fn(&dipdrg::case::Case) -> Result<K, String> + Sync),
-) -> anyhow::Result<(Vec<K>, Vec<Vec<HistoryCase>>, BTreeMap<String, u64>, u64)> {
+) -> anyhow::Result<History<K>> {
     let mut results: Vec<Option<anyhow::Result<FileHistory<K>>>> = (0..paths.len()).map(|_| None).collect();
     for (chunk_paths, chunk_results) in paths.chunks(2).zip(results.chunks_mut(2)) {
         std::thread::scope(|scope| {
@@ -180,7 +188,7 @@ fn read_all<K: std::hash::Hash + Eq + Clone + Send>(
         read += history.read;
         years.push(history.cases);
     }
-    Ok((keys, years, skipped, read))
+    Ok(History { keys, years, skipped, read })
 }
 
 fn procedure_types(path: &Path) -> anyhow::Result<FxHashMap<String, Treatment>> {
@@ -244,9 +252,10 @@ fn build_dip(
     let types = procedure_types(types_path)?;
     let key_of = |case: &dipdrg::case::Case| -> Result<Combination, String> {
         let procedures: Vec<(String, Option<Treatment>)> = case.procedures.iter().map(|p| (p.clone(), types.get(p).copied())).collect();
-        Combination::of(case.principal_diagnosis().unwrap_or(""), &procedures).ok_or_else(|| "principal diagnosis has no category".to_string())
+        Combination::of(case.principal_diagnosis().unwrap_or(""), &procedures)
+            .ok_or_else(|| "principal diagnosis has no category".to_string())
     };
-    let (combinations, years, skipped, read) = read_all(&args.history, hospital_levels, &key_of)?;
+    let History { keys: combinations, years, skipped, read } = read_all(&args.history, hospital_levels, &key_of)?;
     let used: u64 = years.iter().map(|y| y.len() as u64).sum();
     let options = DipBuildOptions {
         weights,
@@ -261,7 +270,9 @@ fn build_dip(
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut writer = csv::Writer::from_path(args.out.join("catalog.csv"))?;
     let mut header: Vec<String> =
-        ["code", "name", "kind", "diagnosis", "procedures", "treatment", "score", "mean_cost", "mean_los", "cases"].map(String::from).to_vec();
+        ["code", "name", "kind", "diagnosis", "procedures", "treatment", "score", "mean_cost", "mean_los", "cases"]
+            .map(String::from)
+            .to_vec();
     let sorted_levels: Vec<&String> = level_names.iter().collect();
     header.extend(sorted_levels.iter().map(|l| format!("mean_cost_level_{l}")));
     writer.write_record(&header)?;
@@ -324,7 +335,7 @@ fn build_drg(
         let result = group(&tables, case, MappingMode::Map, &mut NoTrace);
         result.drg.ok_or_else(|| format!("not grouped to a DRG ({})", result.status.as_str()))
     };
-    let (drg_keys, years, skipped, read) = read_all(&args.history, hospital_levels, &key_of)?;
+    let History { keys: drg_keys, years, skipped, read } = read_all(&args.history, hospital_levels, &key_of)?;
     let used: u64 = years.iter().map(|y| y.len() as u64).sum();
     let (means, overall) = weighted_means(&years, &weights, trim);
     let overall = overall.context("no usable history cases")?;
@@ -348,7 +359,8 @@ fn build_drg(
             group_means.cases.to_string(),
         ];
         record.extend(
-            (0..level_names.len()).map(|l| group_means.level_mean_cost.get(&(l as u8)).map(|m| round_half_up(*m, 2).to_string()).unwrap_or_default()),
+            (0..level_names.len())
+                .map(|l| group_means.level_mean_cost.get(&(l as u8)).map(|m| round_half_up(*m, 2).to_string()).unwrap_or_default()),
         );
         writer.write_record(&record)?;
     }

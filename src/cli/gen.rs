@@ -62,8 +62,11 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let mut cases = CaseWriter::new(BufWriter::with_capacity(1 << 20, file))?;
     let mut violations = csv::Writer::from_path(side("violations"))?;
     violations.write_record(["case_id", "kind", "related_case_id"])?;
-    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(args.cases), ProgressDrawTarget::stderr()) };
-    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let progress =
+        if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(args.cases), ProgressDrawTarget::stderr()) };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cases {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut written = 0u64;
     let mut injected = 0u64;
     for (case, violation) in generator.by_ref() {

@@ -34,3 +34,45 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     println!("{warnings} warnings, {} notes", findings.len() - warnings);
     Ok(if args.strict && warnings > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
+
+#[derive(Args)]
+pub struct ProcedureTypesArgs {
+    /// DRG table-set directory.
+    #[arg(long)]
+    tables: PathBuf,
+    /// Output `procedure_types.csv`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Derives DIP treatment types from a DRG table set: operating-room procedures are surgery,
+/// ICD-9-CM-3 87–89 (imaging, examinations) diagnostic, every other listed procedure therapeutic.
+/// A starting point for a region's own table, which should be reviewed by hand.
+pub fn procedure_types(args: ProcedureTypesArgs) -> anyhow::Result<ExitCode> {
+    let tables = super::load_tables(&args.tables, true)?;
+    let mut rows: Vec<(String, &'static str)> = Vec::new();
+    for id in 1..tables.code_count() {
+        let code = dipdrg::drg::tables::CodeId(id as u32);
+        if tables.map_procedure(code) != Some(code) {
+            continue;
+        }
+        let text = tables.code_text(code);
+        let kind = if tables.info(code).is_or_procedure() {
+            "surgery"
+        } else if ["87", "88", "89"].iter().any(|p| text.starts_with(p)) {
+            "diagnostic"
+        } else {
+            "therapeutic"
+        };
+        rows.push((text.to_string(), kind));
+    }
+    rows.sort();
+    let mut writer = csv::Writer::from_path(&args.out)?;
+    writer.write_record(["code", "type"])?;
+    for (code, kind) in &rows {
+        writer.write_record([code.as_str(), kind])?;
+    }
+    writer.flush()?;
+    println!("wrote {} procedure types to {}", rows.len(), args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

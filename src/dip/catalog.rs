@@ -266,17 +266,14 @@ impl DipCatalog {
                     terms.push(alternatives);
                 }
             }
-            let derived = terms
-                .iter()
-                .flat_map(|t| t.iter())
-                .filter_map(|&p| procedure_types[p as usize])
-                .max()
-                .unwrap_or(Treatment::Conservative);
+            let derived =
+                terms.iter().flat_map(|t| t.iter()).filter_map(|&p| procedure_types[p as usize]).max().unwrap_or(Treatment::Conservative);
             let treatment = match row.non_empty("treatment") {
-                Some(text) => {
-                    Treatment::parse(text).ok_or_else(|| row.bad("treatment", "must be conservative, diagnostic, therapeutic or surgery"))?
+                Some(text) => Treatment::parse(text)
+                    .ok_or_else(|| row.bad("treatment", "must be conservative, diagnostic, therapeutic or surgery"))?,
+                None if kind == GroupKind::Comprehensive => {
+                    return Err(row.bad("treatment", "a comprehensive group needs a treatment type"))
                 }
-                None if kind == GroupKind::Comprehensive => return Err(row.bad("treatment", "a comprehensive group needs a treatment type")),
                 None => derived,
             };
             if kind == GroupKind::Comprehensive && !terms.is_empty() {
