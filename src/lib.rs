@@ -14,5 +14,6 @@ pub mod io;
 pub mod policy;
 pub mod pricing;
 pub mod scoring;
+pub mod settlement;
 pub mod tables;
 pub mod units;

@@ -217,6 +217,139 @@ pub struct Hospital {
     pub coefficient: Option<Decimal>,
     #[serde(default)]
     pub name: Option<String>,
+    /// Annual assessment coefficient (考核系数), 0–1: the share of the quality deposit returned.
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub assessment: Option<Decimal>,
+}
+
+/// How a fund's point value is set (点值确定方式).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PointValueMethod {
+    /// Budget point value (预算点值), set at year start.
+    Budget,
+    /// Settlement point value (结算点值): the year's distributable amount ÷ the region's points.
+    Settlement,
+    /// Fixed (固定点值).
+    Fixed,
+    /// Floating (浮动点值): the settlement value kept within a band around the budget value.
+    Floating,
+    /// Balanced: a weighted mix of the fixed and the settlement value.
+    Balanced,
+}
+
+/// What the year's distributable amount is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementBasis {
+    /// Fund budget ÷ the reimbursement ratio (统筹基金 ÷ 报销比例).
+    FundOverRatio,
+    /// Fund budget + what patients paid themselves.
+    FundPlusPatient,
+}
+
+/// One fund's point value settings (职工 / 居民 are priced separately).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundPolicy {
+    /// Method of the year-end point value.
+    pub year_end_method: PointValueMethod,
+    /// The fund's yearly budget for DIP/DRG inpatient cases, yuan.
+    #[serde(deserialize_with = "decimal")]
+    pub annual_budget: Decimal,
+    pub settlement_basis: SettlementBasis,
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub reimbursement_ratio: Option<Decimal>,
+    /// Budget point value used by monthly pre-settlement. Given directly, or derived from
+    /// `budget_history` and `expected_points`.
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub budget_point_value: Option<Decimal>,
+    /// Past years' totals (yuan) and weights for the budget point value.
+    #[serde(default)]
+    pub budget_history: Vec<WeightedAmount>,
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub expected_points: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub fixed_point_value: Option<Decimal>,
+    /// Floating: the settlement value is kept within budget value × (1 ± band).
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub floating_band: Option<Decimal>,
+    /// Balanced: weight of the fixed value (the rest is the settlement value).
+    #[serde(default, deserialize_with = "optional_decimal")]
+    pub balanced_fixed_weight: Option<Decimal>,
+    /// Monthly pre-settlement pays this share; the rest is held as a quality deposit (质量保证金).
+    #[serde(deserialize_with = "decimal")]
+    pub monthly_payment_share: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedAmount {
+    #[serde(deserialize_with = "decimal")]
+    pub amount: Decimal,
+    #[serde(deserialize_with = "decimal")]
+    pub weight: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Funds {
+    pub employee: FundPolicy,
+    pub resident: FundPolicy,
+}
+
+/// Deductions for confirmed violations: the case scores zero and k × its points are deducted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Penalties {
+    #[serde(default = "three", deserialize_with = "decimal")]
+    pub default_multiple: Decimal,
+    /// k per violation kind (split_admission, upcoding, diagnosis_upgrade, bed_hanging,
+    /// low_standard_admission, cost_shifting, …).
+    #[serde(default, deserialize_with = "decimal_map")]
+    pub multiples: BTreeMap<String, Decimal>,
+}
+
+impl Default for Penalties {
+    fn default() -> Penalties {
+        Penalties { default_multiple: three(), multiples: BTreeMap::new() }
+    }
+}
+
+fn three() -> Decimal {
+    Decimal::from(3)
+}
+
+impl Penalties {
+    pub fn multiple(&self, kind: &str) -> Decimal {
+        self.multiples.get(kind).copied().unwrap_or(self.default_multiple)
+    }
+}
+
+/// Special review (特病单议) quota: applications per hospital at most this share of its cases.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialReview {
+    #[serde(deserialize_with = "decimal")]
+    pub quota: Decimal,
+}
+
+/// Year-end surplus retention and overspend sharing (结余留用、超支分担).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YearEnd {
+    /// Share of a surplus (payment above actual cost) the hospital keeps.
+    #[serde(deserialize_with = "decimal")]
+    pub surplus_keep_share: Decimal,
+    /// The kept surplus is at most this share of the payment.
+    #[serde(deserialize_with = "decimal")]
+    pub surplus_cap: Decimal,
+    /// Overspend (actual cost above payment) up to this share of the payment is shared.
+    #[serde(deserialize_with = "decimal")]
+    pub overspend_band: Decimal,
+    /// Share of the overspend within the band the fund bears.
+    #[serde(deserialize_with = "decimal")]
+    pub overspend_fund_share: Decimal,
 }
 
 /// One region's policy for one year.
@@ -240,6 +373,9 @@ pub struct Policy {
     /// Case points are rounded half-up to this many decimals.
     #[serde(default = "default_points_decimals")]
     pub points_decimals: u32,
+    /// Point values (yuan per point) are rounded half-up to this many decimals.
+    #[serde(default = "default_point_value_decimals")]
+    pub point_value_decimals: u32,
     /// Coefficient per hospital level (医院等级系数).
     #[serde(deserialize_with = "decimal_map")]
     pub level_coefficients: BTreeMap<String, Decimal>,
@@ -255,6 +391,15 @@ pub struct Policy {
     pub bed_day: Vec<BedDayGroup>,
     #[serde(default)]
     pub exemptions: Vec<Exemption>,
+    /// Point values per fund (needed to settle; grouping and pricing do without).
+    #[serde(default)]
+    pub funds: Option<Funds>,
+    #[serde(default)]
+    pub penalties: Penalties,
+    #[serde(default)]
+    pub special_review: Option<SpecialReview>,
+    #[serde(default)]
+    pub year_end: Option<YearEnd>,
 }
 
 fn default_scale() -> Decimal {
@@ -269,6 +414,10 @@ fn default_points_decimals() -> u32 {
     2
 }
 
+fn default_point_value_decimals() -> u32 {
+    4
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
     PolicyError::Invalid { key: key.into(), message: message.into() }
 }
@@ -276,6 +425,69 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
 fn positive(key: &str, value: Decimal) -> Result<(), PolicyError> {
     if value <= Decimal::ZERO {
         return Err(invalid(key, format!("must be positive, found {value}")));
+    }
+    Ok(())
+}
+
+/// A share: between 0 and 1.
+fn share(key: &str, value: Decimal) -> Result<(), PolicyError> {
+    if value < Decimal::ZERO || value > Decimal::ONE {
+        return Err(invalid(key, format!("must be between 0 and 1, found {value}")));
+    }
+    Ok(())
+}
+
+fn validate_fund(key: &str, fund: &FundPolicy) -> Result<(), PolicyError> {
+    if fund.annual_budget < Decimal::ZERO {
+        return Err(invalid(format!("{key}.annual_budget"), format!("must not be negative, found {}", fund.annual_budget)));
+    }
+    share(&format!("{key}.monthly_payment_share"), fund.monthly_payment_share)?;
+    if let Some(ratio) = fund.reimbursement_ratio {
+        if ratio <= Decimal::ZERO || ratio > Decimal::ONE {
+            return Err(invalid(format!("{key}.reimbursement_ratio"), format!("must be above 0 and at most 1, found {ratio}")));
+        }
+    }
+    if fund.settlement_basis == SettlementBasis::FundOverRatio && fund.reimbursement_ratio.is_none() {
+        return Err(invalid(format!("{key}.reimbursement_ratio"), "settlement_basis fund_over_ratio needs it"));
+    }
+    for (name, value) in [
+        ("budget_point_value", fund.budget_point_value),
+        ("fixed_point_value", fund.fixed_point_value),
+        ("expected_points", fund.expected_points),
+    ] {
+        if let Some(v) = value {
+            positive(&format!("{key}.{name}"), v)?;
+        }
+    }
+    if fund.budget_point_value.is_none() && (fund.budget_history.is_empty() || fund.expected_points.is_none()) {
+        return Err(invalid(format!("{key}.budget_point_value"), "give it, or budget_history with expected_points"));
+    }
+    for (i, past) in fund.budget_history.iter().enumerate() {
+        if past.amount < Decimal::ZERO || past.weight < Decimal::ZERO {
+            return Err(invalid(format!("{key}.budget_history[{i}]"), "amount and weight must not be negative"));
+        }
+    }
+    let needs = |name: &str, present: bool| {
+        if present {
+            Ok(())
+        } else {
+            Err(invalid(format!("{key}.{name}"), format!("year_end_method {:?} needs it", fund.year_end_method)))
+        }
+    };
+    match fund.year_end_method {
+        PointValueMethod::Fixed => needs("fixed_point_value", fund.fixed_point_value.is_some())?,
+        PointValueMethod::Floating => needs("floating_band", fund.floating_band.is_some())?,
+        PointValueMethod::Balanced => {
+            needs("fixed_point_value", fund.fixed_point_value.is_some())?;
+            needs("balanced_fixed_weight", fund.balanced_fixed_weight.is_some())?;
+        }
+        PointValueMethod::Budget | PointValueMethod::Settlement => {}
+    }
+    if let Some(band) = fund.floating_band {
+        share(&format!("{key}.floating_band"), band)?;
+    }
+    if let Some(weight) = fund.balanced_fixed_weight {
+        share(&format!("{key}.balanced_fixed_weight"), weight)?;
     }
     Ok(())
 }
@@ -312,6 +524,9 @@ impl Policy {
         positive("drg_points_per_rw", self.drg_points_per_rw)?;
         if self.points_decimals > 8 {
             return Err(invalid("points_decimals", "must be between 0 and 8"));
+        }
+        if self.point_value_decimals > 8 {
+            return Err(invalid("point_value_decimals", "must be between 0 and 8"));
         }
         if self.level_coefficients.is_empty() {
             return Err(invalid("level_coefficients", "must list at least one hospital level"));
@@ -408,6 +623,29 @@ impl Policy {
                 return Err(invalid(key, "needs diagnosis_prefixes or departments"));
             }
         }
+        if let Some(funds) = &self.funds {
+            for (name, fund) in [("employee", &funds.employee), ("resident", &funds.resident)] {
+                validate_fund(&format!("funds.{name}"), fund)?;
+            }
+        }
+        positive("penalties.default_multiple", self.penalties.default_multiple)?;
+        for (kind, k) in &self.penalties.multiples {
+            positive(&format!("penalties.multiples.{kind}"), *k)?;
+        }
+        if let Some(review) = &self.special_review {
+            share("special_review.quota", review.quota)?;
+        }
+        if let Some(y) = &self.year_end {
+            share("year_end.surplus_keep_share", y.surplus_keep_share)?;
+            share("year_end.surplus_cap", y.surplus_cap)?;
+            share("year_end.overspend_band", y.overspend_band)?;
+            share("year_end.overspend_fund_share", y.overspend_fund_share)?;
+        }
+        for (id, hospital) in &self.hospitals {
+            if let Some(a) = hospital.assessment {
+                share(&format!("hospitals.{id}.assessment"), a)?;
+            }
+        }
         for (i, exemption) in self.exemptions.iter().enumerate() {
             let key = format!("exemptions[{i}]");
             if exemption.diagnosis_prefixes.is_empty() && exemption.procedure_codes.is_empty() && exemption.min_los.is_none() {
@@ -418,6 +656,25 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// The fund settings, or an error naming the missing `funds` table.
+    pub fn funds(&self) -> Result<&Funds, PolicyError> {
+        self.funds.as_ref().ok_or_else(|| invalid("funds", "settlement needs [funds.employee] and [funds.resident]"))
+    }
+
+    /// The settings of one fund.
+    pub fn fund(&self, fund: crate::case::Fund) -> Result<&FundPolicy, PolicyError> {
+        let funds = self.funds()?;
+        Ok(match fund {
+            crate::case::Fund::Employee => &funds.employee,
+            crate::case::Fund::Resident => &funds.resident,
+        })
+    }
+
+    /// A hospital's assessment coefficient (1 when not given).
+    pub fn assessment(&self, hospital_id: &str) -> Decimal {
+        self.hospitals.get(hospital_id).and_then(|h| h.assessment).unwrap_or(Decimal::ONE)
     }
 
     /// The level of a hospital, when the policy lists it.

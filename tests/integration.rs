@@ -6,4 +6,5 @@ mod dip_grouping;
 mod policy_and_points;
 mod properties;
 mod reference;
+mod settlement;
 mod table_errors;

@@ -1,0 +1,458 @@
+//! Settlement (结算): point values, month-end pre-settlement and year-end final settlement per
+//! hospital and fund, with penalties and special-review decisions applied.
+//!
+//! Money rules, in one place:
+//! - every amount is exact decimal yuan; amounts paid are rounded half-up to the fen exactly where
+//!   this module says so, and nowhere else;
+//! - point values are rounded half-up to the policy's `point_value_decimals` for display and for
+//!   fixed/budget pricing; the settlement method distributes the exact distributable amount;
+//! - year-end gross amounts are a largest-remainder allocation of the distributable amount in fen
+//!   over the hospitals' counted points, so they add up to it exactly;
+//! - a statement's parts add up: gross − patients' payments = amount; paid now + deposit = amount.
+//!
+//! Pure: callers give per-case records and read/write files.
+
+use crate::case::Fund;
+use crate::policy::{FundPolicy, Policy, PointValueMethod, SettlementBasis, YearEnd};
+use crate::units::{round_half_up, PointValue, Points, Yuan};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// Why a settlement could not be computed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SettlementError {
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("fund {fund}: the region's counted points total {points}, so no point value can be set")]
+    NoPoints { fund: &'static str, points: Decimal },
+    #[error(
+        "hospital {hospital}: {applications} special-review applications exceed the quota of {quota} × {cases} cases = {allowed}"
+    )]
+    SpecialReviewQuota { hospital: String, applications: u64, cases: u64, quota: Decimal, allowed: u64 },
+    #[error("allocation of {total_fen} fen failed: {reason}")]
+    Allocation { total_fen: i64, reason: String },
+}
+
+impl SettlementError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettlementError::Policy(_) => "SETTLEMENT_POLICY",
+            SettlementError::NoPoints { .. } => "SETTLEMENT_NO_POINTS",
+            SettlementError::SpecialReviewQuota { .. } => "SETTLEMENT_SPECIAL_REVIEW_QUOTA",
+            SettlementError::Allocation { .. } => "SETTLEMENT_ALLOCATION",
+        }
+    }
+}
+
+/// Splits `total_fen` over `weights` in proportion, in whole fen, so that the parts add up to the
+/// total exactly: each part gets the floor of its share, and the fen left over go one each to the
+/// largest remainders (ties to the earlier index). Weights may be negative; their sum must be
+/// positive.
+pub fn largest_remainder(total_fen: i64, weights: &[Decimal]) -> Result<Vec<i64>, SettlementError> {
+    let fail = |reason: &str| SettlementError::Allocation { total_fen, reason: reason.to_string() };
+    let weight_sum: Decimal = weights.iter().copied().sum();
+    if weight_sum <= Decimal::ZERO {
+        return Err(fail("the weights do not sum to a positive number"));
+    }
+    let total = Decimal::from(total_fen);
+    let mut parts = Vec::with_capacity(weights.len());
+    let mut remainders = Vec::with_capacity(weights.len());
+    for (index, weight) in weights.iter().enumerate() {
+        let share = total * *weight / weight_sum;
+        let floor = share.floor();
+        parts.push(i64::try_from(floor.mantissa() / 10i128.pow(floor.scale())).map_err(|_| fail("a share does not fit in fen"))?);
+        remainders.push((share - floor, index));
+    }
+    let assigned: i64 = parts.iter().sum();
+    let left_over = total_fen - assigned;
+    if left_over < 0 || left_over as usize > weights.len() {
+        return Err(fail("rounding left an impossible remainder"));
+    }
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, index) in remainders.iter().take(left_over as usize) {
+        parts[index] += 1;
+    }
+    debug_assert_eq!(parts.iter().sum::<i64>(), total_fen, "Σ allocated = total");
+    Ok(parts)
+}
+
+fn fen(amount: Yuan) -> i64 {
+    let rounded = amount.to_fen().0 * Decimal::from(100);
+    i64::try_from(rounded.mantissa() / 10i128.pow(rounded.scale())).unwrap_or(i64::MAX)
+}
+
+fn yuan_from_fen(fen: i64) -> Yuan {
+    Yuan(Decimal::new(fen, 2))
+}
+
+/// A point value and everything it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointValueRecord {
+    pub fund: Fund,
+    pub method: PointValueMethod,
+    /// Named inputs, in the order they were used.
+    pub inputs: Vec<(&'static str, Decimal)>,
+    /// Unrounded value.
+    pub exact: Decimal,
+    /// Rounded to the policy's point-value decimals.
+    pub value: PointValue,
+    /// The amount distributed over the points (year-end), yuan to the fen.
+    pub distributable: Option<Yuan>,
+}
+
+/// The budget point value (预算点值): given, or Σ w·total ÷ Σ w ÷ expected points.
+pub fn budget_point_value(fund: &FundPolicy) -> (Decimal, Vec<(&'static str, Decimal)>) {
+    if let Some(value) = fund.budget_point_value {
+        return (value, vec![("budget_point_value", value)]);
+    }
+    let weight: Decimal = fund.budget_history.iter().map(|h| h.weight).sum();
+    let weighted_total = if weight.is_zero() {
+        Decimal::ZERO
+    } else {
+        fund.budget_history.iter().map(|h| h.amount * h.weight).sum::<Decimal>() / weight
+    };
+    let expected = fund.expected_points.unwrap_or(Decimal::ONE);
+    (weighted_total / expected, vec![("weighted_past_total", weighted_total), ("expected_points", expected)])
+}
+
+/// The distributable amount of the year (settlement basis): budget ÷ ratio, or budget + patients'
+/// payments.
+pub fn distributable_amount(fund: &FundPolicy, patient_paid_total: Yuan) -> (Yuan, Vec<(&'static str, Decimal)>) {
+    match fund.settlement_basis {
+        SettlementBasis::FundOverRatio => {
+            let ratio = fund.reimbursement_ratio.unwrap_or(Decimal::ONE);
+            (Yuan(fund.annual_budget / ratio).to_fen(), vec![("annual_budget", fund.annual_budget), ("reimbursement_ratio", ratio)])
+        }
+        SettlementBasis::FundPlusPatient => (
+            Yuan(fund.annual_budget + patient_paid_total.0).to_fen(),
+            vec![("annual_budget", fund.annual_budget), ("patient_paid_total", patient_paid_total.0)],
+        ),
+    }
+}
+
+/// The point value of a monthly pre-settlement: the budget point value.
+pub fn monthly_point_value(policy: &Policy, fund: Fund) -> Result<PointValueRecord, SettlementError> {
+    let fund_policy = policy.fund(fund)?;
+    let (exact, inputs) = budget_point_value(fund_policy);
+    Ok(PointValueRecord {
+        fund,
+        method: PointValueMethod::Budget,
+        inputs,
+        exact,
+        value: PointValue(round_half_up(exact, policy.point_value_decimals)),
+        distributable: None,
+    })
+}
+
+/// The year-end point value of a fund, by its policy method.
+pub fn year_end_point_value(policy: &Policy, fund: Fund, counted_points: Points, patient_paid_total: Yuan) -> Result<PointValueRecord, SettlementError> {
+    let fund_policy = policy.fund(fund)?;
+    if counted_points.0 <= Decimal::ZERO {
+        return Err(SettlementError::NoPoints { fund: fund.as_str(), points: counted_points.0 });
+    }
+    let (distributable, mut inputs) = distributable_amount(fund_policy, patient_paid_total);
+    inputs.push(("region_counted_points", counted_points.0));
+    let settlement = distributable.0 / counted_points.0;
+    let (budget, budget_inputs) = budget_point_value(fund_policy);
+    let decimals = policy.point_value_decimals;
+    let (method, exact) = (fund_policy.year_end_method, settlement);
+    let exact = match method {
+        PointValueMethod::Settlement => exact,
+        PointValueMethod::Budget => {
+            inputs.extend(budget_inputs);
+            budget
+        }
+        PointValueMethod::Fixed => {
+            let fixed = fund_policy.fixed_point_value.unwrap_or(budget);
+            inputs.push(("fixed_point_value", fixed));
+            fixed
+        }
+        PointValueMethod::Floating => {
+            let band = fund_policy.floating_band.unwrap_or(Decimal::ZERO);
+            inputs.extend(budget_inputs);
+            inputs.push(("floating_band", band));
+            exact.clamp(budget * (Decimal::ONE - band), budget * (Decimal::ONE + band))
+        }
+        PointValueMethod::Balanced => {
+            let fixed = fund_policy.fixed_point_value.unwrap_or(budget);
+            let weight = fund_policy.balanced_fixed_weight.unwrap_or(Decimal::ZERO);
+            inputs.push(("fixed_point_value", fixed));
+            inputs.push(("balanced_fixed_weight", weight));
+            weight * fixed + (Decimal::ONE - weight) * exact
+        }
+    };
+    let value = PointValue(round_half_up(exact, decimals));
+    // The settlement method distributes the budget exactly; the others what their value buys.
+    let distributed = if method == PointValueMethod::Settlement { distributable } else { counted_points.at(value).to_fen() };
+    Ok(PointValueRecord { fund, method, inputs, exact, value, distributable: Some(distributed) })
+}
+
+/// One case as settlement sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettlementCase {
+    /// Index into the run's hospital list.
+    pub hospital: u32,
+    pub fund: Fund,
+    /// Month 1–12 of discharge.
+    pub month: u32,
+    /// Points as assessed.
+    pub points: Decimal,
+    /// Approved special-review points, replacing the assessed points.
+    pub reviewed_points: Option<Decimal>,
+    /// Penalty multiple k of a confirmed violation.
+    pub penalty_multiple: Option<Decimal>,
+    /// Paid by item: outside the point pool.
+    pub exempt: bool,
+    /// Group weight for CMI (score ÷ the average case's score), 0 when not grouped.
+    pub case_weight: Decimal,
+    pub grouped: bool,
+    pub total_cost: Decimal,
+    pub patient_paid: Decimal,
+}
+
+impl SettlementCase {
+    /// Points the case contributes to its hospital: its points, or −k × points when penalised.
+    pub fn counted_points(&self) -> Decimal {
+        let points = self.reviewed_points.unwrap_or(self.points);
+        match self.penalty_multiple {
+            Some(k) => -(k * points),
+            None if self.exempt => Decimal::ZERO,
+            None => points,
+        }
+    }
+}
+
+/// Totals of one hospital and fund.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Totals {
+    pub cases: u64,
+    pub grouped_cases: u64,
+    pub exempt_cases: u64,
+    pub penalised_cases: u64,
+    pub reviewed_cases: u64,
+    /// Σ points of the cases counted normally.
+    pub points: Decimal,
+    /// Σ k × points deducted for violations (positive).
+    pub penalty_points: Decimal,
+    /// points − penalty points.
+    pub counted_points: Decimal,
+    pub case_weight: Decimal,
+    pub total_cost: Decimal,
+    pub patient_paid: Decimal,
+    pub exempt_cost: Decimal,
+}
+
+impl Totals {
+    pub fn add(&mut self, case: &SettlementCase) {
+        self.cases += 1;
+        if case.exempt {
+            self.exempt_cases += 1;
+            self.exempt_cost += case.total_cost;
+            return;
+        }
+        self.grouped_cases += u64::from(case.grouped);
+        self.reviewed_cases += u64::from(case.reviewed_points.is_some());
+        let counted = case.counted_points();
+        if case.penalty_multiple.is_some() {
+            self.penalised_cases += 1;
+            self.penalty_points -= counted;
+        } else {
+            self.points += counted;
+        }
+        self.counted_points += counted;
+        self.case_weight += case.case_weight;
+        self.total_cost += case.total_cost;
+        self.patient_paid += case.patient_paid;
+    }
+
+    /// Case mix index: Σ case weights ÷ grouped cases.
+    pub fn cmi(&self) -> Decimal {
+        if self.grouped_cases == 0 {
+            return Decimal::ZERO;
+        }
+        round_half_up(self.case_weight / Decimal::from(self.grouped_cases), 4)
+    }
+}
+
+/// A hospital's month-end pre-settlement for one fund.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthlyStatement {
+    pub hospital: u32,
+    pub fund: Fund,
+    pub totals: Totals,
+    pub point_value: PointValue,
+    /// counted points × point value, to the fen.
+    pub gross: Yuan,
+    pub patient_paid: Yuan,
+    /// gross − patients' payments.
+    pub amount: Yuan,
+    /// amount × the monthly payment share, to the fen (the whole amount when not positive).
+    pub paid_now: Yuan,
+    /// amount − paid now: the quality deposit held.
+    pub deposit: Yuan,
+}
+
+/// Month-end pre-settlement of every hospital and fund from the month's cases.
+pub fn monthly(policy: &Policy, cases: &[SettlementCase], hospital_count: usize) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
+    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
+    for case in cases {
+        debug_assert!((case.hospital as usize) < hospital_count);
+        totals.entry((case.hospital, case.fund)).or_default().add(case);
+    }
+    let values = [monthly_point_value(policy, Fund::Employee)?, monthly_point_value(policy, Fund::Resident)?];
+    let mut statements = Vec::with_capacity(totals.len());
+    for ((hospital, fund), totals) in totals {
+        let record = &values[usize::from(fund == Fund::Resident)];
+        let share = policy.fund(fund)?.monthly_payment_share;
+        statements.push(monthly_statement(hospital, fund, totals, record.value, share));
+    }
+    Ok((values.to_vec(), statements))
+}
+
+fn monthly_statement(hospital: u32, fund: Fund, totals: Totals, point_value: PointValue, share: Decimal) -> MonthlyStatement {
+    let gross = Points(totals.counted_points).at(point_value).to_fen();
+    let patient_paid = Yuan(totals.patient_paid).to_fen();
+    let amount = gross - patient_paid;
+    let paid_now = if amount.0 > Decimal::ZERO { Yuan(amount.0 * share).to_fen() } else { amount };
+    let deposit = amount - paid_now;
+    debug_assert_eq!(paid_now + deposit, amount);
+    MonthlyStatement { hospital, fund, totals, point_value, gross, patient_paid, amount, paid_now, deposit }
+}
+
+/// A hospital's year-end final settlement for one fund.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnualStatement {
+    pub hospital: u32,
+    pub fund: Fund,
+    pub totals: Totals,
+    pub point_value: PointValue,
+    /// Its largest-remainder share of the distributable amount.
+    pub gross: Yuan,
+    pub patient_paid: Yuan,
+    /// gross − patients' payments.
+    pub fund_due: Yuan,
+    /// Surplus kept / clawed back (negative) or overspend shared (positive).
+    pub band_adjustment: Yuan,
+    pub deposit_held: Yuan,
+    pub assessment: Decimal,
+    /// deposit held × (1 − assessment).
+    pub deposit_forfeited: Yuan,
+    /// fund due + band adjustment − deposit forfeited.
+    pub final_due: Yuan,
+    /// What the monthly pre-settlements paid.
+    pub paid_monthly: Yuan,
+    /// final due − paid monthly (negative: the hospital pays back).
+    pub balance: Yuan,
+}
+
+/// Surplus retention and overspend sharing: positive adds to the payment, negative recovers.
+pub fn band_adjustment(year_end: Option<&YearEnd>, gross: Yuan, total_cost: Decimal) -> Yuan {
+    let Some(rules) = year_end else { return Yuan::ZERO };
+    let difference = gross.0 - total_cost;
+    if difference > Decimal::ZERO {
+        let kept = (difference * rules.surplus_keep_share).min(gross.0 * rules.surplus_cap);
+        Yuan(-(difference - kept)).to_fen()
+    } else if difference < Decimal::ZERO {
+        let overspend = -difference;
+        let within_band = overspend.min(gross.0 * rules.overspend_band);
+        Yuan(within_band * rules.overspend_fund_share).to_fen()
+    } else {
+        Yuan::ZERO
+    }
+}
+
+/// Year-end final settlement from the whole year's cases. Monthly payments are recomputed from
+/// the same cases month by month (a monthly run is deterministic), so that the balance is exact.
+pub fn annual(
+    policy: &Policy,
+    cases: &[SettlementCase],
+    hospital_ids: &[String],
+) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
+    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
+    let mut monthly_totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
+    for case in cases {
+        totals.entry((case.hospital, case.fund)).or_default().add(case);
+        monthly_totals.entry((case.hospital, case.fund, case.month)).or_default().add(case);
+    }
+    // What the months paid and held.
+    let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();
+    for ((hospital, fund, _), month) in monthly_totals {
+        let value = monthly_point_value(policy, fund)?.value;
+        let share = policy.fund(fund)?.monthly_payment_share;
+        let statement = monthly_statement(hospital, fund, month, value, share);
+        let entry = paid_and_held.entry((hospital, fund)).or_insert((Yuan::ZERO, Yuan::ZERO));
+        entry.0 += statement.paid_now;
+        entry.1 += statement.deposit;
+    }
+    let mut records = Vec::new();
+    let mut statements = Vec::new();
+    for fund in [Fund::Employee, Fund::Resident] {
+        let of_fund: Vec<(u32, &Totals)> = totals.iter().filter(|((_, f), _)| *f == fund).map(|((h, _), t)| (*h, t)).collect();
+        if of_fund.is_empty() {
+            continue;
+        }
+        let counted = Points(of_fund.iter().map(|(_, t)| t.counted_points).sum());
+        let patient_paid_total = Yuan(of_fund.iter().map(|(_, t)| t.patient_paid).sum());
+        let record = year_end_point_value(policy, fund, counted, patient_paid_total)?;
+        let distributable = record.distributable.unwrap_or(Yuan::ZERO);
+        let weights: Vec<Decimal> = of_fund.iter().map(|(_, t)| t.counted_points).collect();
+        let allocation = largest_remainder(fen(distributable), &weights)?;
+        for ((hospital, hospital_totals), gross_fen) in of_fund.iter().zip(allocation) {
+            let gross = yuan_from_fen(gross_fen);
+            let patient_paid = Yuan(hospital_totals.patient_paid).to_fen();
+            let fund_due = gross - patient_paid;
+            let band = band_adjustment(policy.year_end.as_ref(), gross, hospital_totals.total_cost);
+            let (paid_monthly, deposit_held) = paid_and_held.get(&(*hospital, fund)).copied().unwrap_or((Yuan::ZERO, Yuan::ZERO));
+            let hospital_id = hospital_ids.get(*hospital as usize).map_or("", String::as_str);
+            let assessment = policy.assessment(hospital_id);
+            let deposit_forfeited =
+                if deposit_held.0 > Decimal::ZERO { Yuan(deposit_held.0 * (Decimal::ONE - assessment)).to_fen() } else { Yuan::ZERO };
+            let final_due = fund_due + band - deposit_forfeited;
+            statements.push(AnnualStatement {
+                hospital: *hospital,
+                fund,
+                totals: (*hospital_totals).clone(),
+                point_value: record.value,
+                gross,
+                patient_paid,
+                fund_due,
+                band_adjustment: band,
+                deposit_held,
+                assessment,
+                deposit_forfeited,
+                final_due,
+                paid_monthly,
+                balance: final_due - paid_monthly,
+            });
+        }
+        debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), distributable);
+        records.push(record);
+    }
+    Ok((records, statements))
+}
+
+/// Checks the special-review quota: per hospital, applications ≤ ⌊quota × cases⌋.
+/// `cases_per_hospital` and `applications_per_hospital` are indexed like `hospital_ids`.
+pub fn check_special_review_quota(
+    policy: &Policy,
+    hospital_ids: &[String],
+    cases_per_hospital: &[u64],
+    applications_per_hospital: &[u64],
+) -> Result<(), SettlementError> {
+    let Some(review) = &policy.special_review else { return Ok(()) };
+    for (index, &applications) in applications_per_hospital.iter().enumerate() {
+        let cases = cases_per_hospital.get(index).copied().unwrap_or(0);
+        let allowed_decimal = (review.quota * Decimal::from(cases)).floor();
+        let allowed = u64::try_from(allowed_decimal.mantissa() / 10i128.pow(allowed_decimal.scale())).unwrap_or(0);
+        if applications > allowed {
+            return Err(SettlementError::SpecialReviewQuota {
+                hospital: hospital_ids.get(index).cloned().unwrap_or_default(),
+                applications,
+                cases,
+                quota: review.quota,
+                allowed,
+            });
+        }
+    }
+    Ok(())
+}

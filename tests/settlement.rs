@@ -1,0 +1,222 @@
+//! Settlement: the worked examples, and conservation to the fen on random inputs.
+
+use dipdrg::case::Fund;
+use dipdrg::policy::{FundPolicy, Policy, PointValueMethod, SettlementBasis, WeightedAmount};
+use dipdrg::settlement::{
+    annual, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, SettlementCase,
+};
+use dipdrg::units::{Points, Yuan};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use std::path::PathBuf;
+
+fn demo_policy() -> Policy {
+    Policy::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/demo-city-2026-dip.toml")).expect("demo policy")
+}
+
+fn fund_policy(method: PointValueMethod, basis: SettlementBasis) -> FundPolicy {
+    FundPolicy {
+        year_end_method: method,
+        annual_budget: dec!(56000000),
+        settlement_basis: basis,
+        reimbursement_ratio: Some(dec!(0.70)),
+        budget_point_value: None,
+        budget_history: vec![WeightedAmount { amount: dec!(81400000), weight: dec!(1) }],
+        expected_points: Some(dec!(8140000)),
+        fixed_point_value: Some(dec!(9.5)),
+        floating_band: Some(dec!(0.05)),
+        balanced_fixed_weight: Some(dec!(0.5)),
+        monthly_payment_share: dec!(0.9),
+    }
+}
+
+fn policy_with(employee: FundPolicy) -> Policy {
+    let mut policy = demo_policy();
+    if let Some(funds) = policy.funds.as_mut() {
+        funds.employee = employee;
+    }
+    policy
+}
+
+#[test]
+fn budget_81_4_million_over_8_14_million_points_is_10_yuan() {
+    let (value, inputs) = budget_point_value(&fund_policy(PointValueMethod::Budget, SettlementBasis::FundOverRatio));
+    assert_eq!(value, dec!(10));
+    assert_eq!(inputs, vec![("weighted_past_total", dec!(81400000)), ("expected_points", dec!(8140000))]);
+}
+
+#[test]
+fn fund_56_million_over_ratio_0_70_and_8_million_points_is_10_yuan() {
+    let policy = policy_with(fund_policy(PointValueMethod::Settlement, SettlementBasis::FundOverRatio));
+    let record = year_end_point_value(&policy, Fund::Employee, Points(dec!(8000000)), Yuan(dec!(0))).unwrap();
+    assert_eq!(record.value.value(), dec!(10));
+    assert_eq!(record.distributable, Some(Yuan(dec!(80000000))));
+    assert_eq!(
+        record.inputs,
+        vec![("annual_budget", dec!(56000000)), ("reimbursement_ratio", dec!(0.70)), ("region_counted_points", dec!(8000000))]
+    );
+}
+
+#[test]
+fn other_point_value_methods() {
+    let points = Points(dec!(8000000));
+    let value = |method| {
+        let policy = policy_with(fund_policy(method, SettlementBasis::FundOverRatio));
+        year_end_point_value(&policy, Fund::Employee, points, Yuan::ZERO).unwrap().value.value()
+    };
+    assert_eq!(value(PointValueMethod::Fixed), dec!(9.5));
+    assert_eq!(value(PointValueMethod::Budget), dec!(10));
+    assert_eq!(value(PointValueMethod::Floating), dec!(10), "settlement 10 lies within budget 10 ± 5%");
+    assert_eq!(value(PointValueMethod::Balanced), dec!(9.75), "0.5 × 9.5 + 0.5 × 10");
+    let tight = {
+        let mut fund = fund_policy(PointValueMethod::Floating, SettlementBasis::FundOverRatio);
+        fund.annual_budget = dec!(70000000); // settlement value 12.5, capped at 10 × 1.05
+        policy_with(fund)
+    };
+    assert_eq!(year_end_point_value(&tight, Fund::Employee, points, Yuan::ZERO).unwrap().value.value(), dec!(10.5));
+    let plus_patient = policy_with(fund_policy(PointValueMethod::Settlement, SettlementBasis::FundPlusPatient));
+    let record = year_end_point_value(&plus_patient, Fund::Employee, points, Yuan(dec!(24000000))).unwrap();
+    assert_eq!(record.value.value(), dec!(10), "(56M + 24M) ÷ 8M");
+}
+
+fn case(hospital: u32, points: Decimal, patient_paid: Decimal) -> SettlementCase {
+    SettlementCase {
+        hospital,
+        fund: Fund::Employee,
+        month: 10,
+        points,
+        reviewed_points: None,
+        penalty_multiple: None,
+        exempt: false,
+        case_weight: dec!(1),
+        grouped: true,
+        total_cost: dec!(0),
+        patient_paid,
+    }
+}
+
+#[test]
+fn a_hospital_with_50000_points_and_150000_paid_by_patients_gets_350000() {
+    let mut fund = fund_policy(PointValueMethod::Settlement, SettlementBasis::FundOverRatio);
+    fund.budget_point_value = Some(dec!(10));
+    let policy = policy_with(fund);
+    let cases = vec![case(0, dec!(30000), dec!(100000)), case(0, dec!(20000), dec!(50000))];
+    let (values, statements) = monthly(&policy, &cases, 1).unwrap();
+    assert_eq!(values[0].value.value(), dec!(10));
+    let s = &statements[0];
+    assert_eq!((s.gross, s.patient_paid, s.amount), (Yuan(dec!(500000)), Yuan(dec!(150000)), Yuan(dec!(350000))));
+    assert_eq!((s.paid_now, s.deposit), (Yuan(dec!(315000)), Yuan(dec!(35000))), "90% now, 10% deposit");
+}
+
+#[test]
+fn a_penalised_case_of_1000_points_with_k_3_counts_minus_3000() {
+    let mut penalised = case(0, dec!(1000), dec!(0));
+    penalised.penalty_multiple = Some(demo_policy().penalties.multiple("split_admission"));
+    assert_eq!(penalised.counted_points(), dec!(-3000));
+    let mut reviewed = case(0, dec!(1000), dec!(0));
+    reviewed.reviewed_points = Some(dec!(1500));
+    assert_eq!(reviewed.counted_points(), dec!(1500), "approved special review replaces the points");
+}
+
+#[test]
+fn the_special_review_quota_is_enforced_with_a_clear_error() {
+    let policy = demo_policy(); // 5‰
+    let ids = vec!["H001".to_string(), "H002".to_string()];
+    assert!(check_special_review_quota(&policy, &ids, &[2000, 1000], &[10, 5]).is_ok());
+    let error = check_special_review_quota(&policy, &ids, &[2000, 1000], &[10, 6]).unwrap_err();
+    assert_eq!(error.to_string(), "hospital H002: 6 special-review applications exceed the quota of 0.005 × 1000 cases = 5");
+}
+
+#[test]
+fn year_end_balance_accounts_for_monthly_payments_bands_and_deposits() {
+    let policy = demo_policy();
+    let mut cases = Vec::new();
+    for month in 1..=12 {
+        let mut a = case(0, dec!(1000), dec!(2000));
+        a.month = month;
+        a.total_cost = dec!(15000);
+        let mut b = case(1, dec!(500), dec!(1000));
+        b.month = month;
+        b.total_cost = dec!(12000);
+        cases.push(a);
+        cases.push(b);
+    }
+    let ids = vec!["H001".to_string(), "H002".to_string()];
+    let (records, statements) = annual(&policy, &cases, &ids).unwrap();
+    let employee = &records[0];
+    // 14,000,000 ÷ 0.8 = 17,500,000 over 18,000 points.
+    assert_eq!(employee.distributable, Some(Yuan(dec!(17500000))));
+    let gross: Yuan = statements.iter().map(|s| s.gross).sum();
+    assert_eq!(gross, Yuan(dec!(17500000)), "Σ hospital payments = the distributable amount, to the fen");
+    for s in &statements {
+        assert_eq!(s.fund_due, s.gross - s.patient_paid);
+        assert_eq!(s.final_due, s.fund_due + s.band_adjustment - s.deposit_forfeited);
+        assert_eq!(s.balance, s.final_due - s.paid_monthly);
+    }
+    let h001 = &statements[0];
+    assert_eq!(h001.assessment, dec!(0.98));
+    assert_eq!(h001.deposit_forfeited, Yuan((h001.deposit_held.0 * dec!(0.02)).round_dp(2)));
+    // H001: gross 11,666,666.67 vs cost 180,000: a surplus far above 10% → clawed back to the cap.
+    assert_eq!(h001.gross, Yuan(dec!(11666666.67)));
+    // Surplus 11,486,666.67; kept at most 10% of the payment, 1,166,666.667 → the rest recovered.
+    assert_eq!(h001.band_adjustment, Yuan(dec!(-10320000.00)));
+}
+
+#[test]
+fn results_do_not_depend_on_case_order() {
+    let policy = demo_policy();
+    let mut cases: Vec<SettlementCase> = (0..200).map(|i| case(i % 7, Decimal::from(100 + i * 37 % 1000), Decimal::from(i * 13 % 500))).collect();
+    let ids: Vec<String> = (0..7).map(|i| format!("H{i:03}")).collect();
+    let forward = annual(&policy, &cases, &ids).unwrap();
+    cases.reverse();
+    assert_eq!(annual(&policy, &cases, &ids).unwrap(), forward);
+}
+
+proptest! {
+    #[test]
+    fn largest_remainder_adds_up_to_the_fen(total in 0i64..10_000_000_000, weights in prop::collection::vec(0u32..1_000_000, 1..60)) {
+        let weights: Vec<Decimal> = weights.into_iter().map(|w| Decimal::new(i64::from(w) + 1, 2)).collect();
+        let parts = largest_remainder(total, &weights).unwrap();
+        prop_assert_eq!(parts.iter().sum::<i64>(), total);
+        let weight_sum: Decimal = weights.iter().copied().sum();
+        for (part, weight) in parts.iter().zip(&weights) {
+            let exact = Decimal::from(total) * *weight / weight_sum;
+            prop_assert!((Decimal::from(*part) - exact).abs() < Decimal::ONE, "each part within a fen of its share");
+        }
+    }
+
+    #[test]
+    fn year_end_conserves_money_on_random_cases(
+        points in prop::collection::vec((0u32..5, 1u32..500_000, 0u32..100_000, 0u32..3_000_000, prop::bool::ANY, prop::option::of(2u32..4)), 1..120)
+    ) {
+        let policy = demo_policy();
+        let cases: Vec<SettlementCase> = points.iter().enumerate().map(|(i, (h, p, paid, cost, resident, penalty))| {
+            let mut c = case(*h, Decimal::new(i64::from(*p), 2), Decimal::new(i64::from(*paid), 2));
+            c.fund = if *resident { Fund::Resident } else { Fund::Employee };
+            c.month = 1 + (i as u32 % 12);
+            c.total_cost = Decimal::new(i64::from(*cost), 2);
+            if i % 9 == 0 { c.penalty_multiple = penalty.map(Decimal::from); }
+            c
+        }).collect();
+        let ids: Vec<String> = (0..5).map(|i| format!("H{i:03}")).collect();
+        match annual(&policy, &cases, &ids) {
+            Ok((records, statements)) => {
+                for record in &records {
+                    let gross: Yuan = statements.iter().filter(|s| s.fund == record.fund).map(|s| s.gross).sum();
+                    prop_assert_eq!(Some(gross), record.distributable);
+                }
+                for s in &statements {
+                    prop_assert_eq!(s.balance, s.fund_due + s.band_adjustment - s.deposit_forfeited - s.paid_monthly);
+                    prop_assert_eq!(s.gross.0.scale() <= 2, true);
+                }
+            }
+            Err(e) => prop_assert_eq!(e.code(), "SETTLEMENT_NO_POINTS"),
+        }
+        let (_, months) = monthly(&policy, &cases, 5).unwrap();
+        for s in &months {
+            prop_assert_eq!(s.paid_now + s.deposit, s.amount);
+            prop_assert_eq!(s.gross - s.patient_paid, s.amount);
+        }
+    }
+}
