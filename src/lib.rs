@@ -12,6 +12,7 @@ pub mod drg;
 pub mod generate;
 pub mod io;
 pub mod policy;
+pub mod report;
 pub mod pricing;
 pub mod scoring;
 pub mod settlement;

@@ -89,7 +89,7 @@ pub struct CasePoints {
 impl CasePoints {
     /// The factors as one line: `outlier 1.5 (r 2.5 > 2); severity 1.1 (MCC)`.
     pub fn explain(&self) -> String {
-        self.factors.iter().map(|f| format!("{} {} ({})", f.name, f.value.normalize(), f.reason)).collect::<Vec<_>>().join("; ")
+        self.factors.iter().map(|f| format!("{} {} ({})", f.name, round_half_up(f.value, 4).normalize(), f.reason)).collect::<Vec<_>>().join("; ")
     }
 }
 

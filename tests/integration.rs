@@ -6,5 +6,6 @@ mod dip_grouping;
 mod policy_and_points;
 mod properties;
 mod reference;
+mod settle_cli;
 mod settlement;
 mod table_errors;

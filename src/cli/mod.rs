@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod gen;
 pub mod group;
+pub mod settle;
 pub mod tables;
 
 use anyhow::Context;

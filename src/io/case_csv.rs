@@ -81,13 +81,24 @@ const COLUMNS: [&str; 18] = [
     "patient_paid",
 ];
 
-/// Column positions of the known columns.
+/// Column positions of the known columns, from a header.
 #[derive(Debug, Clone)]
-struct Layout {
+pub struct Layout {
     position: [Option<usize>; 18],
 }
 
 impl Layout {
+    /// The layout of a header line (the first line of a case file, newline optional).
+    pub fn from_header_line(line: &[u8]) -> Result<Layout, CaseFileError> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
+        let mut header = csv::StringRecord::new();
+        match reader.read_record(&mut header) {
+            Ok(true) => Layout::from_header(&header),
+            Ok(false) => Err(CaseFileError::Header("the file is empty".into())),
+            Err(e) => Err(CaseFileError::Header(e.to_string())),
+        }
+    }
+
     fn from_header(header: &csv::StringRecord) -> Result<Layout, CaseFileError> {
         let mut position = [None; 18];
         for (i, name) in header.iter().enumerate() {
@@ -127,6 +138,13 @@ impl<R: Read> CaseReader<R> {
         let header = reader.headers().map_err(|e| CaseFileError::Header(e.to_string()))?.clone();
         let layout = Layout::from_header(&header)?;
         Ok(CaseReader { reader, layout, record: csv::StringRecord::new(), record_number: 0, done: false })
+    }
+
+    /// Reads records without a header line, with a layout read elsewhere (a chunk of a larger
+    /// file). Record numbers start after `records_before`.
+    pub fn headerless(source: R, layout: Layout, records_before: u64) -> CaseReader<R> {
+        let reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::None).from_reader(source);
+        CaseReader { reader, layout, record: csv::StringRecord::new(), record_number: records_before, done: false }
     }
 
     /// Bytes consumed so far (for progress bars).

@@ -1,3 +1,4 @@
 //! File formats in and out of the core: case CSV and grouping results.
 
 pub mod case_csv;
+pub mod chunks;
