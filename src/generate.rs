@@ -414,7 +414,9 @@ impl<'t> Generator<'t> {
         let sex = template.sex.unwrap_or(1 + (patient_unit * 1000.0) as i64 % 2);
         let los = ((template.base_los * rng.lognormal(0.4)).round() as i64).clamp(1, 120);
         let cost = template.base_cost * cost_factor * rng.lognormal(0.45);
-        let admission = self.year_start.add_days(rng.below(358) as i32);
+        // Discharged within the year (settlement periods go by discharge date).
+        let discharge = self.year_start.add_days(rng.below(365) as i32);
+        let admission = discharge.add_days(-(los as i32));
         let fund = if rng.chance(0.4) { Fund::Employee } else { Fund::Resident };
         let total_cost = Generator::money(cost);
         let reimbursed = match fund {
@@ -432,7 +434,7 @@ impl<'t> Generator<'t> {
             age_days,
             birth_weight,
             admission_date: Some(admission),
-            discharge_date: Some(admission.add_days(los as i32)),
+            discharge_date: Some(discharge),
             los: Some(los),
             disposition: Some(if rng.chance(0.01) { 5 } else { 1 }),
             department: None,

@@ -400,6 +400,9 @@ pub struct Policy {
     pub special_review: Option<SpecialReview>,
     #[serde(default)]
     pub year_end: Option<YearEnd>,
+    /// Hospital id → (level, coefficient), resolved once at load for the hot path.
+    #[serde(skip)]
+    resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Decimal>)>,
 }
 
 fn default_scale() -> Decimal {
@@ -495,8 +498,9 @@ fn validate_fund(key: &str, fund: &FundPolicy) -> Result<(), PolicyError> {
 impl Policy {
     /// Parses and validates a policy file's text.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_string()))?;
+        let mut policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_string()))?;
         policy.validate()?;
+        policy.resolve();
         Ok(policy)
     }
 
@@ -677,14 +681,22 @@ impl Policy {
         self.hospitals.get(hospital_id).and_then(|h| h.assessment).unwrap_or(Decimal::ONE)
     }
 
+    /// Rebuilds the hospital lookup after the hospital table changed (parsing does it).
+    pub fn resolve(&mut self) {
+        self.resolved_hospitals = self
+            .hospitals
+            .iter()
+            .map(|(id, h)| (id.clone(), (h.level.clone(), h.coefficient.or_else(|| self.level_coefficients.get(&h.level).copied()))))
+            .collect();
+    }
+
     /// The level of a hospital, when the policy lists it.
     pub fn hospital_level(&self, hospital_id: &str) -> Option<&str> {
-        self.hospitals.get(hospital_id).map(|h| h.level.as_str())
+        self.resolved_hospitals.get(hospital_id).map(|(level, _)| level.as_str())
     }
 
     /// The hospital's coefficient: its own, else its level's; `None` for an unknown hospital.
     pub fn hospital_coefficient(&self, hospital_id: &str) -> Option<Decimal> {
-        let hospital = self.hospitals.get(hospital_id)?;
-        hospital.coefficient.or_else(|| self.level_coefficients.get(&hospital.level).copied())
+        self.resolved_hospitals.get(hospital_id).and_then(|(_, c)| *c)
     }
 }

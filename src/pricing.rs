@@ -21,6 +21,7 @@ use crate::drg::trace::Severity;
 use crate::policy::{Boundary, CodeAdjustment, HighOutlierFormula, LowOutlierFormula, Policy};
 use crate::units::{round_half_up, Points};
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
 /// What a case's points were computed as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,12 +67,56 @@ pub struct ScoredGroup {
     pub grassroots: bool,
 }
 
+/// Why a factor applied. Kept as data (no text) so that pricing a case allocates nothing; see
+/// [`CasePoints::explain`] for the sentences.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Exemption (index into the policy's list) and what matched.
+    Exempt {
+        exemption: usize,
+        matched: String,
+    },
+    /// Bed-day group (index), days paid of days stayed.
+    BedDay {
+        group: usize,
+        paid_days: i64,
+        los: i64,
+    },
+    Ungrouped,
+    HighOutlier {
+        ratio: Decimal,
+        special_review: bool,
+    },
+    LowOutlier {
+        ratio: Decimal,
+    },
+    CostMissing,
+    Severity(SeverityReason),
+    /// The hospital's own or level coefficient.
+    Hospital,
+    Grassroots,
+    HospitalUnknown,
+}
+
+/// Which severity adjustment won.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeverityReason {
+    Mcc,
+    Cc,
+    ShortStayDeath { los: i64 },
+    LongStayDeath,
+    Age(i64),
+    TumourMetastasis(String),
+    Chemotherapy(String),
+    Radiotherapy(String),
+}
+
 /// One step of the computation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factor {
     pub name: &'static str,
     pub value: Decimal,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,67 +127,131 @@ pub struct CasePoints {
     pub base_score: Decimal,
     /// Case cost ÷ group mean cost, when both are known.
     pub cost_ratio: Option<Decimal>,
-    pub factors: Vec<Factor>,
+    pub factors: SmallVec<[Factor; 3]>,
     pub points: Points,
 }
 
 impl CasePoints {
-    /// The factors as one line: `outlier 1.5 (r 2.5 > 2); severity 1.1 (MCC)`.
-    pub fn explain(&self) -> String {
-        self.factors.iter().map(|f| format!("{} {} ({})", f.name, round_half_up(f.value, 4).normalize(), f.reason)).collect::<Vec<_>>().join("; ")
+    /// The factors as one line: `high outlier 1.5 (r 2.5 above high_ratio 2); severity 1.15 (with MCC)`.
+    pub fn explain(&self, policy: &Policy, case: &Case) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, policy, case);
+        out
+    }
+
+    /// Appends [`CasePoints::explain`]'s text to `out`.
+    pub fn explain_into(&self, out: &mut String, policy: &Policy, case: &Case) {
+        use std::fmt::Write;
+        let hospital_id = case.hospital_id.as_deref().unwrap_or("");
+        for (i, f) in self.factors.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(out, "{} {} (", f.name, round_half_up(f.value, 4).normalize());
+            let outliers = &policy.outliers;
+            let _ = match &f.reason {
+                Reason::Exempt { exemption, matched } => {
+                    write!(out, "{}: {matched}", policy.exemptions.get(*exemption).map_or("", |e| e.name.as_str()))
+                }
+                Reason::BedDay { group, paid_days, los } => {
+                    let bed_day = policy.bed_day.get(*group);
+                    write!(
+                        out,
+                        "{}: {paid_days} of {los} days at {} points",
+                        bed_day.map_or("", |b| b.name.as_str()),
+                        bed_day.map_or(Decimal::ZERO, |b| b.points_per_day).normalize()
+                    )
+                }
+                Reason::Ungrouped => write!(out, "no group: no points until reviewed"),
+                Reason::HighOutlier { ratio, special_review: true } => write!(
+                    out,
+                    "r {} above special_review_ratio {}: special review, priced as a high outlier meanwhile",
+                    round_half_up(*ratio, 4).normalize(),
+                    outliers.special_review_ratio.unwrap_or_default()
+                ),
+                Reason::HighOutlier { ratio, special_review: false } => {
+                    write!(out, "r {} above high_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.high_ratio)
+                }
+                Reason::LowOutlier { ratio } => {
+                    write!(out, "r {} below low_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.low_ratio)
+                }
+                Reason::CostMissing => write!(out, "total_cost missing: outlier rules not applied"),
+                Reason::Severity(SeverityReason::Mcc) => write!(out, "with MCC"),
+                Reason::Severity(SeverityReason::Cc) => write!(out, "with CC"),
+                Reason::Severity(SeverityReason::ShortStayDeath { los }) => write!(out, "death after {los} days"),
+                Reason::Severity(SeverityReason::LongStayDeath) => write!(out, "death after a longer stay"),
+                Reason::Severity(SeverityReason::Age(age)) => write!(out, "age {age}"),
+                Reason::Severity(SeverityReason::TumourMetastasis(code)) => write!(out, "tumour metastasis ({code})"),
+                Reason::Severity(SeverityReason::Chemotherapy(code)) => write!(out, "chemotherapy ({code})"),
+                Reason::Severity(SeverityReason::Radiotherapy(code)) => write!(out, "radiotherapy ({code})"),
+                Reason::Hospital => write!(out, "hospital {hospital_id} level {}", policy.hospital_level(hospital_id).unwrap_or("?")),
+                Reason::Grassroots => write!(out, "grassroots group"),
+                Reason::HospitalUnknown => write!(out, "hospital {hospital_id:?} not in the policy: coefficient 1"),
+            };
+            out.push(')');
+        }
     }
 }
 
-fn any_prefix(codes: &[String], prefixes: &[String]) -> Option<String> {
-    codes.iter().find(|c| prefixes.iter().any(|p| c.starts_with(p.as_str()))).cloned()
+fn any_prefix<'c>(codes: &'c [String], prefixes: &[String]) -> Option<&'c str> {
+    if prefixes.is_empty() {
+        return None;
+    }
+    codes.iter().find(|c| prefixes.iter().any(|p| c.starts_with(p.as_str()))).map(String::as_str)
 }
 
-fn any_code(codes: &[String], wanted: &[String]) -> Option<String> {
-    codes.iter().find(|c| wanted.contains(c)).cloned()
+fn any_code<'c>(codes: &'c [String], wanted: &[String]) -> Option<&'c str> {
+    if wanted.is_empty() {
+        return None;
+    }
+    codes.iter().find(|c| wanted.contains(c)).map(String::as_str)
 }
 
-fn code_adjustment(case: &Case, adjustment: &CodeAdjustment) -> Option<String> {
+fn code_adjustment<'c>(case: &'c Case, adjustment: &CodeAdjustment) -> Option<&'c str> {
     any_prefix(&case.diagnoses, &adjustment.diagnosis_prefixes).or_else(|| any_code(&case.procedures, &adjustment.procedure_codes))
 }
 
 /// The largest applicable severity coefficient and why, or `None` when none applies.
-pub fn severity_coefficient(policy: &Policy, case: &Case, complication: Option<Severity>) -> Option<(Decimal, String)> {
+pub fn severity_coefficient(policy: &Policy, case: &Case, complication: Option<Severity>) -> Option<(Decimal, SeverityReason)> {
     let s = &policy.severity;
-    let mut candidates: Vec<(Decimal, String)> = Vec::new();
+    // The largest wins; among equals, the first considered (deterministic).
+    let mut best: Option<(Decimal, SeverityReason)> = None;
+    let mut consider = |coefficient: Decimal, reason: &dyn Fn() -> SeverityReason| {
+        if best.as_ref().is_none_or(|(b, _)| coefficient > *b) {
+            best = Some((coefficient, reason()));
+        }
+    };
     match complication {
-        Some(Severity::Mcc) => candidates.extend(s.mcc.map(|c| (c, "with MCC".to_string()))),
-        Some(Severity::Cc) => candidates.extend(s.cc.map(|c| (c, "with CC".to_string()))),
+        Some(Severity::Mcc) => s.mcc.iter().for_each(|&c| consider(c, &|| SeverityReason::Mcc)),
+        Some(Severity::Cc) => s.cc.iter().for_each(|&c| consider(c, &|| SeverityReason::Cc)),
         None => {}
     }
     if let (Some(death), Some(5)) = (&s.death, case.disposition) {
         match case.los {
             Some(los) if los <= death.short_stay_max_los => {
-                candidates.push((death.short_stay_coefficient, format!("death after {los} days")))
+                consider(death.short_stay_coefficient, &|| SeverityReason::ShortStayDeath { los })
             }
-            _ => candidates.push((death.long_stay_coefficient, "death after a longer stay".to_string())),
+            _ => consider(death.long_stay_coefficient, &|| SeverityReason::LongStayDeath),
         }
     }
     if let Some(age) = case.age {
         for band in &s.age_bands {
             if band.min_age.is_none_or(|min| age >= min) && band.max_age.is_none_or(|max| age <= max) {
-                candidates.push((band.coefficient, format!("age {age}")));
+                consider(band.coefficient, &|| SeverityReason::Age(age));
             }
         }
     }
-    for (name, adjustment) in
-        [("tumour metastasis", &s.tumour_metastasis), ("chemotherapy", &s.chemotherapy), ("radiotherapy", &s.radiotherapy)]
-    {
+    type CodeKind<'p> = (&'p Option<CodeAdjustment>, fn(String) -> SeverityReason);
+    let kinds: [CodeKind<'_>; 3] = [
+        (&s.tumour_metastasis, SeverityReason::TumourMetastasis),
+        (&s.chemotherapy, SeverityReason::Chemotherapy),
+        (&s.radiotherapy, SeverityReason::Radiotherapy),
+    ];
+    for (adjustment, reason) in kinds {
         if let Some(adjustment) = adjustment {
             if let Some(code) = code_adjustment(case, adjustment) {
-                candidates.push((adjustment.coefficient, format!("{name} ({code})")));
+                consider(adjustment.coefficient, &|| reason(code.to_string()));
             }
-        }
-    }
-    // The largest wins; among equals, the first listed (deterministic).
-    let mut best: Option<(Decimal, String)> = None;
-    for candidate in candidates {
-        if best.as_ref().is_none_or(|(b, _)| candidate.0 > *b) {
-            best = Some(candidate);
         }
     }
     best
@@ -156,24 +265,24 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
         group: group.map(|g| g.code.clone()),
         base_score: group.map_or(Decimal::ZERO, |g| g.score),
         cost_ratio: None,
-        factors: Vec::new(),
+        factors: SmallVec::new(),
         points: Points::ZERO,
     };
     let los = case.los.unwrap_or(0);
 
-    for exemption in &policy.exemptions {
-        let by_los = exemption.min_los.is_some_and(|min| los >= min).then(|| format!("stay of {los} days"));
-        let reason = any_prefix(&case.diagnoses, &exemption.diagnosis_prefixes)
+    for (index, exemption) in policy.exemptions.iter().enumerate() {
+        let matched = any_prefix(&case.diagnoses, &exemption.diagnosis_prefixes)
             .or_else(|| any_code(&case.procedures, &exemption.procedure_codes))
-            .or(by_los);
-        if let Some(reason) = reason {
+            .map(str::to_string)
+            .or_else(|| exemption.min_los.is_some_and(|min| los >= min).then(|| format!("stay of {los} days")));
+        if let Some(matched) = matched {
             result.category = CaseCategory::Exempt;
-            result.factors.push(Factor { name: "exempt", value: Decimal::ZERO, reason: format!("{}: {reason}", exemption.name) });
+            result.factors.push(Factor { name: "exempt", value: Decimal::ZERO, reason: Reason::Exempt { exemption: index, matched } });
             return result;
         }
     }
 
-    for bed_day in &policy.bed_day {
+    for (index, bed_day) in policy.bed_day.iter().enumerate() {
         let by_diagnosis = case.principal_diagnosis().filter(|d| bed_day.diagnosis_prefixes.iter().any(|p| d.starts_with(p.as_str())));
         let by_department = case.department.as_deref().filter(|d| bed_day.departments.iter().any(|x| x == d));
         if (by_diagnosis.is_some() || by_department.is_some()) && los >= bed_day.min_los && los > 0 {
@@ -183,7 +292,7 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
             result.factors.push(Factor {
                 name: "bed days",
                 value: Decimal::from(paid_days),
-                reason: format!("{}: {paid_days} of {los} days at {} points", bed_day.name, bed_day.points_per_day.normalize()),
+                reason: Reason::BedDay { group: index, paid_days, los },
             });
             result.points = Points(round_half_up(bed_day.points_per_day * Decimal::from(paid_days), policy.points_decimals));
             return result;
@@ -192,7 +301,7 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
 
     let Some(group) = group else {
         result.category = CaseCategory::Ungrouped;
-        result.factors.push(Factor { name: "ungrouped", value: Decimal::ZERO, reason: "no group: no points until reviewed".into() });
+        result.factors.push(Factor { name: "ungrouped", value: Decimal::ZERO, reason: Reason::Ungrouped });
         return result;
     };
 
@@ -206,7 +315,6 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
                 Boundary::Strict => (ratio > outliers.high_ratio, ratio < outliers.low_ratio),
                 Boundary::Inclusive => (ratio >= outliers.high_ratio, ratio <= outliers.low_ratio),
             };
-            let shown = round_half_up(ratio, 4).normalize();
             if above_high {
                 let multiplier = match outliers.high_formula {
                     HighOutlierFormula::ExcessPlusOne => (ratio - outliers.high_ratio) * outliers.high_excess_factor + Decimal::ONE,
@@ -215,14 +323,7 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
                 adjusted = group.score * multiplier;
                 let special = outliers.special_review_ratio.is_some_and(|extreme| ratio > extreme);
                 result.category = if special { CaseCategory::SpecialReview } else { CaseCategory::HighOutlier };
-                let reason = if special {
-                    format!(
-                        "r {shown} above special_review_ratio {}: special review, priced as a high outlier meanwhile",
-                        outliers.special_review_ratio.unwrap_or_default()
-                    )
-                } else {
-                    format!("r {shown} above high_ratio {}", outliers.high_ratio)
-                };
+                let reason = Reason::HighOutlier { ratio, special_review: special };
                 result.factors.push(Factor { name: "high outlier", value: multiplier, reason });
             } else if below_low {
                 let multiplier = match outliers.low_formula {
@@ -231,23 +332,15 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
                 };
                 adjusted = group.score * multiplier;
                 result.category = CaseCategory::LowOutlier;
-                result.factors.push(Factor {
-                    name: "low outlier",
-                    value: multiplier,
-                    reason: format!("r {shown} below low_ratio {}", outliers.low_ratio),
-                });
+                result.factors.push(Factor { name: "low outlier", value: multiplier, reason: Reason::LowOutlier { ratio } });
             }
         }
-        _ => result.factors.push(Factor {
-            name: "cost ratio",
-            value: Decimal::ONE,
-            reason: "total_cost missing: outlier rules not applied".into(),
-        }),
+        _ => result.factors.push(Factor { name: "cost ratio", value: Decimal::ONE, reason: Reason::CostMissing }),
     }
 
     let severity = match severity_coefficient(policy, case, complication) {
         Some((coefficient, reason)) => {
-            result.factors.push(Factor { name: "severity", value: coefficient, reason });
+            result.factors.push(Factor { name: "severity", value: coefficient, reason: Reason::Severity(reason) });
             coefficient
         }
         None => Decimal::ONE,
@@ -255,11 +348,9 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
 
     let hospital_id = case.hospital_id.as_deref().unwrap_or("");
     let hospital = if group.grassroots && policy.grassroots_coefficient.is_some() {
-        policy.grassroots_coefficient.map(|c| (c, "grassroots group".to_string()))
+        policy.grassroots_coefficient.map(|c| (c, Reason::Grassroots))
     } else {
-        policy
-            .hospital_coefficient(hospital_id)
-            .map(|c| (c, format!("hospital {hospital_id} level {}", policy.hospital_level(hospital_id).unwrap_or("?"))))
+        policy.hospital_coefficient(hospital_id).map(|c| (c, Reason::Hospital))
     };
     let hospital_coefficient = match hospital {
         Some((coefficient, reason)) => {
@@ -267,11 +358,7 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, com
             coefficient
         }
         None => {
-            result.factors.push(Factor {
-                name: "hospital",
-                value: Decimal::ONE,
-                reason: format!("hospital {hospital_id:?} not in the policy: coefficient 1"),
-            });
+            result.factors.push(Factor { name: "hospital", value: Decimal::ONE, reason: Reason::HospitalUnknown });
             Decimal::ONE
         }
     };

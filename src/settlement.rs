@@ -13,7 +13,7 @@
 //! Pure: callers give per-case records and read/write files.
 
 use crate::case::Fund;
-use crate::policy::{FundPolicy, Policy, PointValueMethod, SettlementBasis, YearEnd};
+use crate::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, YearEnd};
 use crate::units::{round_half_up, PointValue, Points, Yuan};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -25,9 +25,7 @@ pub enum SettlementError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("fund {fund}: the region's counted points total {points}, so no point value can be set")]
     NoPoints { fund: &'static str, points: Decimal },
-    #[error(
-        "hospital {hospital}: {applications} special-review applications exceed the quota of {quota} × {cases} cases = {allowed}"
-    )]
+    #[error("hospital {hospital}: {applications} special-review applications exceed the quota of {quota} × {cases} cases = {allowed}")]
     SpecialReviewQuota { hospital: String, applications: u64, cases: u64, quota: Decimal, allowed: u64 },
     #[error("allocation of {total_fen} fen failed: {reason}")]
     Allocation { total_fen: i64, reason: String },
@@ -45,32 +43,40 @@ impl SettlementError {
 }
 
 /// Splits `total_fen` over `weights` in proportion, in whole fen, so that the parts add up to the
-/// total exactly: each part gets the floor of its share, and the fen left over go one each to the
-/// largest remainders (ties to the earlier index). Weights may be negative; their sum must be
-/// positive.
+/// total exactly: each part gets the floor of its exact share, and the fen left over go one each
+/// to the largest remainders (ties to the earlier index). Weights may be negative; their sum must
+/// be positive. Computed in integers (weights scaled to a common number of decimals), so the
+/// shares are exact, not rounded quotients.
 pub fn largest_remainder(total_fen: i64, weights: &[Decimal]) -> Result<Vec<i64>, SettlementError> {
     let fail = |reason: &str| SettlementError::Allocation { total_fen, reason: reason.to_string() };
-    let weight_sum: Decimal = weights.iter().copied().sum();
-    if weight_sum <= Decimal::ZERO {
+    let scale = weights.iter().map(|w| w.scale()).max().unwrap_or(0);
+    let mut scaled = Vec::with_capacity(weights.len());
+    for weight in weights {
+        let factor = 10i128.checked_pow(scale - weight.scale()).ok_or_else(|| fail("weights have too many decimals"))?;
+        scaled.push(weight.mantissa().checked_mul(factor).ok_or_else(|| fail("a weight is too large"))?);
+    }
+    let weight_sum: i128 = scaled.iter().try_fold(0i128, |sum, w| sum.checked_add(*w)).ok_or_else(|| fail("the weights are too large"))?;
+    if weight_sum <= 0 {
         return Err(fail("the weights do not sum to a positive number"));
     }
-    let total = Decimal::from(total_fen);
+    let total = i128::from(total_fen);
     let mut parts = Vec::with_capacity(weights.len());
     let mut remainders = Vec::with_capacity(weights.len());
-    for (index, weight) in weights.iter().enumerate() {
-        let share = total * *weight / weight_sum;
-        let floor = share.floor();
-        parts.push(i64::try_from(floor.mantissa() / 10i128.pow(floor.scale())).map_err(|_| fail("a share does not fit in fen"))?);
-        remainders.push((share - floor, index));
+    for (index, weight) in scaled.iter().enumerate() {
+        let numerator = total.checked_mul(*weight).ok_or_else(|| fail("a share is too large"))?;
+        parts.push(i64::try_from(numerator.div_euclid(weight_sum)).map_err(|_| fail("a share does not fit in fen"))?);
+        remainders.push((numerator.rem_euclid(weight_sum), index));
     }
     let assigned: i64 = parts.iter().sum();
     let left_over = total_fen - assigned;
     if left_over < 0 || left_over as usize > weights.len() {
         return Err(fail("rounding left an impossible remainder"));
     }
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, index) in remainders.iter().take(left_over as usize) {
-        parts[index] += 1;
+    if left_over > 0 {
+        remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, index) in &remainders[..left_over as usize] {
+            parts[index] += 1;
+        }
     }
     debug_assert_eq!(parts.iter().sum::<i64>(), total_fen, "Σ allocated = total");
     Ok(parts)
@@ -106,11 +112,8 @@ pub fn budget_point_value(fund: &FundPolicy) -> (Decimal, Vec<(&'static str, Dec
         return (value, vec![("budget_point_value", value)]);
     }
     let weight: Decimal = fund.budget_history.iter().map(|h| h.weight).sum();
-    let weighted_total = if weight.is_zero() {
-        Decimal::ZERO
-    } else {
-        fund.budget_history.iter().map(|h| h.amount * h.weight).sum::<Decimal>() / weight
-    };
+    let weighted_total =
+        if weight.is_zero() { Decimal::ZERO } else { fund.budget_history.iter().map(|h| h.amount * h.weight).sum::<Decimal>() / weight };
     let expected = fund.expected_points.unwrap_or(Decimal::ONE);
     (weighted_total / expected, vec![("weighted_past_total", weighted_total), ("expected_points", expected)])
 }
@@ -145,7 +148,12 @@ pub fn monthly_point_value(policy: &Policy, fund: Fund) -> Result<PointValueReco
 }
 
 /// The year-end point value of a fund, by its policy method.
-pub fn year_end_point_value(policy: &Policy, fund: Fund, counted_points: Points, patient_paid_total: Yuan) -> Result<PointValueRecord, SettlementError> {
+pub fn year_end_point_value(
+    policy: &Policy,
+    fund: Fund,
+    counted_points: Points,
+    patient_paid_total: Yuan,
+) -> Result<PointValueRecord, SettlementError> {
     let fund_policy = policy.fund(fund)?;
     if counted_points.0 <= Decimal::ZERO {
         return Err(SettlementError::NoPoints { fund: fund.as_str(), points: counted_points.0 });
@@ -265,6 +273,22 @@ impl Totals {
         self.patient_paid += case.patient_paid;
     }
 
+    /// Adds another set of totals (of the same hospital and fund).
+    pub fn merge(&mut self, other: &Totals) {
+        self.cases += other.cases;
+        self.grouped_cases += other.grouped_cases;
+        self.exempt_cases += other.exempt_cases;
+        self.penalised_cases += other.penalised_cases;
+        self.reviewed_cases += other.reviewed_cases;
+        self.points += other.points;
+        self.penalty_points += other.penalty_points;
+        self.counted_points += other.counted_points;
+        self.case_weight += other.case_weight;
+        self.total_cost += other.total_cost;
+        self.patient_paid += other.patient_paid;
+        self.exempt_cost += other.exempt_cost;
+    }
+
     /// Case mix index: Σ case weights ÷ grouped cases.
     pub fn cmi(&self) -> Decimal {
         if self.grouped_cases == 0 {
@@ -293,7 +317,11 @@ pub struct MonthlyStatement {
 }
 
 /// Month-end pre-settlement of every hospital and fund from the month's cases.
-pub fn monthly(policy: &Policy, cases: &[SettlementCase], hospital_count: usize) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
+pub fn monthly(
+    policy: &Policy,
+    cases: &[SettlementCase],
+    hospital_count: usize,
+) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
     for case in cases {
         debug_assert!((case.hospital as usize) < hospital_count);
@@ -368,11 +396,29 @@ pub fn annual(
     cases: &[SettlementCase],
     hospital_ids: &[String],
 ) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
-    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
     let mut monthly_totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
+    let mut last: Option<((u32, Fund, u32), Totals)> = None;
     for case in cases {
-        totals.entry((case.hospital, case.fund)).or_default().add(case);
-        monthly_totals.entry((case.hospital, case.fund, case.month)).or_default().add(case);
+        // Cases usually come grouped; avoid a map lookup per case while the key repeats.
+        let key = (case.hospital, case.fund, case.month);
+        match &mut last {
+            Some((k, t)) if *k == key => t.add(case),
+            _ => {
+                if let Some((k, t)) = last.take() {
+                    monthly_totals.entry(k).or_default().merge(&t);
+                }
+                let mut t = Totals::default();
+                t.add(case);
+                last = Some((key, t));
+            }
+        }
+    }
+    if let Some((k, t)) = last.take() {
+        monthly_totals.entry(k).or_default().merge(&t);
+    }
+    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
+    for ((hospital, fund, _), month) in &monthly_totals {
+        totals.entry((*hospital, *fund)).or_default().merge(month);
     }
     // What the months paid and held.
     let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();

@@ -8,6 +8,37 @@ use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 
+/// Appends `value` in plain decimal notation (as `Decimal`'s `Display` writes it, trailing zeros
+/// kept), without going through the formatting machinery: the hot path of large outputs.
+pub fn push_decimal(out: &mut String, value: Decimal) {
+    let mantissa = value.mantissa();
+    let scale = value.scale() as usize;
+    if mantissa < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 40];
+    let mut n = mantissa.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    while len <= scale {
+        digits[len] = b'0';
+        len += 1;
+    }
+    for i in (0..len).rev() {
+        out.push(digits[i] as char);
+        if i == scale && scale > 0 {
+            out.push('.');
+        }
+    }
+}
+
 /// Rounds half away from zero (四舍五入) to `decimals` places.
 pub fn round_half_up(value: Decimal, decimals: u32) -> Decimal {
     value.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
@@ -112,6 +143,16 @@ mod tests {
         assert_eq!(round_half_up(dec!(497.624), 2), dec!(497.62));
         assert_eq!(round_half_up(dec!(-0.005), 2), dec!(-0.01));
         assert_eq!(Yuan(dec!(0.125)).to_fen(), Yuan(dec!(0.13)));
+    }
+
+    #[test]
+    fn push_decimal_matches_display() {
+        for text in ["0", "0.00", "1", "-1", "12.5", "-0.05", "350000.00", "0.001", "123456789012345678.123456789", "-7.10"] {
+            let value: Decimal = text.parse().unwrap();
+            let mut out = String::new();
+            push_decimal(&mut out, value);
+            assert_eq!(out, value.to_string(), "{text}");
+        }
     }
 
     #[test]

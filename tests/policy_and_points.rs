@@ -86,7 +86,7 @@ fn severity_takes_the_largest_and_the_hospital_coefficient_applies() {
     let mut priced = price_case(&policy, &case, Some(&group()), Some(Severity::Mcc)); // MCC 1.15 wins
                                                                                       // 1244.06 × 1.15 × 0.92 = 1316.21548 → 1316.22
     assert_eq!(priced.points.value(), dec!(1316.22));
-    assert_eq!(priced.explain(), "severity 1.15 (with MCC); hospital 0.92 (hospital H003 level 2)");
+    assert_eq!(priced.explain(&policy, &case), "severity 1.15 (with MCC); hospital 0.92 (hospital H003 level 2)");
     priced = price_case(&policy, &case, Some(&group()), None);
     assert_eq!(priced.points.value(), dec!(1201.76), "1244.06 × 1.05 × 0.92 = 1201.76196");
     // A hospital's own coefficient beats its level's.

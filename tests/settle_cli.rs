@@ -41,7 +41,8 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
         let same = std::fs::read(one.join(file)).unwrap() == std::fs::read(two.join(file)).unwrap();
         assert!(same, "{file} differs between 1 and 2 threads");
     }
-    let summary: BTreeMap<String, String> = read(&one.join("summary.csv")).into_iter().map(|r| (r["key"].clone(), r["value"].clone())).collect();
+    let summary: BTreeMap<String, String> =
+        read(&one.join("summary.csv")).into_iter().map(|r| (r["key"].clone(), r["value"].clone())).collect();
     let submitted: u64 = summary["submitted"].parse().unwrap();
     let accepted: u64 = summary["accepted"].parse().unwrap();
     let rejected: u64 = summary["rejected"].parse().unwrap();
@@ -55,7 +56,8 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
     assert_eq!(sum(&statements, "gross").to_string(), summary["gross_total"]);
     // Per statement too.
     for s in &statements {
-        let of_statement: Vec<_> = cases.iter().filter(|c| c["hospital_id"] == s["hospital_id"] && c["fund"] == s["fund"]).cloned().collect();
+        let of_statement: Vec<_> =
+            cases.iter().filter(|c| c["hospital_id"] == s["hospital_id"] && c["fund"] == s["fund"]).cloned().collect();
         assert_eq!(sum(&of_statement, "amount"), s["gross"].parse::<Decimal>().unwrap());
     }
     let penalised = cases.iter().find(|c| c["case_id"] == "D00100");
@@ -65,7 +67,8 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
     }
     if mode == "annual" {
         let employee_distributable: Decimal = summary["employee.distributable"].parse().unwrap();
-        let employee_gross: Decimal = statements.iter().filter(|s| s["fund"] == "employee").map(|s| s["gross"].parse::<Decimal>().unwrap()).sum();
+        let employee_gross: Decimal =
+            statements.iter().filter(|s| s["fund"] == "employee").map(|s| s["gross"].parse::<Decimal>().unwrap()).sum();
         assert_eq!(employee_gross, employee_distributable, "Σ hospital payments = distributable amount");
         let reviewed = cases.iter().find(|c| c["case_id"] == "D00400").expect("reviewed case settled");
         assert_eq!(reviewed["counted_points"], "5000");

@@ -1,7 +1,7 @@
 //! Settlement: the worked examples, and conservation to the fen on random inputs.
 
 use dipdrg::case::Fund;
-use dipdrg::policy::{FundPolicy, Policy, PointValueMethod, SettlementBasis, WeightedAmount};
+use dipdrg::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, WeightedAmount};
 use dipdrg::settlement::{
     annual, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, SettlementCase,
 };
@@ -166,7 +166,8 @@ fn year_end_balance_accounts_for_monthly_payments_bands_and_deposits() {
 #[test]
 fn results_do_not_depend_on_case_order() {
     let policy = demo_policy();
-    let mut cases: Vec<SettlementCase> = (0..200).map(|i| case(i % 7, Decimal::from(100 + i * 37 % 1000), Decimal::from(i * 13 % 500))).collect();
+    let mut cases: Vec<SettlementCase> =
+        (0..200).map(|i| case(i % 7, Decimal::from(100 + i * 37 % 1000), Decimal::from(i * 13 % 500))).collect();
     let ids: Vec<String> = (0..7).map(|i| format!("H{i:03}")).collect();
     let forward = annual(&policy, &cases, &ids).unwrap();
     cases.reverse();

@@ -16,7 +16,7 @@ use dipdrg::policy::Policy;
 use dipdrg::pricing::CaseCategory;
 use dipdrg::scoring::Scorer;
 use dipdrg::settlement::{self, largest_remainder, PointValueRecord, SettlementCase};
-use dipdrg::units::Yuan;
+use dipdrg::units::{push_decimal, round_half_up, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::fmt::Write as _;
@@ -89,6 +89,7 @@ struct Shared<'a> {
     violations: FxHashMap<String, Violation>,
     reviews: FxHashMap<String, Review>,
     average_score: Decimal,
+    parts_dir: PathBuf,
 }
 
 struct Rejected {
@@ -99,19 +100,20 @@ struct Rejected {
     reason: String,
 }
 
-struct Accepted {
-    record: u64,
-    case_id: Box<str>,
-    /// The output row without its amount.
-    row: Box<str>,
-    settlement: SettlementCase,
-    review_applied: bool,
-}
-
+/// What a worker hands back for one chunk. Output rows (without their amount) are spilled to a
+/// part file so that memory holds only the compact settlement records.
 struct ChunkResult {
     records: u64,
-    accepted: Vec<Accepted>,
+    /// Per accepted case, in chunk order.
+    cases: Vec<SettlementCase>,
+    case_ids: Vec<Box<str>>,
+    local_records: Vec<u64>,
+    review_applied: Vec<bool>,
+    /// End offset of each row in the part file.
+    row_ends: Vec<u64>,
+    part: PathBuf,
     rejected: Vec<Rejected>,
+    error: Option<String>,
 }
 
 fn csv_field(out: &mut String, text: &str) {
@@ -124,29 +126,60 @@ fn csv_field(out: &mut String, text: &str) {
     }
 }
 
-fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<(u32, Fund, u32, Decimal, Decimal), (&'static str, String, String)> {
-    let hospital = case.hospital_id.as_deref().ok_or(("hospital_id", String::new(), "is required for settlement".to_string()))?;
-    let index = *context
-        .hospital_index
-        .get(hospital)
-        .ok_or(("hospital_id", hospital.to_string(), "is not a hospital of the policy".to_string()))?;
-    let fund = case.fund.ok_or(("fund", String::new(), "is required for settlement".to_string()))?;
-    let discharged = case.discharge_date.ok_or(("discharge_date", String::new(), "is required for settlement".to_string()))?;
+/// The settlement fields of an accepted case.
+struct SettlementFields {
+    hospital: u32,
+    fund: Fund,
+    month: u32,
+    total_cost: Decimal,
+    patient_paid: Decimal,
+}
+
+/// A field settlement needs and cannot use: (field, value, reason).
+type FieldProblem = (&'static str, String, String);
+
+fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<SettlementFields, FieldProblem> {
+    let missing = |field: &'static str| (field, String::new(), "is required for settlement".to_string());
+    let hospital = case.hospital_id.as_deref().ok_or_else(|| missing("hospital_id"))?;
+    let index = *context.hospital_index.get(hospital).ok_or((
+        "hospital_id",
+        hospital.to_string(),
+        "is not a hospital of the policy".to_string(),
+    ))?;
+    let fund = case.fund.ok_or_else(|| missing("fund"))?;
+    let discharged = case.discharge_date.ok_or_else(|| missing("discharge_date"))?;
     let (year, month, _) = discharged.ymd();
     let in_period = year == context.year && context.month.is_none_or(|m| m == month);
     if !in_period {
         return Err(("discharge_date", discharged.to_string(), "is outside the settlement period".to_string()));
     }
-    let cost = case.total_cost.ok_or(("total_cost", String::new(), "is required for settlement".to_string()))?;
-    let patient_paid = case.patient_paid.ok_or(("patient_paid", String::new(), "is required for settlement".to_string()))?;
-    if patient_paid > cost {
-        return Err(("patient_paid", patient_paid.to_string(), format!("exceeds total_cost {cost}")));
+    let total_cost = case.total_cost.ok_or_else(|| missing("total_cost"))?;
+    let patient_paid = case.patient_paid.ok_or_else(|| missing("patient_paid"))?;
+    if patient_paid > total_cost {
+        return Err(("patient_paid", patient_paid.to_string(), format!("exceeds total_cost {total_cost}")));
     }
-    Ok((index, fund, month, cost, patient_paid))
+    Ok(SettlementFields { hospital: index, fund, month, total_cost, patient_paid })
 }
 
-fn process_chunk(context: &Shared<'_>, bytes: Vec<u8>) -> ChunkResult {
-    let mut result = ChunkResult { records: 0, accepted: Vec::new(), rejected: Vec::new() };
+fn process_chunk(context: &Shared<'_>, index: usize, bytes: Vec<u8>) -> ChunkResult {
+    let mut result = ChunkResult {
+        records: 0,
+        cases: Vec::new(),
+        case_ids: Vec::new(),
+        local_records: Vec::new(),
+        review_applied: Vec::new(),
+        row_ends: Vec::new(),
+        part: context.parts_dir.join(format!("part-{index:06}")),
+        rejected: Vec::new(),
+        error: None,
+    };
+    let mut rows: Vec<u8> = Vec::with_capacity(bytes.len() * 3 / 2);
+    let expected = bytes.len() / 100 + 16;
+    result.cases.reserve(expected);
+    result.case_ids.reserve(expected);
+    result.local_records.reserve(expected);
+    result.review_applied.reserve(expected);
+    result.row_ends.reserve(expected);
     let mut row = String::with_capacity(256);
     for item in CaseReader::headerless(&bytes[..], context.layout.clone(), 0) {
         result.records += 1;
@@ -154,11 +187,17 @@ fn process_chunk(context: &Shared<'_>, bytes: Vec<u8>) -> ChunkResult {
         let case = match item {
             Ok(case) => case,
             Err(r) => {
-                result.rejected.push(Rejected { record, case_id: r.case_id.unwrap_or_default(), field: r.field, value: r.value, reason: r.reason });
+                result.rejected.push(Rejected {
+                    record,
+                    case_id: r.case_id.unwrap_or_default(),
+                    field: r.field,
+                    value: r.value,
+                    reason: r.reason,
+                });
                 continue;
             }
         };
-        let (hospital, fund, month, total_cost, patient_paid) = match required_for_settlement(&case, context) {
+        let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(&case, context) {
             Ok(fields) => fields,
             Err((field, value, reason)) => {
                 result.rejected.push(Rejected { record, case_id: case.case_id, field: field.to_string(), value, reason });
@@ -172,7 +211,11 @@ fn process_chunk(context: &Shared<'_>, bytes: Vec<u8>) -> ChunkResult {
         let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
         let exempt = assessment.points.category == CaseCategory::Exempt;
         let grouped = !assessment.group.is_empty() && assessment.points.category != CaseCategory::Ungrouped;
-        let case_weight = if grouped && context.average_score > Decimal::ZERO { assessment.points.base_score / context.average_score } else { Decimal::ZERO };
+        let case_weight = if grouped && context.average_score > Decimal::ZERO {
+            assessment.points.base_score / context.average_score
+        } else {
+            Decimal::ZERO
+        };
         let settlement = SettlementCase {
             hospital,
             fund,
@@ -188,25 +231,21 @@ fn process_chunk(context: &Shared<'_>, bytes: Vec<u8>) -> ChunkResult {
         };
         row.clear();
         csv_field(&mut row, &case.case_id);
-        let _ = write!(
-            row,
-            ",{},{},{},{},",
-            case.hospital_id.as_deref().unwrap_or(""),
-            fund.as_str(),
-            month,
-            assessment.status
-        );
+        let _ = write!(row, ",{},{},{},{},", case.hospital_id.as_deref().unwrap_or(""), fund.as_str(), month, assessment.status);
         csv_field(&mut row, &assessment.group);
-        let ratio = assessment.points.cost_ratio.map(|r| dipdrg::units::round_half_up(r, 4).normalize().to_string()).unwrap_or_default();
-        let _ = write!(
-            row,
-            ",{},{},{},{},{},",
-            assessment.points.category.as_str(),
-            assessment.points.base_score.normalize(),
-            ratio,
-            points,
-            settlement.counted_points()
-        );
+        row.push(',');
+        row.push_str(assessment.points.category.as_str());
+        row.push(',');
+        push_decimal(&mut row, assessment.points.base_score.normalize());
+        row.push(',');
+        if let Some(ratio) = assessment.points.cost_ratio {
+            push_decimal(&mut row, round_half_up(ratio, 4).normalize());
+        }
+        row.push(',');
+        push_decimal(&mut row, points);
+        row.push(',');
+        push_decimal(&mut row, settlement.counted_points());
+        row.push(',');
         if let Some(v) = violation {
             let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
         }
@@ -218,15 +257,33 @@ fn process_chunk(context: &Shared<'_>, bytes: Vec<u8>) -> ChunkResult {
             Some(_) => row.push_str("rejected"),
             None => {}
         }
-        row.push(',');
-        csv_field(&mut row, &assessment.points.explain());
-        result.accepted.push(Accepted {
-            record,
-            case_id: case.case_id.into_boxed_str(),
-            row: row.as_str().into(),
-            settlement,
-            review_applied: review.is_some(),
-        });
+        // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
+        let mut factors: [Option<Decimal>; 4] = [None; 4];
+        for factor in &assessment.points.factors {
+            let slot = match factor.name {
+                "high outlier" | "low outlier" => 0,
+                "severity" => 1,
+                "hospital" => 2,
+                "bed days" => 3,
+                _ => continue,
+            };
+            factors[slot] = Some(factor.value);
+        }
+        for factor in factors {
+            row.push(',');
+            if let Some(value) = factor {
+                push_decimal(&mut row, round_half_up(value, 4).normalize());
+            }
+        }
+        rows.extend_from_slice(row.as_bytes());
+        result.row_ends.push(rows.len() as u64);
+        result.cases.push(settlement);
+        result.case_ids.push(case.case_id.into_boxed_str());
+        result.local_records.push(record);
+        result.review_applied.push(review.is_some());
+    }
+    if let Err(e) = std::fs::write(&result.part, &rows) {
+        result.error = Some(format!("writing {}: {e}", result.part.display()));
     }
     result
 }
@@ -269,12 +326,9 @@ fn read_reviews(path: &Path) -> anyhow::Result<FxHashMap<String, Review>> {
             other => bail!("{}: record {}: field decision: {other:?} is not approved or rejected", path.display(), i + 1),
         };
         let reviewed_points = match points.and_then(|p| record.get(p)).filter(|t| !t.is_empty()) {
-            Some(text) => Some(
-                Decimal::from_str(text)
-                    .ok()
-                    .filter(|p| *p >= Decimal::ZERO)
-                    .with_context(|| format!("{}: record {}: field reviewed_points: {text:?} is not a non-negative number", path.display(), i + 1))?,
-            ),
+            Some(text) => Some(Decimal::from_str(text).ok().filter(|p| *p >= Decimal::ZERO).with_context(|| {
+                format!("{}: record {}: field reviewed_points: {text:?} is not a non-negative number", path.display(), i + 1)
+            })?),
             None if approved => bail!("{}: record {}: an approved review needs reviewed_points", path.display(), i + 1),
             None => None,
         };
@@ -356,97 +410,136 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         violations,
         reviews,
         average_score,
+        parts_dir: args.out.join(".parts"),
     };
+    std::fs::create_dir_all(&context.parts_dir).with_context(|| format!("creating {}", context.parts_dir.display()))?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| process_chunk(&context, bytes))?;
+    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |index, bytes| process_chunk(&context, index, bytes))?;
     let read_done = started.elapsed();
 
     // Merge in file order: record numbers, duplicates, every record accounted for.
-    let mut accepted: Vec<Accepted> = Vec::new();
+    let expected: usize = chunks.iter().map(|c| c.cases.len()).sum();
+    let mut cases: Vec<SettlementCase> = Vec::with_capacity(expected);
+    let mut case_ids: Vec<Box<str>> = Vec::with_capacity(expected);
+    let mut case_records: Vec<u64> = Vec::with_capacity(expected);
+    let mut review_applied: Vec<bool> = Vec::with_capacity(expected);
     let mut rejected: Vec<Rejected> = Vec::new();
+    let mut parts: Vec<(PathBuf, Vec<u64>, Vec<bool>)> = Vec::new();
     let mut records_before = 0u64;
-    let mut seen: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut seen: FxHashMap<u64, u32> = FxHashMap::with_capacity_and_hasher(expected, Default::default());
     for chunk in chunks {
+        if let Some(error) = chunk.error {
+            bail!("{error}");
+        }
         for mut r in chunk.rejected {
             r.record += records_before;
             rejected.push(r);
         }
-        for mut a in chunk.accepted {
-            a.record += records_before;
+        let mut kept = Vec::with_capacity(chunk.cases.len());
+        let items = chunk.cases.into_iter().zip(chunk.case_ids).zip(chunk.local_records).zip(chunk.review_applied);
+        for (((case, case_id), local_record), reviewed) in items {
+            let record = local_record + records_before;
             let mut hasher = FxHasher::default();
-            a.case_id.hash(&mut hasher);
+            case_id.hash(&mut hasher);
             let key = hasher.finish();
             let duplicate_of = match seen.get(&key) {
-                Some(&first) if accepted[first as usize].case_id == a.case_id => Some(accepted[first as usize].record),
+                Some(&first) if case_ids[first as usize] == case_id => Some(case_records[first as usize]),
                 Some(_) => None, // a hash collision between different ids: both are kept
                 None => {
-                    seen.insert(key, accepted.len() as u32);
+                    seen.insert(key, cases.len() as u32);
                     None
                 }
             };
+            kept.push(duplicate_of.is_none());
             match duplicate_of {
                 Some(first) => rejected.push(Rejected {
-                    record: a.record,
-                    case_id: a.case_id.to_string(),
+                    record,
+                    case_id: case_id.to_string(),
                     field: "case_id".into(),
-                    value: a.case_id.to_string(),
+                    value: case_id.to_string(),
                     reason: format!("repeats the case id of record {first}: a case is settled once"),
                 }),
-                None => accepted.push(a),
+                None => {
+                    cases.push(case);
+                    case_ids.push(case_id);
+                    case_records.push(record);
+                    review_applied.push(reviewed);
+                }
             }
         }
+        parts.push((chunk.part, chunk.row_ends, kept));
         records_before += chunk.records;
     }
+    drop(seen);
+    drop(case_ids);
     rejected.sort_by_key(|r| r.record);
     let submitted = records_before;
-    if accepted.len() as u64 + rejected.len() as u64 != submitted {
-        bail!("internal error: accepted {} + rejected {} != submitted {submitted}", accepted.len(), rejected.len());
+    if cases.len() as u64 + rejected.len() as u64 != submitted {
+        bail!("internal error: accepted {} + rejected {} != submitted {submitted}", cases.len(), rejected.len());
     }
 
+    let merge_done = started.elapsed();
     // Special-review quota, then settlement.
     let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
     let mut applications = vec![0u64; hospital_ids.len()];
-    for a in &accepted {
-        cases_per_hospital[a.settlement.hospital as usize] += 1;
-        applications[a.settlement.hospital as usize] += u64::from(a.review_applied);
+    for (case, reviewed) in cases.iter().zip(&review_applied) {
+        cases_per_hospital[case.hospital as usize] += 1;
+        applications[case.hospital as usize] += u64::from(*reviewed);
     }
     settlement::check_special_review_quota(&policy, &hospital_ids, &cases_per_hospital, &applications)?;
-    let settlement_cases: Vec<SettlementCase> = accepted.iter().map(|a| a.settlement.clone()).collect();
     let outputs = match args.mode {
         Mode::Monthly => {
-            let (values, statements) = settlement::monthly(&policy, &settlement_cases, hospital_ids.len())?;
+            let (values, statements) = settlement::monthly(&policy, &cases, hospital_ids.len())?;
             Statements::Monthly(values, statements)
         }
         Mode::Annual => {
-            let (values, statements) = settlement::annual(&policy, &settlement_cases, &hospital_ids)?;
+            let (values, statements) = settlement::annual(&policy, &cases, &hospital_ids)?;
             Statements::Annual(values, statements)
         }
     };
-    drop(settlement_cases);
 
+    let settle_done = started.elapsed();
     // Per-case amounts: each statement's gross split over its cases.
-    let mut case_amounts = vec![0i64; accepted.len()];
-    let mut by_statement: FxHashMap<(u32, Fund), Vec<usize>> = FxHashMap::default();
-    for (i, a) in accepted.iter().enumerate() {
-        by_statement.entry((a.settlement.hospital, a.settlement.fund)).or_default().push(i);
+    let mut case_amounts = vec![0i64; cases.len()];
+    let slot = |hospital: u32, fund: Fund| hospital as usize * 2 + usize::from(fund == Fund::Resident);
+    let mut by_statement: Vec<Vec<u32>> = vec![Vec::new(); hospital_ids.len() * 2];
+    for (i, case) in cases.iter().enumerate() {
+        by_statement[slot(case.hospital, case.fund)].push(i as u32);
     }
-    for (key, gross) in outputs.gross_by_statement() {
-        let Some(members) = by_statement.get(&key) else { continue };
-        let weights: Vec<Decimal> = members.iter().map(|&i| accepted[i].settlement.counted_points()).collect();
+    for ((hospital, fund), gross) in outputs.gross_by_statement() {
+        let members = &by_statement[slot(hospital, fund)];
+        let weights: Vec<Decimal> = members.iter().map(|&i| cases[i as usize].counted_points()).collect();
         for (&i, part) in members.iter().zip(split_over_cases(to_fen(gross), &weights)) {
-            case_amounts[i] = part;
+            case_amounts[i as usize] = part;
         }
     }
 
+    let split_done = started.elapsed();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut cases_out = BufWriter::with_capacity(1 << 20, File::create(args.out.join("cases.csv"))?);
     cases_out.write_all(
-        b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,breakdown,amount\n",
+        b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n",
     )?;
-    for (a, amount) in accepted.iter().zip(&case_amounts) {
-        cases_out.write_all(a.row.as_bytes())?;
-        writeln!(cases_out, ",{}", Decimal::new(*amount, 2))?;
+    let mut amounts = case_amounts.iter();
+    let mut line = String::with_capacity(32);
+    for (part, row_ends, kept) in &parts {
+        let rows = std::fs::read(part).with_context(|| format!("reading {}", part.display()))?;
+        let mut start = 0usize;
+        for (&end, &keep) in row_ends.iter().zip(kept) {
+            let end = end as usize;
+            if keep {
+                cases_out.write_all(&rows[start..end])?;
+                line.clear();
+                line.push(',');
+                push_decimal(&mut line, Decimal::new(amounts.next().copied().unwrap_or(0), 2));
+                line.push('\n');
+                cases_out.write_all(line.as_bytes())?;
+            }
+            start = end;
+        }
+        std::fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
     }
+    let _ = std::fs::remove_dir(&context.parts_dir);
     cases_out.flush()?;
     let mut rejects = csv::Writer::from_path(args.out.join("rejects.csv"))?;
     rejects.write_record(["record", "case_id", "field", "value", "reason"])?;
@@ -460,7 +553,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         policy: &policy,
         tables_fingerprint: scorer.fingerprint().to_string(),
         submitted,
-        accepted: accepted.len() as u64,
+        accepted: cases.len() as u64,
         rejected: rejected.len() as u64,
         hospital_ids: &hospital_ids,
     };
@@ -473,11 +566,19 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         eprintln!(
             "submitted {submitted} = accepted {} + rejected {} (reasons in {}); read and assessed in {:.2} s with {threads} threads, total {:.2} s",
-            accepted.len(),
+            cases.len(),
             rejected.len(),
             args.out.join("rejects.csv").display(),
             read_done.as_secs_f64(),
             started.elapsed().as_secs_f64()
+        );
+        eprintln!(
+            "phases: read+assess {:.2} s, merge {:.2} s, settle {:.2} s, split amounts {:.2} s, write {:.2} s",
+            read_done.as_secs_f64(),
+            (merge_done - read_done).as_secs_f64(),
+            (settle_done - merge_done).as_secs_f64(),
+            (split_done - settle_done).as_secs_f64(),
+            (started.elapsed() - split_done).as_secs_f64()
         );
         for record in outputs.point_values() {
             eprintln!("{} point value ({:?}): {}", record.fund.as_str(), record.method, record.value);
@@ -538,8 +639,23 @@ impl Statements {
             (id, info.and_then(|h| h.name.clone()).unwrap_or_default(), info.map(|h| h.level.clone()).unwrap_or_default())
         };
         let common = [
-            "hospital_id", "hospital_name", "level", "fund", "cases", "grouped_cases", "exempt_cases", "penalised_cases", "reviewed_cases", "points",
-            "penalty_points", "counted_points", "cmi", "total_cost", "point_value", "gross", "patient_paid",
+            "hospital_id",
+            "hospital_name",
+            "level",
+            "fund",
+            "cases",
+            "grouped_cases",
+            "exempt_cases",
+            "penalised_cases",
+            "reviewed_cases",
+            "points",
+            "penalty_points",
+            "counted_points",
+            "cmi",
+            "total_cost",
+            "point_value",
+            "gross",
+            "patient_paid",
         ];
         let totals_cells = |t: &settlement::Totals| {
             vec![
@@ -581,8 +697,17 @@ impl Statements {
             Statements::Annual(_, statements) => {
                 let mut header: Vec<String> = common.iter().map(|s| s.to_string()).collect();
                 header.extend(
-                    ["fund_due", "band_adjustment", "deposit_held", "assessment", "deposit_forfeited", "final_due", "paid_monthly", "balance"]
-                        .map(String::from),
+                    [
+                        "fund_due",
+                        "band_adjustment",
+                        "deposit_held",
+                        "assessment",
+                        "deposit_forfeited",
+                        "final_due",
+                        "paid_monthly",
+                        "balance",
+                    ]
+                    .map(String::from),
                 );
                 let rows = statements
                     .iter()

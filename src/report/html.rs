@@ -26,12 +26,8 @@ fn per_hospital(table: &Table, column: &str) -> BTreeMap<String, Decimal> {
 fn bar_chart(title: &str, series: &[(&str, &str, &BTreeMap<String, Decimal>)]) -> String {
     let Some((_, _, first)) = series.first() else { return String::new() };
     let labels: Vec<&String> = first.keys().collect();
-    let max = series
-        .iter()
-        .flat_map(|(_, _, values)| values.values())
-        .filter_map(|v| v.to_f64())
-        .fold(0.0f64, |a, b| a.max(b.abs()))
-        .max(1e-9);
+    let max =
+        series.iter().flat_map(|(_, _, values)| values.values()).filter_map(|v| v.to_f64()).fold(0.0f64, |a, b| a.max(b.abs())).max(1e-9);
     let bar = 14.0;
     let group = bar * series.len() as f64 + 6.0;
     let height = 40.0 + group * labels.len() as f64;
@@ -40,11 +36,18 @@ fn bar_chart(title: &str, series: &[(&str, &str, &BTreeMap<String, Decimal>)]) -
         escape(title)
     );
     for (s, (name, colour, _)) in series.iter().enumerate() {
-        let _ = write!(svg, r#"<rect x="{}" y="4" width="10" height="10" fill="{colour}"/><text x="{}" y="13">{}</text>"#, 110 + s * 160, 124 + s * 160, escape(name));
+        let _ = write!(
+            svg,
+            r#"<rect x="{}" y="4" width="10" height="10" fill="{colour}"/><text x="{}" y="13">{}</text>"#,
+            110 + s * 160,
+            124 + s * 160,
+            escape(name)
+        );
     }
     for (i, label) in labels.iter().enumerate() {
         let y = 24.0 + group * i as f64;
-        let _ = write!(svg, r#"<text x="100" y="{}" text-anchor="end">{}</text>"#, y + bar * series.len() as f64 / 2.0 + 4.0, escape(label));
+        let _ =
+            write!(svg, r#"<text x="100" y="{}" text-anchor="end">{}</text>"#, y + bar * series.len() as f64 / 2.0 + 4.0, escape(label));
         for (s, (_, colour, values)) in series.iter().enumerate() {
             let value = values.get(*label).copied().unwrap_or_default();
             let width = (value.to_f64().unwrap_or(0.0).abs() / max * 640.0).max(0.5);
@@ -111,7 +114,10 @@ pub fn settlement_report(statements: &Table, summary: &Table) -> String {
     page.push_str(&bar_chart("Payments per hospital (gross, yuan)", &[("gross payment", "#2f6db5", &gross)]));
     page.push_str(&bar_chart("Counted points per hospital", &[("counted points", "#5a9e4b", &points)]));
     page.push_str(&bar_chart("Case mix index (CMI)", &[("CMI", "#c77c1e", &cmi)]));
-    page.push_str(&bar_chart("Payment against actual cost (yuan)", &[("gross payment", "#2f6db5", &gross), ("actual cost", "#b53a2f", &cost)]));
+    page.push_str(&bar_chart(
+        "Payment against actual cost (yuan)",
+        &[("gross payment", "#2f6db5", &gross), ("actual cost", "#b53a2f", &cost)],
+    ));
     page.push_str("<h2>Statements</h2>");
     page.push_str(&html_table(statements));
     page.push_str("</body></html>\n");

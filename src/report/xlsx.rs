@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn numbers_are_numbers_and_text_is_escaped() {
-        let table = Table { header: vec!["id".into(), "amount".into()], rows: vec![vec!["H<1>".into(), "350000.00".into()], vec!["007".into(), "-1.5".into()]] };
+        let table = Table {
+            header: vec!["id".into(), "amount".into()],
+            rows: vec![vec!["H<1>".into(), "350000.00".into()], vec!["007".into(), "-1.5".into()]],
+        };
         let xml = String::from_utf8(sheet(&table)).unwrap();
         assert!(xml.contains(r#"<c r="B2"><v>350000.00</v></c>"#), "{xml}");
         assert!(xml.contains("H&lt;1&gt;"));
