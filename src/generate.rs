@@ -375,10 +375,36 @@ impl<'t> Generator<'t> {
         format!("{}{:09}", self.options.case_prefix, self.produced)
     }
 
-    fn base_case(&mut self) -> (Case, f64) {
+    /// Whether a template's cases could be treated as outpatients: medical, with a low cost.
+    fn outpatient_treatable(template: &Template) -> bool {
+        template.principal_procedure.is_empty() && template.extra_procedures.is_empty() && template.base_cost < 9_000.0
+    }
+
+    /// The group families (ADRGs) where low-standard admissions are injected: medical families
+    /// with a low cost, treatable as outpatients. An audit policy names these.
+    pub fn outpatient_families(&self) -> Vec<String> {
+        let mut families: Vec<String> = self
+            .templates
+            .iter()
+            .filter(|t| Generator::outpatient_treatable(t))
+            .map(|t| self.tables.adrgs[self.tables.rules[t.rule].adrg].code.clone())
+            .collect();
+        families.sort();
+        families.dedup();
+        families
+    }
+
+    fn base_case(&mut self, outpatient_only: bool) -> (Case, f64) {
         let rng = &mut self.rng;
         let tables = self.tables;
-        let template = &self.templates[Generator::pick_weighted(rng, &self.cumulative_weight)];
+        let mut index = Generator::pick_weighted(rng, &self.cumulative_weight);
+        if outpatient_only {
+            let eligible: Vec<usize> = (0..self.templates.len()).filter(|&i| Generator::outpatient_treatable(&self.templates[i])).collect();
+            if let Some(&chosen) = rng.pick(&eligible) {
+                index = chosen;
+            }
+        }
+        let template = &self.templates[index];
         let hospital = &self.hospitals[Generator::pick_weighted(rng, &self.hospital_weight)];
         let text = |c: &CodeId| tables.code_text(*c).to_string();
         let mut diagnoses = vec![rng.pick(&template.principal).map(text).unwrap_or_default()];
@@ -467,15 +493,16 @@ impl<'t> Generator<'t> {
 
     /// Produces the next batch (one case, or two for a split admission) into the queue.
     fn refill(&mut self) {
-        let (mut case, group_cost) = self.base_case();
+        let violating = self.rng.chance(self.options.violation_rate);
+        let kind = ViolationKind::ALL[self.rng.below(ViolationKind::ALL.len())];
+        let (mut case, group_cost) = self.base_case(violating && kind == ViolationKind::LowStandardAdmission);
         case.case_id = self.next_id();
         // Only groupable cases carry violations, so that detection can be judged on them.
         let grouped = group(self.tables, &case, MappingMode::Map, &mut NoTrace).status == GroupStatus::Success;
-        if !grouped || !self.rng.chance(self.options.violation_rate) {
+        if !grouped || !violating {
             self.queue.push_back((case, None));
             return;
         }
-        let kind = ViolationKind::ALL[self.rng.below(ViolationKind::ALL.len())];
         if kind == ViolationKind::SplitAdmission && self.produced + 1 > self.options.cases {
             self.queue.push_back((case, None));
             return;

@@ -5,6 +5,7 @@
 //! core modules ([`case`], [`drg`], [`dip`], [`pricing`], [`catalog_build`], [`policy`]) are pure functions over immutable table snapshots; [`io`] and
 //! [`tables::source`] are the adapters that read and write files.
 
+pub mod audit;
 pub mod case;
 pub mod catalog_build;
 pub mod dip;

@@ -22,6 +22,8 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Flag likely violations (split admissions, upcoding, low-standard admissions, bed-hanging).
+    Audit(cli::audit::AuditArgs),
     /// Month-end pre-settlement or year-end final settlement of a case file.
     Settle(cli::settle::SettleArgs),
     /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group::run(args),
         Command::Gen(args) => cli::gen::run(args),
         Command::Settle(args) => cli::settle::run(args),
+        Command::Audit(args) => cli::audit::run(args),
         Command::Catalog { command: CatalogCommand::Build(args) } => cli::catalog::build(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
         Command::Tables { command: TablesCommand::ProcedureTypes(args) } => cli::tables::procedure_types(args),

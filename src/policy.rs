@@ -352,6 +352,103 @@ pub struct YearEnd {
     pub overspend_fund_share: Decimal,
 }
 
+/// Audit thresholds (稽核规则). Flags are suggestions for a human auditor; only confirmed
+/// violations reach settlement.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Split admission: readmission within this many days of discharge (default 15).
+    #[serde(default = "fifteen")]
+    pub readmission_window_days: i64,
+    /// Planned treatment (chemotherapy, radiotherapy, dialysis…): group families (ADRG or DIP
+    /// subcategory) and principal-diagnosis prefixes excluded from split-admission flags.
+    #[serde(default)]
+    pub planned_family_prefixes: Vec<String>,
+    #[serde(default)]
+    pub planned_diagnosis_prefixes: Vec<String>,
+    /// Upcoding: a complication-lifted case whose cost is at most this share of its group's mean…
+    #[serde(default = "upcoding_ratio", deserialize_with = "decimal")]
+    pub upcoding_max_cost_ratio: Decimal,
+    /// …and at most this multiple of the lower group's mean.
+    #[serde(default = "upcoding_baseline", deserialize_with = "decimal")]
+    pub upcoding_max_baseline_ratio: Decimal,
+    /// Hospital pattern: a hospital's top-severity share in a family at least this multiple of
+    /// the region's, over at least `pattern_min_cases` cases.
+    #[serde(default = "pattern_ratio", deserialize_with = "decimal")]
+    pub pattern_share_ratio: Decimal,
+    #[serde(default = "pattern_cases")]
+    pub pattern_min_cases: u64,
+    /// Low-standard admission: families treatable as outpatients (ADRG or DIP subcategory prefixes)…
+    #[serde(default)]
+    pub outpatient_family_prefixes: Vec<String>,
+    /// …with a stay of at most this many days…
+    #[serde(default = "two")]
+    pub low_standard_max_los: i64,
+    /// …and a cost at most this share of the group mean.
+    #[serde(default = "low_ratio", deserialize_with = "decimal")]
+    pub low_standard_max_cost_ratio: Decimal,
+    /// Bed-hanging: a stay at least this multiple of the group's mean stay…
+    #[serde(default = "bed_los", deserialize_with = "decimal")]
+    pub bed_hanging_min_los_ratio: Decimal,
+    /// …and at least this many days…
+    #[serde(default = "ten")]
+    pub bed_hanging_min_los: i64,
+    /// …with a daily cost at most this share of the group's mean daily cost.
+    #[serde(default = "bed_daily", deserialize_with = "decimal")]
+    pub bed_hanging_max_daily_cost_ratio: Decimal,
+}
+
+fn fifteen() -> i64 {
+    15
+}
+fn two() -> i64 {
+    2
+}
+fn ten() -> i64 {
+    10
+}
+fn upcoding_ratio() -> Decimal {
+    Decimal::new(6, 1)
+}
+fn upcoding_baseline() -> Decimal {
+    Decimal::new(12, 1)
+}
+fn pattern_ratio() -> Decimal {
+    Decimal::new(15, 1)
+}
+fn pattern_cases() -> u64 {
+    30
+}
+fn low_ratio() -> Decimal {
+    Decimal::new(3, 1)
+}
+fn bed_los() -> Decimal {
+    Decimal::new(25, 1)
+}
+fn bed_daily() -> Decimal {
+    Decimal::new(3, 1)
+}
+
+impl Default for Audit {
+    fn default() -> Audit {
+        Audit {
+            readmission_window_days: fifteen(),
+            planned_family_prefixes: Vec::new(),
+            planned_diagnosis_prefixes: Vec::new(),
+            upcoding_max_cost_ratio: upcoding_ratio(),
+            upcoding_max_baseline_ratio: upcoding_baseline(),
+            pattern_share_ratio: pattern_ratio(),
+            pattern_min_cases: pattern_cases(),
+            outpatient_family_prefixes: Vec::new(),
+            low_standard_max_los: two(),
+            low_standard_max_cost_ratio: low_ratio(),
+            bed_hanging_min_los_ratio: bed_los(),
+            bed_hanging_min_los: ten(),
+            bed_hanging_max_daily_cost_ratio: bed_daily(),
+        }
+    }
+}
+
 /// One region's policy for one year.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -400,6 +497,8 @@ pub struct Policy {
     pub special_review: Option<SpecialReview>,
     #[serde(default)]
     pub year_end: Option<YearEnd>,
+    #[serde(default)]
+    pub audit: Audit,
     /// Hospital id → (level, coefficient), resolved once at load for the hot path.
     #[serde(skip)]
     resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Decimal>)>,
@@ -649,6 +748,23 @@ impl Policy {
             if let Some(a) = hospital.assessment {
                 share(&format!("hospitals.{id}.assessment"), a)?;
             }
+        }
+        let a = &self.audit;
+        if a.readmission_window_days < 0 {
+            return Err(invalid("audit.readmission_window_days", "must not be negative"));
+        }
+        for (key, value) in [
+            ("audit.upcoding_max_cost_ratio", a.upcoding_max_cost_ratio),
+            ("audit.upcoding_max_baseline_ratio", a.upcoding_max_baseline_ratio),
+            ("audit.pattern_share_ratio", a.pattern_share_ratio),
+            ("audit.low_standard_max_cost_ratio", a.low_standard_max_cost_ratio),
+            ("audit.bed_hanging_min_los_ratio", a.bed_hanging_min_los_ratio),
+            ("audit.bed_hanging_max_daily_cost_ratio", a.bed_hanging_max_daily_cost_ratio),
+        ] {
+            positive(key, value)?;
+        }
+        if a.low_standard_max_los < 0 || a.bed_hanging_min_los < 0 {
+            return Err(invalid("audit", "stay limits must not be negative"));
         }
         for (i, exemption) in self.exemptions.iter().enumerate() {
             let key = format!("exemptions[{i}]");

@@ -24,6 +24,7 @@ use std::sync::Arc;
 pub struct DrgWeight {
     pub rw: Decimal,
     pub mean_cost: Decimal,
+    pub mean_los: Option<Decimal>,
     pub level_mean_cost: BTreeMap<String, Decimal>,
 }
 
@@ -65,7 +66,8 @@ impl DrgWeights {
                     level_mean_cost.insert(column.trim_start_matches("mean_cost_level_").to_string(), value);
                 }
             }
-            if by_drg.insert(drg, DrgWeight { rw, mean_cost, level_mean_cost }).is_some() {
+            let mean_los = positive(&row, "mean_los")?;
+            if by_drg.insert(drg, DrgWeight { rw, mean_cost, mean_los, level_mean_cost }).is_some() {
                 return Err(row.bad("drg", "listed twice"));
             }
         }
@@ -102,6 +104,13 @@ pub struct Assessment {
     /// Diagnosis category key for audit: the ADRG (DRG) or the principal subcategory (DIP).
     pub family: String,
     pub complication: Option<Severity>,
+    /// The group's mean cost (at the hospital's level) and mean stay, when known.
+    pub group_mean_cost: Option<Decimal>,
+    pub group_mean_los: Option<Decimal>,
+    /// Mean cost of the same family's lowest-severity group (the group the case would fall in
+    /// without its complication, or the conservative group of its DIP subcategory), when the case
+    /// is in a higher one.
+    pub baseline_mean_cost: Option<Decimal>,
     pub points: CasePoints,
 }
 
@@ -145,11 +154,21 @@ impl Scorer {
                 if scored.is_none() {
                     points.group = (!drg_code.is_empty()).then(|| drg_code.to_string());
                 }
+                let weight = weights.get(drg_code);
+                // The ADRG's unconditional (lowest-severity) DRG, when the case is not in it.
+                let baseline_mean_cost = result.adrg.and_then(|a| {
+                    let drgs = &tables.drgs[tables.adrgs[a].drgs.clone()];
+                    let lowest = drgs.iter().rev().find(|d| d.severity == drg::tables::SeverityCondition::Always)?;
+                    (lowest.code != drg_code).then(|| weights.get(&lowest.code).map(|w| w.mean_cost)).flatten()
+                });
                 Assessment {
                     status: result.status.as_str(),
                     group: drg_code.to_string(),
                     family: result.adrg.map(|a| tables.adrgs[a].code.clone()).unwrap_or_default(),
                     complication,
+                    group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
+                    group_mean_los: weight.and_then(|w| w.mean_los),
+                    baseline_mean_cost,
                     points,
                 }
             }
@@ -162,11 +181,24 @@ impl Scorer {
                     mean_cost: g.mean_cost_at(level),
                     grassroots: g.kind == GroupKind::Grassroots,
                 });
+                let family = case.principal_diagnosis().and_then(dip::catalog::subcategory).unwrap_or("");
+                // The conservative core group of the subcategory, when the case is in another one.
+                let baseline_mean_cost = group.filter(|g| !g.terms.is_empty()).and_then(|g| {
+                    catalog
+                        .core_groups(family)
+                        .iter()
+                        .map(|&i| &catalog.groups[i])
+                        .find(|c| c.terms.is_empty() && c.kind == GroupKind::Core && c.code != g.code)
+                        .map(|c| c.mean_cost_at(level))
+                });
                 Assessment {
                     status: result.status.as_str(),
                     group: group.map(|g| g.code.clone()).unwrap_or_default(),
-                    family: case.principal_diagnosis().and_then(dip::catalog::subcategory).unwrap_or("").to_string(),
+                    family: family.to_string(),
                     complication: None,
+                    group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
+                    group_mean_los: group.and_then(|g| g.mean_los),
+                    baseline_mean_cost,
                     points: price_case(policy, case, scored.as_ref(), None),
                 }
             }

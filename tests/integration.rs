@@ -1,6 +1,7 @@
 //! Integration tests, one binary to save link time. Reference-scheme tests read
 //! `../shared/reference/` and skip with a message when it is absent.
 
+mod audit;
 mod demo_grouping;
 mod dip_grouping;
 mod policy_and_points;

@@ -58,6 +58,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         hospitals.write_record([hospital.id.as_str(), hospital.level])?;
     }
     hospitals.flush()?;
+    std::fs::write(side("outpatient-families").with_extension("txt"), generator.outpatient_families().join("\n") + "\n")?;
     let file = File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut cases = CaseWriter::new(BufWriter::with_capacity(1 << 20, file))?;
     let mut violations = csv::Writer::from_path(side("violations"))?;

@@ -1,5 +1,6 @@
 //! Subcommands of the `dipdrg` binary.
 
+pub mod audit;
 pub mod catalog;
 pub mod gen;
 pub mod group;

@@ -1,0 +1,388 @@
+//! Audit (稽核): detectors that flag likely violations with the evidence a human auditor needs.
+//!
+//! Flags are suggestions. Only violations an auditor confirms (through the CLI or the API) reach
+//! settlement as penalties. Every threshold comes from the policy's `[audit]` table. Pure: takes
+//! assessed cases, returns flags in a deterministic order.
+//!
+//! Detectors:
+//! - split admission (分解住院): the same patient readmitted within the window after a discharge,
+//!   to the same hospital or another, in the same group family or diagnosis category; planned
+//!   treatment (chemotherapy, radiotherapy, dialysis…) excluded. The score weighs the evidence:
+//!   0.35 + 0.25 × closeness of the dates, + 0.15 same hospital, + 0.15 same principal diagnosis,
+//!   + 0.1 when both stays together cost at most 1.5 × one stay of the group (− 0.1 at 2 × or
+//!   more), × 0.8 when only the diagnosis category (not the group family) matches. Scores of 0.8
+//!   and above are high-confidence flags;
+//! - upcoding (高套分值): a case in a higher-severity group (lifted by a CC/MCC, or by a procedure
+//!   in DIP) whose cost sits far below that group's mean and near the lower group's; and hospitals
+//!   whose share of top-severity cases in a family far exceeds the region's;
+//! - low-standard admission (低标入院): short, cheap stays in families treatable as outpatients;
+//! - bed-hanging (挂床住院): long stays at a very low daily cost.
+
+use crate::case::{Case, Date};
+use crate::drg::trace::Severity;
+use crate::policy::Audit;
+use crate::scoring::Assessment;
+use crate::units::round_half_up;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// What a flag suspects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlagKind {
+    SplitAdmission,
+    Upcoding,
+    /// A hospital-level pattern, not one case.
+    UpcodingPattern,
+    LowStandardAdmission,
+    BedHanging,
+}
+
+impl FlagKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagKind::SplitAdmission => "split_admission",
+            FlagKind::Upcoding => "upcoding",
+            FlagKind::UpcodingPattern => "upcoding_pattern",
+            FlagKind::LowStandardAdmission => "low_standard_admission",
+            FlagKind::BedHanging => "bed_hanging",
+        }
+    }
+}
+
+/// One flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    pub kind: FlagKind,
+    /// 0–1: how strongly the evidence points at a violation.
+    pub score: Decimal,
+    /// The case flagged (empty for a hospital pattern).
+    pub case_id: String,
+    /// The other case of a split admission.
+    pub related_case_id: Option<String>,
+    pub hospital_id: String,
+    pub group: String,
+    /// The rule and the numbers, in words.
+    pub evidence: String,
+}
+
+/// What the detectors need of one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditCase {
+    pub case_id: String,
+    pub hospital_id: String,
+    pub patient_id: Option<String>,
+    pub admission: Option<Date>,
+    pub discharge: Option<Date>,
+    pub los: Option<i64>,
+    pub principal: String,
+    pub family: String,
+    pub group: String,
+    pub complication: Option<Severity>,
+    pub cost: Option<Decimal>,
+    pub group_mean_cost: Option<Decimal>,
+    pub group_mean_los: Option<Decimal>,
+    pub baseline_mean_cost: Option<Decimal>,
+}
+
+impl AuditCase {
+    pub fn new(case: &Case, assessment: &Assessment) -> AuditCase {
+        AuditCase {
+            case_id: case.case_id.clone(),
+            hospital_id: case.hospital_id.clone().unwrap_or_default(),
+            patient_id: case.patient_id.clone(),
+            admission: case.admission_date,
+            discharge: case.discharge_date,
+            los: case.los,
+            principal: case.principal_diagnosis().unwrap_or("").to_string(),
+            family: assessment.family.clone(),
+            group: assessment.group.clone(),
+            complication: assessment.complication,
+            cost: case.total_cost,
+            group_mean_cost: assessment.group_mean_cost,
+            group_mean_los: assessment.group_mean_los,
+            baseline_mean_cost: assessment.baseline_mean_cost,
+        }
+    }
+
+    fn cost_ratio(&self) -> Option<Decimal> {
+        match (self.cost, self.group_mean_cost) {
+            (Some(cost), Some(mean)) if mean > Decimal::ZERO => Some(cost / mean),
+            _ => None,
+        }
+    }
+}
+
+fn starts_with_any(text: &str, prefixes: &[String]) -> bool {
+    !text.is_empty() && prefixes.iter().any(|p| text.starts_with(p.as_str()))
+}
+
+fn score(value: Decimal) -> Decimal {
+    round_half_up(value.clamp(Decimal::ZERO, Decimal::ONE), 2)
+}
+
+fn ratio_text(value: Decimal) -> String {
+    round_half_up(value, 2).normalize().to_string()
+}
+
+/// Single-case detectors (upcoding, low-standard admission, bed-hanging): also what a pre-check
+/// can warn about from one case alone.
+pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    let flag = |kind, value: Decimal, evidence: String| Flag {
+        kind,
+        score: score(value),
+        case_id: case.case_id.clone(),
+        related_case_id: None,
+        hospital_id: case.hospital_id.clone(),
+        group: case.group.clone(),
+        evidence,
+    };
+    let Some(ratio) = case.cost_ratio() else { return flags };
+    let mean = case.group_mean_cost.unwrap_or_default();
+    let cost = case.cost.unwrap_or_default();
+
+    if let Some(baseline) = case.baseline_mean_cost {
+        if ratio <= rules.upcoding_max_cost_ratio && cost <= baseline * rules.upcoding_max_baseline_ratio {
+            let lifted_by = match case.complication {
+                Some(Severity::Mcc) => "an MCC secondary diagnosis",
+                Some(Severity::Cc) => "a CC secondary diagnosis",
+                None => "its procedures",
+            };
+            flags.push(flag(
+                FlagKind::Upcoding,
+                Decimal::ONE - ratio / rules.upcoding_max_cost_ratio / Decimal::TWO,
+                format!(
+                    "group {} (lifted by {lifted_by}) has mean cost {}; the case cost {} is {} of it (rule ≤ {}) and {} of the lower group's mean {} (rule ≤ {})",
+                    case.group,
+                    round_half_up(mean, 2),
+                    cost,
+                    ratio_text(ratio),
+                    rules.upcoding_max_cost_ratio,
+                    ratio_text(cost / baseline),
+                    round_half_up(baseline, 2),
+                    rules.upcoding_max_baseline_ratio
+                ),
+            ));
+        }
+    }
+
+    let los = case.los.unwrap_or(0);
+    if starts_with_any(&case.family, &rules.outpatient_family_prefixes)
+        && los <= rules.low_standard_max_los
+        && ratio <= rules.low_standard_max_cost_ratio
+    {
+        flags.push(flag(
+            FlagKind::LowStandardAdmission,
+            Decimal::ONE - ratio / rules.low_standard_max_cost_ratio / Decimal::TWO,
+            format!(
+                "family {} is treatable as an outpatient; stay {los} days (rule ≤ {}), cost {} is {} of the group mean {} (rule ≤ {})",
+                case.family,
+                rules.low_standard_max_los,
+                cost,
+                ratio_text(ratio),
+                round_half_up(mean, 2),
+                rules.low_standard_max_cost_ratio
+            ),
+        ));
+    }
+
+    if let Some(mean_los) = case.group_mean_los.filter(|l| *l > Decimal::ZERO) {
+        let stay = Decimal::from(los);
+        let daily = if los > 0 { cost / stay } else { cost };
+        let mean_daily = mean / mean_los;
+        let long = los >= rules.bed_hanging_min_los && stay >= mean_los * rules.bed_hanging_min_los_ratio;
+        if long && mean_daily > Decimal::ZERO && daily <= mean_daily * rules.bed_hanging_max_daily_cost_ratio {
+            let daily_ratio = daily / mean_daily;
+            flags.push(flag(
+                FlagKind::BedHanging,
+                Decimal::ONE - daily_ratio / rules.bed_hanging_max_daily_cost_ratio / Decimal::TWO,
+                format!(
+                    "stay {los} days is {} × the group mean {} (rule ≥ {}); daily cost {} is {} of the group's {} (rule ≤ {})",
+                    ratio_text(stay / mean_los),
+                    round_half_up(mean_los, 1),
+                    rules.bed_hanging_min_los_ratio,
+                    round_half_up(daily, 2),
+                    ratio_text(daily_ratio),
+                    round_half_up(mean_daily, 2),
+                    rules.bed_hanging_max_daily_cost_ratio
+                ),
+            ));
+        }
+    }
+    flags
+}
+
+/// Split admissions: consecutive admissions of one patient within the window.
+pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
+    let mut stays: Vec<(&str, Date, Date, usize)> =
+        cases.iter().enumerate().filter_map(|(i, c)| Some((c.patient_id.as_deref()?, c.admission?, c.discharge?, i))).collect();
+    stays.sort_unstable();
+    let window = rules.readmission_window_days;
+    let planned = |c: &AuditCase| {
+        starts_with_any(&c.family, &rules.planned_family_prefixes) || starts_with_any(&c.principal, &rules.planned_diagnosis_prefixes)
+    };
+    let mut flags = Vec::new();
+    for pair in stays.windows(2) {
+        let (patient, _, first_discharge, first) = pair[0];
+        let (next_patient, next_admission, _, second) = pair[1];
+        if patient != next_patient {
+            continue;
+        }
+        let gap = i64::from(next_admission.days_since(first_discharge)).max(0);
+        if gap > window {
+            continue;
+        }
+        let (a, b) = (&cases[first], &cases[second]);
+        if planned(a) || planned(b) {
+            continue;
+        }
+        let same_family = !a.family.is_empty() && a.family == b.family;
+        let same_category = a.principal.get(..3).is_some_and(|c| b.principal.get(..3) == Some(c));
+        if !same_family && !same_category {
+            continue;
+        }
+        let same_hospital = a.hospital_id == b.hospital_id;
+        let same_principal = a.principal == b.principal;
+        let closeness = Decimal::ONE - Decimal::from(gap) / Decimal::from(window + 1);
+        // Two parts of one stay cost about one stay together; two real stays cost two.
+        let combined = match (a.cost, b.cost, b.group_mean_cost) {
+            (Some(x), Some(y), Some(mean)) if mean > Decimal::ZERO => Some((x + y) / mean),
+            _ => None,
+        };
+        let mut value = Decimal::new(35, 2) + Decimal::new(25, 2) * closeness;
+        if same_hospital {
+            value += Decimal::new(15, 2);
+        }
+        if same_principal {
+            value += Decimal::new(15, 2);
+        }
+        match combined {
+            Some(c) if c <= Decimal::new(15, 1) => value += Decimal::new(1, 1),
+            Some(c) if c >= Decimal::TWO => value -= Decimal::new(1, 1),
+            _ => {}
+        }
+        if !same_family {
+            value *= Decimal::new(8, 1);
+        }
+        let relation =
+            if same_family { format!("same group family {}", a.family) } else { format!("same diagnosis category {}", &a.principal[..3]) };
+        let hospitals = if same_hospital {
+            format!("same hospital {}", a.hospital_id)
+        } else {
+            format!("hospital {} then {}", a.hospital_id, b.hospital_id)
+        };
+        let principal = if same_principal { format!("; same principal diagnosis {}", a.principal) } else { String::new() };
+        let cost = combined.map(|c| format!("; together they cost {} × one stay of the group", ratio_text(c))).unwrap_or_default();
+        flags.push(Flag {
+            kind: FlagKind::SplitAdmission,
+            score: score(value),
+            case_id: b.case_id.clone(),
+            related_case_id: Some(a.case_id.clone()),
+            hospital_id: b.hospital_id.clone(),
+            group: b.group.clone(),
+            evidence: format!(
+                "patient {patient} readmitted {gap} days after case {} was discharged (rule ≤ {window}); {relation}; {hospitals}{principal}{cost}",
+                a.case_id
+            ),
+        });
+    }
+    flags
+}
+
+/// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's.
+pub fn upcoding_patterns(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
+    let mut region: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut hospitals: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for c in cases.iter().filter(|c| !c.family.is_empty()) {
+        let top = u64::from(c.complication == Some(Severity::Mcc));
+        let r = region.entry(&c.family).or_default();
+        r.0 += 1;
+        r.1 += top;
+        let h = hospitals.entry((&c.family, &c.hospital_id)).or_default();
+        h.0 += 1;
+        h.1 += top;
+    }
+    let mut flags = Vec::new();
+    for ((family, hospital), (count, top)) in hospitals {
+        let (region_count, region_top) = region.get(family).copied().unwrap_or((0, 0));
+        if count < rules.pattern_min_cases || region_top == 0 {
+            continue;
+        }
+        let share = Decimal::from(top) / Decimal::from(count);
+        let region_share = Decimal::from(region_top) / Decimal::from(region_count);
+        if share >= region_share * rules.pattern_share_ratio && share - region_share >= Decimal::new(1, 1) {
+            flags.push(Flag {
+                kind: FlagKind::UpcodingPattern,
+                score: score(share - region_share),
+                case_id: String::new(),
+                related_case_id: None,
+                hospital_id: hospital.to_string(),
+                group: family.to_string(),
+                evidence: format!(
+                    "{top} of {count} cases in family {family} carry an MCC ({}%), against {}% in the region ({region_top} of {region_count}); rule ≥ {} ×",
+                    round_half_up(share * Decimal::from(100), 1),
+                    round_half_up(region_share * Decimal::from(100), 1),
+                    rules.pattern_share_ratio
+                ),
+            });
+        }
+    }
+    flags
+}
+
+/// All detectors over a period's cases: split admissions, then per-case flags in case order,
+/// then hospital patterns.
+pub fn audit(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
+    let mut flags = split_admissions(rules, cases);
+    for case in cases {
+        flags.extend(check_case(rules, case));
+    }
+    flags.extend(upcoding_patterns(rules, cases));
+    flags
+}
+
+/// Precision and recall of one detector against known violations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Score {
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub false_negatives: u64,
+}
+
+impl Score {
+    pub fn precision(&self) -> Decimal {
+        let flagged = self.true_positives + self.false_positives;
+        if flagged == 0 {
+            return Decimal::ZERO;
+        }
+        round_half_up(Decimal::from(self.true_positives) / Decimal::from(flagged), 4)
+    }
+
+    pub fn recall(&self) -> Decimal {
+        let known = self.true_positives + self.false_negatives;
+        if known == 0 {
+            return Decimal::ZERO;
+        }
+        round_half_up(Decimal::from(self.true_positives) / Decimal::from(known), 4)
+    }
+}
+
+/// Scores flags with `score ≥ min_score` against known violations (case id, kind name).
+pub fn score_flags(flags: &[Flag], known: &[(String, String)], min_score: Decimal) -> BTreeMap<FlagKind, Score> {
+    use std::collections::HashSet;
+    let mut scores = BTreeMap::new();
+    for kind in [FlagKind::SplitAdmission, FlagKind::Upcoding, FlagKind::LowStandardAdmission, FlagKind::BedHanging] {
+        let truth: HashSet<&str> = known.iter().filter(|(_, k)| k == kind.as_str()).map(|(id, _)| id.as_str()).collect();
+        let flagged: HashSet<&str> = flags.iter().filter(|f| f.kind == kind && f.score >= min_score).map(|f| f.case_id.as_str()).collect();
+        let true_positives = flagged.intersection(&truth).count() as u64;
+        scores.insert(
+            kind,
+            Score {
+                true_positives,
+                false_positives: flagged.len() as u64 - true_positives,
+                false_negatives: truth.len() as u64 - true_positives,
+            },
+        );
+    }
+    scores
+}
