@@ -8,10 +8,10 @@
 //! - split admission (分解住院): the same patient readmitted within the window after a discharge,
 //!   to the same hospital or another, in the same group family or diagnosis category; planned
 //!   treatment (chemotherapy, radiotherapy, dialysis…) excluded. The score weighs the evidence:
-//!   0.35 + 0.25 × closeness of the dates, + 0.15 same hospital, + 0.15 same principal diagnosis,
-//!   + 0.1 when both stays together cost at most 1.5 × one stay of the group (− 0.1 at 2 × or
-//!   more), × 0.8 when only the diagnosis category (not the group family) matches. Scores of 0.8
-//!   and above are high-confidence flags;
+//!   0.35, plus 0.25 × closeness of the dates, plus 0.15 for the same hospital, plus 0.15 for the
+//!   same principal diagnosis, plus 0.1 when both stays together cost at most 1.5 × one stay of
+//!   the group (minus 0.1 at 2.5 × or more), times 0.8 when only the diagnosis category (not the
+//!   group family) matches. Scores of 0.8 and above are high-confidence flags;
 //! - upcoding (高套分值): a case in a higher-severity group (lifted by a CC/MCC, or by a procedure
 //!   in DIP) whose cost sits far below that group's mean and near the lower group's; and hospitals
 //!   whose share of top-severity cases in a family far exceeds the region's;
@@ -212,87 +212,104 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
     flags
 }
 
-/// Split admissions: consecutive admissions of one patient within the window.
+/// Split admissions: a patient's stay readmitted within the window after an earlier one.
 pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
     let mut stays: Vec<(&str, Date, Date, usize)> =
         cases.iter().enumerate().filter_map(|(i, c)| Some((c.patient_id.as_deref()?, c.admission?, c.discharge?, i))).collect();
-    stays.sort_unstable();
+    // Group by patient (a hash first, so that most comparisons are one integer), then by date.
+    let hash = |patient: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = rustc_hash::FxHasher::default();
+        patient.hash(&mut hasher);
+        hasher.finish()
+    };
+    stays.sort_unstable_by_key(|s| (hash(s.0), s.0, s.1, s.2, s.3));
     let window = rules.readmission_window_days;
     let planned = |c: &AuditCase| {
         starts_with_any(&c.family, &rules.planned_family_prefixes) || starts_with_any(&c.principal, &rules.planned_diagnosis_prefixes)
     };
     let mut flags = Vec::new();
-    for pair in stays.windows(2) {
-        let (patient, _, first_discharge, first) = pair[0];
-        let (next_patient, next_admission, _, second) = pair[1];
-        if patient != next_patient {
-            continue;
+    for current in 0..stays.len() {
+        let (patient, admission, _, second) = stays[current];
+        // Every earlier stay of the patient discharged within the window (another admission may
+        // lie between the two parts of a split stay); the strongest match makes the flag.
+        let mut best: Option<Flag> = None;
+        for &(earlier_patient, _, earlier_discharge, first) in stays[..current].iter().rev() {
+            if earlier_patient != patient {
+                break;
+            }
+            let gap = i64::from(admission.days_since(earlier_discharge)).max(0);
+            if gap > window || planned(&cases[first]) || planned(&cases[second]) {
+                continue;
+            }
+            if let Some(flag) = split_flag(&cases[first], &cases[second], patient, gap, window) {
+                if best.as_ref().is_none_or(|f| flag.score > f.score) {
+                    best = Some(flag);
+                }
+            }
         }
-        let gap = i64::from(next_admission.days_since(first_discharge)).max(0);
-        if gap > window {
-            continue;
-        }
-        let (a, b) = (&cases[first], &cases[second]);
-        if planned(a) || planned(b) {
-            continue;
-        }
-        let same_family = !a.family.is_empty() && a.family == b.family;
-        let same_category = a.principal.get(..3).is_some_and(|c| b.principal.get(..3) == Some(c));
-        if !same_family && !same_category {
-            continue;
-        }
-        let same_hospital = a.hospital_id == b.hospital_id;
-        let same_principal = a.principal == b.principal;
-        let closeness = Decimal::ONE - Decimal::from(gap) / Decimal::from(window + 1);
-        // Two parts of one stay cost about one stay together; two real stays cost two.
-        let combined = match (a.cost, b.cost, b.group_mean_cost) {
-            (Some(x), Some(y), Some(mean)) if mean > Decimal::ZERO => Some((x + y) / mean),
-            _ => None,
-        };
-        let mut value = Decimal::new(35, 2) + Decimal::new(25, 2) * closeness;
-        if same_hospital {
-            value += Decimal::new(15, 2);
-        }
-        if same_principal {
-            value += Decimal::new(15, 2);
-        }
-        match combined {
-            Some(c) if c <= Decimal::new(15, 1) => value += Decimal::new(1, 1),
-            Some(c) if c >= Decimal::TWO => value -= Decimal::new(1, 1),
-            _ => {}
-        }
-        if !same_family {
-            value *= Decimal::new(8, 1);
-        }
-        let relation =
-            if same_family { format!("same group family {}", a.family) } else { format!("same diagnosis category {}", &a.principal[..3]) };
-        let hospitals = if same_hospital {
-            format!("same hospital {}", a.hospital_id)
-        } else {
-            format!("hospital {} then {}", a.hospital_id, b.hospital_id)
-        };
-        let principal = if same_principal { format!("; same principal diagnosis {}", a.principal) } else { String::new() };
-        let cost = combined.map(|c| format!("; together they cost {} × one stay of the group", ratio_text(c))).unwrap_or_default();
-        flags.push(Flag {
-            kind: FlagKind::SplitAdmission,
-            score: score(value),
-            case_id: b.case_id.clone(),
-            related_case_id: Some(a.case_id.clone()),
-            hospital_id: b.hospital_id.clone(),
-            group: b.group.clone(),
-            evidence: format!(
-                "patient {patient} readmitted {gap} days after case {} was discharged (rule ≤ {window}); {relation}; {hospitals}{principal}{cost}",
-                a.case_id
-            ),
-        });
+        flags.extend(best);
     }
     flags
 }
 
+/// The split-admission flag for stay `b`, readmitted `gap` days after stay `a`, when related.
+fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64) -> Option<Flag> {
+    let same_family = !a.family.is_empty() && a.family == b.family;
+    let same_category = a.principal.get(..3).is_some_and(|c| b.principal.get(..3) == Some(c));
+    if !same_family && !same_category {
+        return None;
+    }
+    let same_hospital = a.hospital_id == b.hospital_id;
+    let same_principal = a.principal == b.principal;
+    let closeness = Decimal::ONE - Decimal::from(gap) / Decimal::from(window + 1);
+    // Two parts of one stay cost about one stay together; two real stays cost two.
+    let combined = match (a.cost, b.cost, b.group_mean_cost) {
+        (Some(x), Some(y), Some(mean)) if mean > Decimal::ZERO => Some((x + y) / mean),
+        _ => None,
+    };
+    let mut value = Decimal::new(35, 2) + Decimal::new(25, 2) * closeness;
+    if same_hospital {
+        value += Decimal::new(15, 2);
+    }
+    if same_principal {
+        value += Decimal::new(15, 2);
+    }
+    match combined {
+        Some(c) if c <= Decimal::new(15, 1) => value += Decimal::new(1, 1),
+        Some(c) if c >= Decimal::new(25, 1) => value -= Decimal::new(1, 1),
+        _ => {}
+    }
+    if !same_family {
+        value *= Decimal::new(8, 1);
+    }
+    let relation =
+        if same_family { format!("same group family {}", a.family) } else { format!("same diagnosis category {}", &a.principal[..3]) };
+    let hospitals = if same_hospital {
+        format!("same hospital {}", a.hospital_id)
+    } else {
+        format!("hospital {} then {}", a.hospital_id, b.hospital_id)
+    };
+    let principal = if same_principal { format!("; same principal diagnosis {}", a.principal) } else { String::new() };
+    let cost = combined.map(|c| format!("; together they cost {} × one stay of the group", ratio_text(c))).unwrap_or_default();
+    Some(Flag {
+        kind: FlagKind::SplitAdmission,
+        score: score(value),
+        case_id: b.case_id.clone(),
+        related_case_id: Some(a.case_id.clone()),
+        hospital_id: b.hospital_id.clone(),
+        group: b.group.clone(),
+        evidence: format!(
+            "patient {patient} readmitted {gap} days after case {} was discharged (rule ≤ {window}); {relation}; {hospitals}{principal}{cost}",
+            a.case_id
+        ),
+    })
+}
+
 /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's.
 pub fn upcoding_patterns(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
-    let mut region: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut hospitals: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    let mut region: rustc_hash::FxHashMap<&str, (u64, u64)> = rustc_hash::FxHashMap::default();
+    let mut hospitals: rustc_hash::FxHashMap<(&str, &str), (u64, u64)> = rustc_hash::FxHashMap::default();
     for c in cases.iter().filter(|c| !c.family.is_empty()) {
         let top = u64::from(c.complication == Some(Severity::Mcc));
         let r = region.entry(&c.family).or_default();
@@ -302,6 +319,9 @@ pub fn upcoding_patterns(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
         h.0 += 1;
         h.1 += top;
     }
+    // Report in a fixed order: by family, then hospital.
+    let mut hospitals: Vec<_> = hospitals.into_iter().collect();
+    hospitals.sort_unstable();
     let mut flags = Vec::new();
     for ((family, hospital), (count, top)) in hospitals {
         let (region_count, region_top) = region.get(family).copied().unwrap_or((0, 0));

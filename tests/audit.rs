@@ -42,14 +42,22 @@ fn a_readmission_within_the_window_is_flagged_with_its_evidence() {
     ];
     let flags = split_admissions(&rules, &cases);
     assert_eq!(flags.len(), 1, "19 days later is outside the 15-day window");
+    let interleaved = vec![
+        stay("C1", "P3", "H1", "2026-03-01", "2026-03-06", "HC3"),
+        AuditCase { principal: "J18.900".into(), ..stay("X1", "P3", "H2", "2026-03-07", "2026-03-08", "ES3") },
+        stay("C2", "P3", "H1", "2026-03-09", "2026-03-14", "HC3"),
+    ];
+    let interleaved_flags = split_admissions(&rules, &interleaved);
+    assert_eq!(interleaved_flags.len(), 1, "an unrelated stay between the two parts does not hide the split");
+    assert_eq!(interleaved_flags[0].related_case_id.as_deref(), Some("C1"));
     let flag = &flags[0];
     assert_eq!((flag.case_id.as_str(), flag.related_case_id.as_deref()), ("A2", Some("A1")));
     assert_eq!(
         flag.evidence,
         "patient P1 readmitted 3 days after case A1 was discharged (rule ≤ 15); same group family HC3; same hospital H1; same principal diagnosis K80.100; together they cost 2 × one stay of the group"
     );
-    // 0.35 + 0.25 × (1 − 3/16) + 0.15 + 0.15 − 0.1 (two full stays' cost)
-    assert_eq!(flag.score, dec!(0.75));
+    // 0.35 + 0.25 × (1 − 3/16) + 0.15 + 0.15 (2 × one stay's cost: neither bonus nor penalty)
+    assert_eq!(flag.score, dec!(0.85));
 }
 
 #[test]
@@ -57,7 +65,7 @@ fn bounces_between_hospitals_score_lower_and_planned_treatment_is_excluded() {
     let mut rules = Audit::default();
     let cases = vec![stay("A1", "P1", "H1", "2026-03-01", "2026-03-06", "RE1"), stay("A2", "P1", "H2", "2026-03-07", "2026-03-12", "RE1")];
     let flags = split_admissions(&rules, &cases);
-    assert_eq!(flags[0].score, dec!(0.63), "another hospital: 0.35 + 0.25 × (1 − 1/16) + 0.15 − 0.1");
+    assert_eq!(flags[0].score, dec!(0.73), "another hospital: 0.35 + 0.25 × (1 − 1/16) + 0.15");
     rules.planned_family_prefixes = vec!["RE".into()];
     assert!(split_admissions(&rules, &cases).is_empty(), "chemotherapy cycles are planned readmissions");
 }
