@@ -3,7 +3,7 @@
 //!
 //! No scheme is special-cased here: the national 1.0/1.1 schemes and every regional variant are
 //! the same code path, differing only in their rows and optional columns. The format is defined in
-//! the reference README (`chs-drg-1.1/README.md` and the regional differences); the column lists
+//! the reference format README (in `../shared/reference/`) and its regional differences; the column lists
 //! below are the whole of what this loader understands.
 
 use crate::tables::source::{fingerprint, read_table_dir, CheckedTable, ColumnSpec, Row, SourceTable, TableError};
