@@ -16,6 +16,8 @@ pub mod policy;
 pub mod pricing;
 pub mod report;
 pub mod scoring;
+pub mod server;
 pub mod settlement;
+pub mod store;
 pub mod tables;
 pub mod units;

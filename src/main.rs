@@ -24,6 +24,13 @@ enum Command {
     },
     /// Flag likely violations (split admissions, upcoding, low-standard admissions, bed-hanging).
     Audit(cli::audit::AuditArgs),
+    /// Run the gRPC service (pre-check, case ingestion) with health and reflection.
+    Serve(cli::serve::ConfigArgs),
+    /// Show the resolved service configuration (defaults → file → environment → flags).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Month-end pre-settlement or year-end final settlement of a case file.
     Settle(cli::settle::SettleArgs),
     /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
@@ -33,6 +40,12 @@ enum Command {
         #[command(subcommand)]
         command: TablesCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved configuration (tokens redacted).
+    Show(cli::serve::ConfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -56,6 +69,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::gen::run(args),
         Command::Settle(args) => cli::settle::run(args),
         Command::Audit(args) => cli::audit::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Config { command: ConfigCommand::Show(args) } => cli::serve::show(args),
         Command::Catalog { command: CatalogCommand::Build(args) } => cli::catalog::build(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
         Command::Tables { command: TablesCommand::ProcedureTypes(args) } => cli::tables::procedure_types(args),

@@ -142,55 +142,70 @@ impl CasePoints {
     /// Appends [`CasePoints::explain`]'s text to `out`.
     pub fn explain_into(&self, out: &mut String, policy: &Policy, case: &Case) {
         use std::fmt::Write;
-        let hospital_id = case.hospital_id.as_deref().unwrap_or("");
         for (i, f) in self.factors.iter().enumerate() {
             if i > 0 {
                 out.push_str("; ");
             }
             let _ = write!(out, "{} {} (", f.name, round_half_up(f.value, 4).normalize());
-            let outliers = &policy.outliers;
-            let _ = match &f.reason {
-                Reason::Exempt { exemption, matched } => {
-                    write!(out, "{}: {matched}", policy.exemptions.get(*exemption).map_or("", |e| e.name.as_str()))
-                }
-                Reason::BedDay { group, paid_days, los } => {
-                    let bed_day = policy.bed_day.get(*group);
-                    write!(
-                        out,
-                        "{}: {paid_days} of {los} days at {} points",
-                        bed_day.map_or("", |b| b.name.as_str()),
-                        bed_day.map_or(Decimal::ZERO, |b| b.points_per_day).normalize()
-                    )
-                }
-                Reason::Ungrouped => write!(out, "no group: no points until reviewed"),
-                Reason::HighOutlier { ratio, special_review: true } => write!(
-                    out,
-                    "r {} above special_review_ratio {}: special review, priced as a high outlier meanwhile",
-                    round_half_up(*ratio, 4).normalize(),
-                    outliers.special_review_ratio.unwrap_or_default()
-                ),
-                Reason::HighOutlier { ratio, special_review: false } => {
-                    write!(out, "r {} above high_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.high_ratio)
-                }
-                Reason::LowOutlier { ratio } => {
-                    write!(out, "r {} below low_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.low_ratio)
-                }
-                Reason::CostMissing => write!(out, "total_cost missing: outlier rules not applied"),
-                Reason::Severity(SeverityReason::Mcc) => write!(out, "with MCC"),
-                Reason::Severity(SeverityReason::Cc) => write!(out, "with CC"),
-                Reason::Severity(SeverityReason::ShortStayDeath { los }) => write!(out, "death after {los} days"),
-                Reason::Severity(SeverityReason::LongStayDeath) => write!(out, "death after a longer stay"),
-                Reason::Severity(SeverityReason::Age(age)) => write!(out, "age {age}"),
-                Reason::Severity(SeverityReason::TumourMetastasis(code)) => write!(out, "tumour metastasis ({code})"),
-                Reason::Severity(SeverityReason::Chemotherapy(code)) => write!(out, "chemotherapy ({code})"),
-                Reason::Severity(SeverityReason::Radiotherapy(code)) => write!(out, "radiotherapy ({code})"),
-                Reason::Hospital => write!(out, "hospital {hospital_id} level {}", policy.hospital_level(hospital_id).unwrap_or("?")),
-                Reason::Grassroots => write!(out, "grassroots group"),
-                Reason::HospitalUnknown => write!(out, "hospital {hospital_id:?} not in the policy: coefficient 1"),
-            };
+            write_reason(out, &f.reason, policy, case);
             out.push(')');
         }
     }
+
+    /// Each factor's reason as a sentence, in order.
+    pub fn reasons(&self, policy: &Policy, case: &Case) -> Vec<String> {
+        self.factors
+            .iter()
+            .map(|f| {
+                let mut out = String::new();
+                write_reason(&mut out, &f.reason, policy, case);
+                out
+            })
+            .collect()
+    }
+}
+
+fn write_reason(out: &mut String, reason: &Reason, policy: &Policy, case: &Case) {
+    use std::fmt::Write;
+    let hospital_id = case.hospital_id.as_deref().unwrap_or("");
+    let outliers = &policy.outliers;
+    let _ = match reason {
+        Reason::Exempt { exemption, matched } => {
+            write!(out, "{}: {matched}", policy.exemptions.get(*exemption).map_or("", |e| e.name.as_str()))
+        }
+        Reason::BedDay { group, paid_days, los } => {
+            let bed_day = policy.bed_day.get(*group);
+            write!(
+                out,
+                "{}: {paid_days} of {los} days at {} points",
+                bed_day.map_or("", |b| b.name.as_str()),
+                bed_day.map_or(Decimal::ZERO, |b| b.points_per_day).normalize()
+            )
+        }
+        Reason::Ungrouped => write!(out, "no group: no points until reviewed"),
+        Reason::HighOutlier { ratio, special_review: true } => write!(
+            out,
+            "r {} above special_review_ratio {}: special review, priced as a high outlier meanwhile",
+            round_half_up(*ratio, 4).normalize(),
+            outliers.special_review_ratio.unwrap_or_default()
+        ),
+        Reason::HighOutlier { ratio, special_review: false } => {
+            write!(out, "r {} above high_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.high_ratio)
+        }
+        Reason::LowOutlier { ratio } => write!(out, "r {} below low_ratio {}", round_half_up(*ratio, 4).normalize(), outliers.low_ratio),
+        Reason::CostMissing => write!(out, "total_cost missing: outlier rules not applied"),
+        Reason::Severity(SeverityReason::Mcc) => write!(out, "with MCC"),
+        Reason::Severity(SeverityReason::Cc) => write!(out, "with CC"),
+        Reason::Severity(SeverityReason::ShortStayDeath { los }) => write!(out, "death after {los} days"),
+        Reason::Severity(SeverityReason::LongStayDeath) => write!(out, "death after a longer stay"),
+        Reason::Severity(SeverityReason::Age(age)) => write!(out, "age {age}"),
+        Reason::Severity(SeverityReason::TumourMetastasis(code)) => write!(out, "tumour metastasis ({code})"),
+        Reason::Severity(SeverityReason::Chemotherapy(code)) => write!(out, "chemotherapy ({code})"),
+        Reason::Severity(SeverityReason::Radiotherapy(code)) => write!(out, "radiotherapy ({code})"),
+        Reason::Hospital => write!(out, "hospital {hospital_id} level {}", policy.hospital_level(hospital_id).unwrap_or("?")),
+        Reason::Grassroots => write!(out, "grassroots group"),
+        Reason::HospitalUnknown => write!(out, "hospital {hospital_id:?} not in the policy: coefficient 1"),
+    };
 }
 
 fn any_prefix<'c>(codes: &'c [String], prefixes: &[String]) -> Option<&'c str> {

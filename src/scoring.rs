@@ -136,6 +136,23 @@ impl Scorer {
         }
     }
 
+    /// The grouping decision trace of a case, as sentences.
+    pub fn trace(&self, policy: &Policy, case: &Case) -> Vec<String> {
+        match self {
+            Scorer::Drg { tables, .. } => {
+                let mut trace = drg::Trace::default();
+                drg::group(tables, case, MappingMode::Map, &mut trace);
+                drg::trace::render(&trace.steps, tables, case)
+            }
+            Scorer::Dip { catalog } => {
+                let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
+                let mut lines = Vec::new();
+                dip::group(catalog, case, level, Some(&mut lines));
+                lines
+            }
+        }
+    }
+
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
         let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));

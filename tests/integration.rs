@@ -7,6 +7,7 @@ mod dip_grouping;
 mod policy_and_points;
 mod properties;
 mod reference;
+mod server;
 mod settle_cli;
 mod settlement;
 mod table_errors;

@@ -60,7 +60,7 @@ pub enum CaseFileError {
     DuplicateColumn(String),
 }
 
-const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 18] = [
     "case_id",
     "hospital_id",
     "patient_id",
@@ -330,6 +330,35 @@ fn parse_record(layout: &Layout, record: &csv::StringRecord, record_number: u64,
     })
 }
 
+/// The layout of files written by [`CaseWriter`] (all columns, in order).
+pub fn standard_layout() -> Layout {
+    let mut position = [None; 18];
+    for (i, slot) in position.iter_mut().enumerate() {
+        *slot = Some(i);
+    }
+    Layout { position }
+}
+
+/// One case as a CSV row (no header, no line end) in the standard layout: how stores keep cases.
+pub fn case_row(case: &Case) -> String {
+    let mut out = Vec::new();
+    if let Ok(mut writer) = CaseWriter::new(&mut out) {
+        let _ = writer.write(case);
+        let _ = writer.flush();
+    }
+    let text = String::from_utf8(out).unwrap_or_default();
+    // Drop the header line and the final line end.
+    text.split_once('\n').map(|(_, row)| row.trim_end_matches(['\n', '\r']).to_string()).unwrap_or_default()
+}
+
+/// Reads back a row written by [`case_row`].
+pub fn parse_case_row(row: &str) -> Result<Case, RejectedRecord> {
+    let mut reader = CaseReader::headerless(row.as_bytes(), standard_layout(), 0);
+    reader.next().unwrap_or_else(|| {
+        Err(RejectedRecord { record: 1, line: 1, case_id: None, field: "(record)".into(), value: String::new(), reason: "is empty".into() })
+    })
+}
+
 /// Writes cases in the layout [`CaseReader`] reads (all 18 columns, header first).
 pub struct CaseWriter<W: std::io::Write> {
     writer: csv::Writer<W>,
@@ -443,6 +472,13 @@ mod tests {
         writer.flush().unwrap();
         drop(writer);
         assert_eq!(String::from_utf8(out).unwrap(), text);
+    }
+
+    #[test]
+    fn a_case_row_round_trips() {
+        let case =
+            read("case_id,diagnoses,procedures,total_cost,fund\nC1,\"K80.100,x\"|I10.x00,51.2300,12.50,employee\n").remove(0).unwrap();
+        assert_eq!(parse_case_row(&case_row(&case)).unwrap(), case);
     }
 
     #[test]

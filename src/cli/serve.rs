@@ -1,0 +1,87 @@
+//! `dipdrg serve` and `dipdrg config show`: the gRPC service with layered configuration.
+
+use anyhow::Context;
+use clap::Args;
+use dipdrg::policy::Policy;
+use dipdrg::scoring::Scorer;
+use dipdrg::server::auth::Tokens;
+use dipdrg::server::config::{Overrides, ServerConfig};
+use dipdrg::server::{serve, AppState};
+use dipdrg::store::sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML); environment variables DIPDRG_* and these flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// gRPC address (port 0: any free port; the address is printed on start).
+    #[arg(long)]
+    listen: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    #[arg(long)]
+    tables: Option<PathBuf>,
+}
+
+fn resolve(args: &ConfigArgs) -> anyhow::Result<ServerConfig> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        policy: args.policy.clone(),
+        tables: args.tables.clone(),
+    };
+    Ok(ServerConfig::resolve(args.config.as_deref(), |name| std::env::var(name).ok(), &overrides)?)
+}
+
+pub fn show(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    print!("{}", resolve(&args)?.show());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve(&args)?;
+    let policy = Policy::load(&config.policy)?;
+    let scorer = Scorer::load(&policy, &config.policy, &config.tables).with_context(|| format!("loading {}", config.tables.display()))?;
+    let store = SqliteStore::open(&config.data_dir.join("dipdrg.sqlite"))?;
+    if config.tokens.is_empty() {
+        eprintln!("warning: no tokens configured: every call will be refused (UNAUTHENTICATED)");
+    }
+    let state = Arc::new(AppState {
+        policy: Arc::new(policy),
+        scorer: Arc::new(scorer),
+        store: Arc::new(store),
+        tokens: Tokens::from_config(&config.tokens),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        // The first line of stdout is the address, for scripts and tests that asked for port 0.
+        println!("listening on {address}");
+        eprintln!("dipdrg serving gRPC on {address} (policy {}, tables {})", config.policy.display(), config.tables.display());
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(signal) => signal,
+                    Err(_) => return std::future::pending::<()>().await,
+                };
+                tokio::select! { _ = ctrl_c => {}, _ = terminate.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+            eprintln!("shutting down: finishing requests in flight");
+        };
+        serve(state, listener, config.max_request_bytes, shutdown).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

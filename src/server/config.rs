@@ -1,0 +1,148 @@
+//! Server configuration, layered like Restate's loader: defaults → file → environment → flags,
+//! resolved in one place ([`ServerConfig::resolve`]) and printable (`dipdrg config show`).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    /// `fund_office` (everything) or `hospital` (its own data only; give `hospital_id`).
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hospital_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// gRPC address; port 0 picks a free port (the chosen address is printed on start).
+    pub listen: String,
+    /// Where the embedded store keeps its file.
+    pub data_dir: PathBuf,
+    /// Region policy file.
+    pub policy: PathBuf,
+    /// DRG table set or DIP catalog directory, as the policy's scheme needs.
+    pub tables: PathBuf,
+    /// Largest accepted request message, bytes.
+    pub max_request_bytes: usize,
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:50051".into(),
+            data_dir: PathBuf::from("data"),
+            policy: PathBuf::from("policies/demo-city-2026-dip.toml"),
+            tables: PathBuf::from("grouper-tables/demo-dip"),
+            max_request_bytes: 4 << 20,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Command-line overrides (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
+    pub tables: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Environment { name: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ServerConfig {
+    /// defaults → `file` → `environment` (`DIPDRG_LISTEN`, `DIPDRG_DATA_DIR`, `DIPDRG_POLICY`,
+    /// `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`) → `overrides`.
+    pub fn resolve(
+        file: Option<&Path>,
+        environment: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<ServerConfig, ConfigError> {
+        let mut config = match file {
+            None => ServerConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
+                toml::from_str(&text).map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?
+            }
+        };
+        if let Some(v) = environment("DIPDRG_LISTEN") {
+            config.listen = v;
+        }
+        if let Some(v) = environment("DIPDRG_DATA_DIR") {
+            config.data_dir = v.into();
+        }
+        if let Some(v) = environment("DIPDRG_POLICY") {
+            config.policy = v.into();
+        }
+        if let Some(v) = environment("DIPDRG_TABLES") {
+            config.tables = v.into();
+        }
+        if let Some(v) = environment("DIPDRG_MAX_REQUEST_BYTES") {
+            config.max_request_bytes = v.parse().map_err(|_| ConfigError::Environment {
+                name: "DIPDRG_MAX_REQUEST_BYTES".into(),
+                message: format!("{v:?} is not a byte count"),
+            })?;
+        }
+        if let Some(v) = &overrides.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &overrides.policy {
+            config.policy = v.clone();
+        }
+        if let Some(v) = &overrides.tables {
+            config.tables = v.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid { key: key.into(), message: message.into() };
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("listen", "must be an address such as 127.0.0.1:50051"));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(invalid("max_request_bytes", "must be at least 1024"));
+        }
+        for (i, token) in self.tokens.iter().enumerate() {
+            let key = format!("tokens[{i}]");
+            if token.token.len() < 8 {
+                return Err(invalid(&key, "token must be at least 8 characters"));
+            }
+            match (token.role.as_str(), &token.hospital_id) {
+                ("fund_office", None) => {}
+                ("hospital", Some(h)) if !h.is_empty() => {}
+                ("hospital", _) => return Err(invalid(&key, "a hospital token needs hospital_id")),
+                ("fund_office", Some(_)) => return Err(invalid(&key, "a fund_office token takes no hospital_id")),
+                _ => return Err(invalid(&format!("{key}.role"), "must be fund_office or hospital")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML, tokens redacted.
+    pub fn show(&self) -> String {
+        let mut shown = self.clone();
+        for token in &mut shown.tokens {
+            token.token = "<redacted>".into();
+        }
+        toml::to_string(&shown).unwrap_or_default()
+    }
+}

@@ -1,0 +1,63 @@
+//! The gRPC service: a thin adapter that maps messages to core calls and errors to statuses.
+//!
+//! Mounts the pre-check and case services behind bearer-token authentication, plus gRPC health
+//! and reflection (so `grpcurl` can list and call it). Shuts down gracefully on Ctrl-C/SIGTERM.
+
+pub mod auth;
+pub mod cases;
+pub mod config;
+pub mod convert;
+pub mod precheck;
+
+use crate::policy::Policy;
+use crate::scoring::Scorer;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Generated code of `proto/dipdrg/v1/dipdrg.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("dipdrg.v1");
+    /// The encoded file-descriptor set, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dipdrg_v1_descriptor.bin"));
+}
+
+/// What every handler shares: immutable snapshots and the store.
+pub struct AppState {
+    pub policy: Arc<Policy>,
+    pub scorer: Arc<Scorer>,
+    pub store: Arc<dyn Store>,
+    pub tokens: auth::Tokens,
+}
+
+/// Serves until `shutdown` completes. `listener` is already bound (port 0 works).
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    max_request_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>>().await;
+    health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
+    let reflection =
+        tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET).build_v1();
+    let tokens = state.tokens.clone();
+    let precheck = tonic::service::interceptor::InterceptedService::new(
+        proto::pre_check_service_server::PreCheckServiceServer::new(precheck::PreCheck { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens.clone()),
+    );
+    let cases = tonic::service::interceptor::InterceptedService::new(
+        proto::case_service_server::CaseServiceServer::new(cases::Cases { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens),
+    );
+    let mut router = tonic::transport::Server::builder().add_service(health_service).add_service(precheck).add_service(cases);
+    match reflection {
+        Ok(reflection) => router = router.add_service(reflection),
+        Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),
+    }
+    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
+}

@@ -1,0 +1,66 @@
+//! Storage: one trait, several backends. The service stores cases, upload answers (for
+//! idempotent retries) and, later, settlement runs; it never talks SQL itself.
+//!
+//! Backends: [`sqlite::SqliteStore`] (embedded, the default: a file under the data directory, WAL).
+//! Every backend must pass the same conformance suite (`tests/store.rs`). Calls are blocking; the
+//! server runs them on tokio's blocking pool.
+
+pub mod sqlite;
+
+/// Why a storage call failed. The server maps every variant to `INTERNAL` or `UNAVAILABLE`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// What storing one case did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new case.
+    Accepted,
+    /// The case id existed for this hospital with other content: replaced.
+    Replaced,
+    /// The case id existed with the same content: nothing changed.
+    Unchanged,
+}
+
+/// A stored case: its hospital, id, the case as one CSV row in the documented layout (see
+/// [`crate::io::case_csv::case_row`]) and the time of its last change (RFC 3339, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCaseRow {
+    pub hospital_id: String,
+    pub case_id: String,
+    pub row: String,
+    pub updated_at: String,
+}
+
+/// A case to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCase {
+    pub hospital_id: String,
+    pub case_id: String,
+    pub row: String,
+}
+
+pub trait Store: Send + Sync {
+    /// Stores cases in one transaction, keyed by (hospital, case id); returns one outcome each.
+    fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError>;
+    fn get_case(&self, hospital_id: &str, case_id: &str) -> Result<Option<StoredCaseRow>, StoreError>;
+    /// Cases ordered by (hospital, case id), after `after` (exclusive), at most `limit`.
+    /// `hospital_id` = `None` lists every hospital.
+    fn list_cases(&self, hospital_id: Option<&str>, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<StoredCaseRow>, StoreError>;
+    /// The stored answer of a mutating request, for idempotent retries.
+    fn find_request(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn save_request(&self, request_id: &str, response: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Now as RFC 3339 in UTC, to the second.
+pub fn now_rfc3339() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (seconds / 86_400) as i32;
+    let in_day = seconds % 86_400;
+    let date = crate::case::Date::from_ymd(1970, 1, 1).map(|epoch| epoch.add_days(days));
+    let date = date.map_or_else(|| "1970-01-01".to_string(), |d| d.to_string());
+    format!("{date}T{:02}:{:02}:{:02}Z", in_day / 3600, in_day / 60 % 60, in_day % 60)
+}

@@ -1,0 +1,136 @@
+//! The embedded SQLite backend: one file (`dipdrg.sqlite` under the data directory), WAL mode,
+//! one connection behind a mutex (SQLite serialises writers anyway).
+
+use super::{NewCase, PutOutcome, Store, StoreError, StoredCaseRow};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Mutex;
+
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cases (
+    hospital_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    row TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (hospital_id, case_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    response BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
+        }
+        let connection = Connection::open(path).map_err(backend)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        connection.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let connection = Connection::open_in_memory().map_err(backend)?;
+        connection.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    fn connection(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.connection.lock().map_err(|_| StoreError::Backend("the connection lock is poisoned".into()))
+    }
+}
+
+fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCaseRow> {
+    Ok(StoredCaseRow { hospital_id: row.get(0)?, case_id: row.get(1)?, row: row.get(2)?, updated_at: row.get(3)? })
+}
+
+impl Store for SqliteStore {
+    fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let mut outcomes = Vec::with_capacity(cases.len());
+        {
+            let mut existing =
+                transaction.prepare_cached("SELECT row FROM cases WHERE hospital_id = ?1 AND case_id = ?2").map_err(backend)?;
+            let mut upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO cases (hospital_id, case_id, row, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (hospital_id, case_id) DO UPDATE SET row = excluded.row, updated_at = excluded.updated_at",
+                )
+                .map_err(backend)?;
+            for case in cases {
+                let previous: Option<String> =
+                    existing.query_row(params![case.hospital_id, case.case_id], |r| r.get(0)).optional().map_err(backend)?;
+                let outcome = match previous {
+                    Some(row) if row == case.row => PutOutcome::Unchanged,
+                    Some(_) => PutOutcome::Replaced,
+                    None => PutOutcome::Accepted,
+                };
+                if outcome != PutOutcome::Unchanged {
+                    upsert.execute(params![case.hospital_id, case.case_id, case.row, now]).map_err(backend)?;
+                }
+                outcomes.push(outcome);
+            }
+        }
+        transaction.commit().map_err(backend)?;
+        Ok(outcomes)
+    }
+
+    fn get_case(&self, hospital_id: &str, case_id: &str) -> Result<Option<StoredCaseRow>, StoreError> {
+        let connection = self.connection()?;
+        connection
+            .query_row(
+                "SELECT hospital_id, case_id, row, updated_at FROM cases WHERE hospital_id = ?1 AND case_id = ?2",
+                params![hospital_id, case_id],
+                row_to_case,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn list_cases(&self, hospital_id: Option<&str>, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<StoredCaseRow>, StoreError> {
+        let connection = self.connection()?;
+        let (after_hospital, after_case) = after.unwrap_or(("", ""));
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT hospital_id, case_id, row, updated_at FROM cases
+                 WHERE (?1 IS NULL OR hospital_id = ?1) AND (hospital_id, case_id) > (?2, ?3)
+                 ORDER BY hospital_id, case_id LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let rows = statement.query_map(params![hospital_id, after_hospital, after_case, limit as i64], row_to_case).map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn find_request(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.connection()?;
+        connection
+            .query_row("SELECT response FROM requests WHERE request_id = ?1", params![request_id], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn save_request(&self, request_id: &str, response: &[u8]) -> Result<(), StoreError> {
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "INSERT INTO requests (request_id, response) VALUES (?1, ?2) ON CONFLICT (request_id) DO NOTHING",
+                params![request_id, response],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+}

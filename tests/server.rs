@@ -1,0 +1,244 @@
+//! The real server on 127.0.0.1 with an ephemeral port, driven by the generated clients.
+
+use dipdrg::server::proto;
+use proto::case_service_client::CaseServiceClient;
+use proto::pre_check_service_client::PreCheckServiceClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+const FUND_OFFICE: &str = "fund-office-token-1";
+const H001: &str = "hospital-h001-token";
+
+/// A running `dipdrg serve`; killed on drop.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path) -> Server {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let config = data_dir.join("server.toml");
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
+            data_dir.join("store").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+        .current_dir(&root)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("address line");
+    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
+    Server { child, address }
+}
+
+type AddToken = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
+type Authed = InterceptedService<Channel, AddToken>;
+
+async fn channel(server: &Server) -> Channel {
+    let endpoint = format!("http://{}", server.address);
+    for _ in 0..50 {
+        if let Ok(channel) = Channel::from_shared(endpoint.clone()).unwrap().connect().await {
+            return channel;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("server at {endpoint} did not answer");
+}
+
+fn with_token(channel: Channel, token: Option<&'static str>) -> Authed {
+    let add: AddToken = Box::new(move |mut request: Request<()>| {
+        if let Some(token) = token {
+            let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| Status::internal("token"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    });
+    InterceptedService::new(channel, add)
+}
+
+fn case(case_id: &str, hospital: &str, cost: &str) -> proto::Case {
+    proto::Case {
+        case_id: case_id.into(),
+        hospital_id: hospital.into(),
+        patient_id: "P1".into(),
+        fund: proto::Fund::Employee as i32,
+        sex: Some(1),
+        age: Some(56),
+        admission_date: "2026-03-01".into(),
+        discharge_date: "2026-03-07".into(),
+        diagnoses: vec!["K80.100".into()],
+        procedures: vec![],
+        total_cost: cost.into(),
+        fund_paid: "0".into(),
+        patient_paid: "3000.00".into(),
+        ..Default::default()
+    }
+}
+
+fn ingest_request(case: proto::Case, request_id: &str) -> proto::IngestCasesRequest {
+    proto::IngestCasesRequest { request_id: request_id.into(), case: Some(case) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_end_to_end() {
+    let data_dir = std::env::temp_dir().join(format!("dipdrg-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let server = start(&data_dir);
+    let channel = channel(&server).await;
+
+    // Health.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "dipdrg.v1.PreCheckService".into() })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+
+    // No token: UNAUTHENTICATED.
+    let mut anonymous = PreCheckServiceClient::new(with_token(channel.clone(), None));
+    let refused =
+        anonymous.pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X1", "H001", "12000.00")), include_trace: false }).await;
+    assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
+
+    // Pre-check as the hospital: group, points, payment, trace.
+    let mut hospital = PreCheckServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let checked = hospital
+        .pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X1", "H001", "12000.00")), include_trace: true })
+        .await
+        .expect("pre-check")
+        .into_inner();
+    assert_eq!(checked.status, "CORE");
+    assert!(checked.group.starts_with("K80.1-"), "{}", checked.group);
+    assert!(!checked.points.is_empty() && !checked.estimated_payment.is_empty(), "{checked:?}");
+    assert!(checked.trace.iter().any(|t| t.starts_with("chosen")), "{:?}", checked.trace);
+    let points: rust_decimal::Decimal = checked.points.parse().unwrap();
+    let value: rust_decimal::Decimal = checked.point_value.parse().unwrap();
+    let payment: rust_decimal::Decimal = checked.estimated_payment.parse().unwrap();
+    assert_eq!(payment, (points * value).round_dp(2));
+
+    // Bad fields: INVALID_ARGUMENT naming them.
+    let mut bad = case("X2", "H001", "-5");
+    bad.admission_date = "2026-13-01".into();
+    let error = hospital.pre_check_case(proto::PreCheckCaseRequest { case: Some(bad), include_trace: false }).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let fields: Vec<String> =
+        error.get_details_bad_request().expect("field details").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, vec!["case.admission_date", "case.total_cost"]);
+
+    // Another hospital's case: PERMISSION_DENIED.
+    let denied = hospital.pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X3", "H002", "100")), include_trace: false }).await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+
+    // Batch pre-check: a bad record in the middle answers with field errors; the stream goes on.
+    let requests = vec![
+        proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "9000.00")), include_trace: false },
+        proto::PreCheckCaseRequest { case: Some(case("B2", "H001", "abc")), include_trace: false },
+        proto::PreCheckCaseRequest { case: Some(case("B3", "H001", "15000.00")), include_trace: false },
+    ];
+    let mut stream = hospital.batch_pre_check_cases(tokio_stream::iter(requests)).await.expect("batch").into_inner();
+    let mut answers = Vec::new();
+    while let Some(answer) = stream.message().await.expect("stream item") {
+        answers.push(answer);
+    }
+    assert_eq!(answers.iter().map(|a| a.case_id.as_str()).collect::<Vec<_>>(), ["B1", "B2", "B3"]);
+    assert_eq!(answers[1].field_violations[0].field, "case.total_cost");
+    assert!(answers[0].field_violations.is_empty() && !answers[2].points.is_empty());
+
+    // Ingestion with bad records mixed in: accepted + rejected = sent.
+    let mut cases_client = CaseServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let mut wrong_fund = case("C4", "H001", "100.00");
+    wrong_fund.fund = 9;
+    let upload = vec![
+        ingest_request(case("C1", "H001", "12000.00"), "upload-1"),
+        ingest_request(case("C2", "H001", "8000.00"), ""),
+        ingest_request(case("C3", "H002", "8000.00"), ""),
+        ingest_request(wrong_fund, ""),
+        ingest_request(case("C5", "H001", "6000.00"), ""),
+    ];
+    let answer = cases_client.ingest_cases(tokio_stream::iter(upload.clone())).await.expect("ingest").into_inner();
+    assert_eq!((answer.submitted, answer.accepted, answer.rejected), (5, 3, 2));
+    assert_eq!(answer.accepted + answer.replaced + answer.unchanged + answer.rejected, answer.submitted);
+    assert_eq!(answer.results[2].field_violations[0].field, "case.hospital_id", "another hospital's case is refused");
+    assert_eq!(answer.results[3].field_violations[0].field, "case.fund");
+
+    // The same upload again (same request_id): the first answer, nothing applied twice.
+    let again = cases_client.ingest_cases(tokio_stream::iter(upload)).await.expect("retry").into_inner();
+    assert_eq!(again, answer);
+
+    // A resubmission with other content replaces; with the same content changes nothing.
+    let resubmit = vec![ingest_request(case("C1", "H001", "12500.00"), "upload-2"), ingest_request(case("C2", "H001", "8000.00"), "")];
+    let answer = cases_client.ingest_cases(tokio_stream::iter(resubmit)).await.expect("resubmit").into_inner();
+    assert_eq!((answer.replaced, answer.unchanged, answer.accepted), (1, 1, 0));
+
+    // Paging: two at a time, as the fund office over every hospital.
+    let mut office = CaseServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = office
+            .list_cases(proto::ListCasesRequest { parent: "hospitals/-".into(), page_size: 2, page_token: token.clone() })
+            .await
+            .expect("page")
+            .into_inner();
+        assert!(page.cases.len() <= 2);
+        names.extend(page.cases.into_iter().map(|c| c.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(names, ["hospitals/H001/cases/C1", "hospitals/H001/cases/C2", "hospitals/H001/cases/C5"]);
+    let stored = office.get_case(proto::GetCaseRequest { name: "hospitals/H001/cases/C1".into() }).await.expect("get").into_inner();
+    assert_eq!(stored.case.expect("case").total_cost, "12500.00", "the replacement is what is stored");
+
+    // Role denials on reads.
+    let other =
+        cases_client.list_cases(proto::ListCasesRequest { parent: "hospitals/H002".into(), page_size: 0, page_token: String::new() }).await;
+    assert_eq!(other.unwrap_err().code(), Code::PermissionDenied);
+    let everyone =
+        cases_client.list_cases(proto::ListCasesRequest { parent: "hospitals/-".into(), page_size: 0, page_token: String::new() }).await;
+    assert_eq!(everyone.unwrap_err().code(), Code::PermissionDenied);
+
+    // Restart on the same data directory: the cases are still there.
+    drop(office);
+    drop(cases_client);
+    drop(hospital);
+    drop(anonymous);
+    drop(server);
+    let server = start(&data_dir);
+    let channel = self::channel(&server).await;
+    let mut office = CaseServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
+    let page = office
+        .list_cases(proto::ListCasesRequest { parent: "hospitals/H001".into(), page_size: 10, page_token: String::new() })
+        .await
+        .expect("list after restart")
+        .into_inner();
+    assert_eq!(page.cases.len(), 3);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
