@@ -10,4 +10,5 @@ mod reference;
 mod server;
 mod settle_cli;
 mod settlement;
+mod store;
 mod table_errors;

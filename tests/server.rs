@@ -28,14 +28,15 @@ impl Drop for Server {
     }
 }
 
-fn start(data_dir: &Path) -> Server {
+fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = data_dir.join("server.toml");
     std::fs::create_dir_all(data_dir).unwrap();
+    let database = database.map(|(url, schema)| format!("database_url = {url:?}\ndatabase_schema = {schema:?}\n")).unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
+            "{database}data_dir = {:?}\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
             data_dir.join("store").display().to_string()
         ),
     )
@@ -103,10 +104,25 @@ fn ingest_request(case: proto::Case, request_id: &str) -> proto::IngestCasesRequ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_service_end_to_end() {
-    let data_dir = std::env::temp_dir().join(format!("dipdrg-server-{}", std::process::id()));
+async fn the_service_end_to_end_on_sqlite() {
+    end_to_end("sqlite", None).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_end_to_end_on_postgres() {
+    let Ok(url) = std::env::var("DIPDRG_TEST_DATABASE_URL") else {
+        eprintln!("skipped: DIPDRG_TEST_DATABASE_URL is not set (.ci/run starts a server and sets it)");
+        return;
+    };
+    let schema = format!("server_{}", std::process::id());
+    end_to_end("postgres", Some((&url, &schema))).await;
+}
+
+async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
+    let data_dir = std::env::temp_dir().join(format!("dipdrg-server-{backend}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let server = start(&data_dir);
+    let server = start(&data_dir, database);
     let channel = channel(&server).await;
 
     // Health.
@@ -230,7 +246,7 @@ async fn the_service_end_to_end() {
     drop(hospital);
     drop(anonymous);
     drop(server);
-    let server = start(&data_dir);
+    let server = start(&data_dir, database);
     let channel = self::channel(&server).await;
     let mut office = CaseServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
     let page = office

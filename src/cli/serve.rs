@@ -47,16 +47,18 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(&args)?;
     let policy = Policy::load(&config.policy)?;
     let scorer = Scorer::load(&policy, &config.policy, &config.tables).with_context(|| format!("loading {}", config.tables.display()))?;
-    let store = SqliteStore::open(&config.data_dir.join("dipdrg.sqlite"))?;
+    let store: Arc<dyn dipdrg::store::Store> = match &config.database_url {
+        None => Arc::new(SqliteStore::open(&config.data_dir.join("dipdrg.sqlite"))?),
+        #[cfg(feature = "postgres")]
+        Some(url) => Arc::new(dipdrg::store::postgres::PostgresStore::connect(url, &config.database_schema)?),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => anyhow::bail!("database_url is set but this build has no PostgreSQL support (build with --features postgres)"),
+    };
     if config.tokens.is_empty() {
         eprintln!("warning: no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
-    let state = Arc::new(AppState {
-        policy: Arc::new(policy),
-        scorer: Arc::new(scorer),
-        store: Arc::new(store),
-        tokens: Tokens::from_config(&config.tokens),
-    });
+    let state =
+        Arc::new(AppState { policy: Arc::new(policy), scorer: Arc::new(scorer), store, tokens: Tokens::from_config(&config.tokens) });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;

@@ -22,6 +22,12 @@ pub struct ServerConfig {
     pub listen: String,
     /// Where the embedded store keeps its file.
     pub data_dir: PathBuf,
+    /// PostgreSQL connection string; when set, cases are stored there instead of SQLite
+    /// (needs a build with the `postgres` feature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema for the tables.
+    pub database_schema: String,
     /// Region policy file.
     pub policy: PathBuf,
     /// DRG table set or DIP catalog directory, as the policy's scheme needs.
@@ -36,6 +42,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:50051".into(),
             data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_schema: "dipdrg".into(),
             policy: PathBuf::from("policies/demo-city-2026-dip.toml"),
             tables: PathBuf::from("grouper-tables/demo-dip"),
             max_request_bytes: 4 << 20,
@@ -65,7 +73,7 @@ pub enum ConfigError {
 
 impl ServerConfig {
     /// defaults → `file` → `environment` (`DIPDRG_LISTEN`, `DIPDRG_DATA_DIR`, `DIPDRG_POLICY`,
-    /// `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`) → `overrides`.
+    /// `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`, `DIPDRG_DATABASE_URL`) → `overrides`.
     pub fn resolve(
         file: Option<&Path>,
         environment: impl Fn(&str) -> Option<String>,
@@ -84,6 +92,9 @@ impl ServerConfig {
         }
         if let Some(v) = environment("DIPDRG_DATA_DIR") {
             config.data_dir = v.into();
+        }
+        if let Some(v) = environment("DIPDRG_DATABASE_URL") {
+            config.database_url = Some(v);
         }
         if let Some(v) = environment("DIPDRG_POLICY") {
             config.policy = v.into();
@@ -142,6 +153,9 @@ impl ServerConfig {
         let mut shown = self.clone();
         for token in &mut shown.tokens {
             token.token = "<redacted>".into();
+        }
+        if shown.database_url.is_some() {
+            shown.database_url = Some("<redacted>".into());
         }
         toml::to_string(&shown).unwrap_or_default()
     }

@@ -1,10 +1,13 @@
 //! Storage: one trait, several backends. The service stores cases, upload answers (for
 //! idempotent retries) and, later, settlement runs; it never talks SQL itself.
 //!
-//! Backends: [`sqlite::SqliteStore`] (embedded, the default: a file under the data directory, WAL).
+//! Backends: [`sqlite::SqliteStore`] (embedded, the default: a file under the data directory, WAL)
+//! and `postgres::PostgresStore` (feature `postgres`, chosen by `database_url`).
 //! Every backend must pass the same conformance suite (`tests/store.rs`). Calls are blocking; the
 //! server runs them on tokio's blocking pool.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 /// Why a storage call failed. The server maps every variant to `INTERNAL` or `UNAVAILABLE`.
