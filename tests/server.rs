@@ -43,6 +43,7 @@ fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
         .current_dir(&root)
+        .env("DIPDRG_METRICS_LISTEN", "127.0.0.1:0")
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .stdout(Stdio::piped())

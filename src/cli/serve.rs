@@ -57,14 +57,26 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     if config.tokens.is_empty() {
         eprintln!("warning: no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
-    let state =
-        Arc::new(AppState { policy: Arc::new(policy), scorer: Arc::new(scorer), store, tokens: Tokens::from_config(&config.tokens) });
+    let state = Arc::new(AppState {
+        policy: Arc::new(policy),
+        scorer: Arc::new(scorer),
+        store,
+        tokens: Tokens::from_config(&config.tokens),
+        metrics: Default::default(),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
         // The first line of stdout is the address, for scripts and tests that asked for port 0.
         println!("listening on {address}");
+        if !config.metrics_listen.is_empty() {
+            let metrics_listener = tokio::net::TcpListener::bind(&config.metrics_listen)
+                .await
+                .with_context(|| format!("binding {}", config.metrics_listen))?;
+            eprintln!("metrics on http://{}/metrics", metrics_listener.local_addr()?);
+            tokio::spawn(dipdrg::server::metrics::serve_metrics(metrics_listener, state.metrics.clone()));
+        }
         eprintln!("dipdrg serving gRPC on {address} (policy {}, tables {})", config.policy.display(), config.tables.display());
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();

@@ -341,14 +341,42 @@ pub fn standard_layout() -> Layout {
 
 /// One case as a CSV row (no header, no line end) in the standard layout: how stores keep cases.
 pub fn case_row(case: &Case) -> String {
-    let mut out = Vec::new();
-    if let Ok(mut writer) = CaseWriter::new(&mut out) {
-        let _ = writer.write(case);
+    let mut out = Vec::with_capacity(160);
+    {
+        let mut writer = csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(&mut out);
+        let _ = writer.write_record(case_fields(case));
         let _ = writer.flush();
     }
-    let text = String::from_utf8(out).unwrap_or_default();
-    // Drop the header line and the final line end.
-    text.split_once('\n').map(|(_, row)| row.trim_end_matches(['\n', '\r']).to_string()).unwrap_or_default()
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn case_fields(case: &Case) -> [String; 18] {
+    fn opt<T: ToString>(value: &Option<T>) -> String {
+        value.as_ref().map(ToString::to_string).unwrap_or_default()
+    }
+    [
+        case.case_id.clone(),
+        opt(&case.hospital_id),
+        opt(&case.patient_id),
+        case.fund.map(|f| f.as_str().to_string()).unwrap_or_default(),
+        opt(&case.sex),
+        opt(&case.age),
+        opt(&case.age_days),
+        opt(&case.birth_weight),
+        opt(&case.admission_date),
+        opt(&case.discharge_date),
+        opt(&case.los),
+        opt(&case.disposition),
+        opt(&case.department),
+        case.diagnoses.join("|"),
+        case.procedures.join("|"),
+        opt(&case.total_cost),
+        opt(&case.fund_paid),
+        opt(&case.patient_paid),
+    ]
 }
 
 /// Reads back a row written by [`case_row`].
@@ -372,29 +400,7 @@ impl<W: std::io::Write> CaseWriter<W> {
     }
 
     pub fn write(&mut self, case: &Case) -> csv::Result<()> {
-        fn opt<T: ToString>(value: &Option<T>) -> String {
-            value.as_ref().map(ToString::to_string).unwrap_or_default()
-        }
-        self.writer.write_record([
-            case.case_id.clone(),
-            opt(&case.hospital_id),
-            opt(&case.patient_id),
-            case.fund.map(|f| f.as_str().to_string()).unwrap_or_default(),
-            opt(&case.sex),
-            opt(&case.age),
-            opt(&case.age_days),
-            opt(&case.birth_weight),
-            opt(&case.admission_date),
-            opt(&case.discharge_date),
-            opt(&case.los),
-            opt(&case.disposition),
-            opt(&case.department),
-            case.diagnoses.join("|"),
-            case.procedures.join("|"),
-            opt(&case.total_cost),
-            opt(&case.fund_paid),
-            opt(&case.patient_paid),
-        ])
+        self.writer.write_record(case_fields(case))
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {

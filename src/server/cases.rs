@@ -6,6 +6,7 @@
 
 use super::auth::role;
 use super::convert::{case_from_proto, case_to_proto, FieldError};
+use super::metrics::Metrics;
 use super::proto::{self, case_service_server::CaseService};
 use super::AppState;
 use crate::io::case_csv::{case_row, parse_case_row};
@@ -156,6 +157,12 @@ impl CaseService for Cases {
             flush(pending, &mut response, outcomes);
         }
         response.results.sort_by_key(|r| r.index);
+        let metrics = &self.state.metrics;
+        Metrics::add(&metrics.ingest_streams, 1);
+        Metrics::add(&metrics.ingest_accepted, response.accepted as u64);
+        Metrics::add(&metrics.ingest_replaced, response.replaced as u64);
+        Metrics::add(&metrics.ingest_unchanged, response.unchanged as u64);
+        Metrics::add(&metrics.ingest_rejected, response.rejected as u64);
         debug_assert_eq!(response.accepted + response.replaced + response.unchanged + response.rejected, response.submitted);
         if !request_id.is_empty() {
             let bytes = response.encode_to_vec();

@@ -20,6 +20,8 @@ pub struct TokenConfig {
 pub struct ServerConfig {
     /// gRPC address; port 0 picks a free port (the chosen address is printed on start).
     pub listen: String,
+    /// Prometheus metrics over HTTP (`GET /metrics`); empty turns them off.
+    pub metrics_listen: String,
     /// Where the embedded store keeps its file.
     pub data_dir: PathBuf,
     /// PostgreSQL connection string; when set, cases are stored there instead of SQLite
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:50051".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_schema: "dipdrg".into(),
@@ -90,6 +93,9 @@ impl ServerConfig {
         if let Some(v) = environment("DIPDRG_LISTEN") {
             config.listen = v;
         }
+        if let Some(v) = environment("DIPDRG_METRICS_LISTEN") {
+            config.metrics_listen = v;
+        }
         if let Some(v) = environment("DIPDRG_DATA_DIR") {
             config.data_dir = v.into();
         }
@@ -128,6 +134,9 @@ impl ServerConfig {
         let invalid = |key: &str, message: &str| ConfigError::Invalid { key: key.into(), message: message.into() };
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid("listen", "must be an address such as 127.0.0.1:50051"));
+        }
+        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("metrics_listen", "must be an address such as 127.0.0.1:9464, or empty"));
         }
         if self.max_request_bytes < 1024 {
             return Err(invalid("max_request_bytes", "must be at least 1024"));

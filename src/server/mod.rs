@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cases;
 pub mod config;
 pub mod convert;
+pub mod metrics;
 pub mod precheck;
 
 use crate::policy::Policy;
@@ -14,6 +15,7 @@ use crate::scoring::Scorer;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 /// Generated code of `proto/dipdrg/v1/dipdrg.proto`.
 #[allow(clippy::all, missing_docs)]
@@ -29,6 +31,7 @@ pub struct AppState {
     pub scorer: Arc<Scorer>,
     pub store: Arc<dyn Store>,
     pub tokens: auth::Tokens,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Serves until `shutdown` completes. `listener` is already bound (port 0 works).
@@ -59,5 +62,12 @@ pub async fn serve(
         Ok(reflection) => router = router.add_service(reflection),
         Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),
     }
-    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
+    // Small request/response messages: disable Nagle so that answers are not held back.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        if let Ok(stream) = &stream {
+            let _ = stream.set_nodelay(true);
+        }
+        stream
+    });
+    router.serve_with_incoming_shutdown(incoming, shutdown).await
 }

@@ -2,6 +2,7 @@
 
 use super::auth::{role, Role};
 use super::convert::{case_from_proto, invalid_argument, FieldError};
+use super::metrics::Metrics;
 use super::proto::{self, pre_check_service_server::PreCheckService};
 use super::AppState;
 use crate::audit::{check_case, AuditCase};
@@ -105,7 +106,9 @@ impl PreCheckService for PreCheck {
     async fn pre_check_case(&self, request: Request<proto::PreCheckCaseRequest>) -> Result<Response<proto::PreCheckCaseResponse>, Status> {
         let role = role(&request)?;
         let request = request.into_inner();
-        let case = checked_case(&role, &request)?;
+        let metrics = &self.state.metrics;
+        let case = checked_case(&role, &request).inspect_err(|_| Metrics::add(&metrics.precheck_errors, 1))?;
+        Metrics::add(&metrics.precheck_requests, 1);
         Ok(Response::new(precheck(&self.state, &case, request.include_trace)))
     }
 
@@ -124,7 +127,10 @@ impl PreCheckService for PreCheck {
                 let response = match item {
                     Err(status) => Err(status),
                     Ok(request) => match checked_case(&role, &request) {
-                        Ok(case) => Ok(precheck(&state, &case, request.include_trace)),
+                        Ok(case) => {
+                            Metrics::add(&state.metrics.precheck_requests, 1);
+                            Ok(precheck(&state, &case, request.include_trace))
+                        }
                         Err(status) if status.code() == tonic::Code::PermissionDenied => Err(status),
                         Err(_) => {
                             // A bad record gets its field errors in the response; the stream goes on.

@@ -63,25 +63,23 @@ impl Store for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let mut outcomes = Vec::with_capacity(cases.len());
         {
-            let mut existing =
-                transaction.prepare_cached("SELECT row FROM cases WHERE hospital_id = ?1 AND case_id = ?2").map_err(backend)?;
-            let mut upsert = transaction
-                .prepare_cached(
-                    "INSERT INTO cases (hospital_id, case_id, row, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (hospital_id, case_id) DO UPDATE SET row = excluded.row, updated_at = excluded.updated_at",
-                )
+            // New cases (the common case) take one statement; a conflict falls back to an update
+            // that only touches changed rows.
+            let mut insert = transaction
+                .prepare_cached("INSERT OR IGNORE INTO cases (hospital_id, case_id, row, updated_at) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(backend)?;
+            let mut update = transaction
+                .prepare_cached("UPDATE cases SET row = ?3, updated_at = ?4 WHERE hospital_id = ?1 AND case_id = ?2 AND row <> ?3")
                 .map_err(backend)?;
             for case in cases {
-                let previous: Option<String> =
-                    existing.query_row(params![case.hospital_id, case.case_id], |r| r.get(0)).optional().map_err(backend)?;
-                let outcome = match previous {
-                    Some(row) if row == case.row => PutOutcome::Unchanged,
-                    Some(_) => PutOutcome::Replaced,
-                    None => PutOutcome::Accepted,
+                let values = params![case.hospital_id, case.case_id, case.row, now];
+                let outcome = if insert.execute(values).map_err(backend)? == 1 {
+                    PutOutcome::Accepted
+                } else if update.execute(values).map_err(backend)? == 1 {
+                    PutOutcome::Replaced
+                } else {
+                    PutOutcome::Unchanged
                 };
-                if outcome != PutOutcome::Unchanged {
-                    upsert.execute(params![case.hospital_id, case.case_id, case.row, now]).map_err(backend)?;
-                }
                 outcomes.push(outcome);
             }
         }
