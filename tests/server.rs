@@ -241,21 +241,73 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         cases_client.list_cases(proto::ListCasesRequest { parent: "hospitals/-".into(), page_size: 0, page_token: String::new() }).await;
     assert_eq!(everyone.unwrap_err().code(), Code::PermissionDenied);
 
+    // A monthly settlement run over the stored cases, as the fund office; watched to completion.
+    let mut settlements = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let create = proto::CreateSettlementRunRequest {
+        request_id: "run-march".into(),
+        mode: proto::SettlementMode::Monthly as i32,
+        period: "2026-03".into(),
+    };
+    let run = settlements.create_settlement_run(create.clone()).await.expect("create run").into_inner();
+    assert_eq!(run.state, proto::RunState::Running as i32);
+    assert!(!run.policy_version.is_empty() && !run.tables_fingerprint.is_empty(), "the run records its versions");
+    let mut watch =
+        settlements.watch_settlement_run(proto::GetSettlementRunRequest { name: run.name.clone() }).await.expect("watch").into_inner();
+    let mut finished = run.clone();
+    while let Some(update) = watch.message().await.expect("watch item") {
+        finished = update;
+    }
+    assert_eq!(finished.state, proto::RunState::Succeeded as i32, "{}", finished.error);
+    assert_eq!(finished.cases, 3);
+    assert_eq!(finished.point_values.len(), 2);
+    let again = settlements.create_settlement_run(create).await.expect("retry").into_inner();
+    assert_eq!(again.name, run.name, "the same request_id returns the same run");
+    let statements = settlements
+        .list_statements(proto::ListStatementsRequest { parent: run.name.clone(), page_size: 1, page_token: String::new() })
+        .await
+        .expect("statements")
+        .into_inner();
+    assert_eq!(statements.statements.len(), 1);
+    let statement = &statements.statements[0];
+    assert_eq!((statement.hospital_id.as_str(), statement.cases), ("H001", 3));
+    assert_eq!(statement.gross, finished.gross_total, "one statement: its gross is the run's total");
+    let gross: rust_decimal::Decimal = statement.gross.parse().unwrap();
+    let paid: rust_decimal::Decimal = statement.paid_now.parse().unwrap();
+    let deposit: rust_decimal::Decimal = statement.deposit.parse().unwrap();
+    let patients: rust_decimal::Decimal = statement.patient_paid.parse().unwrap();
+    assert_eq!(paid + deposit, gross - patients, "paid now + deposit = gross − patients' payments");
+    let mut hospital_runs = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let denied = hospital_runs
+        .create_settlement_run(proto::CreateSettlementRunRequest {
+            request_id: String::new(),
+            mode: proto::SettlementMode::Annual as i32,
+            period: "2026".into(),
+        })
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+    let own = hospital_runs
+        .list_statements(proto::ListStatementsRequest { parent: run.name.clone(), page_size: 0, page_token: String::new() })
+        .await
+        .expect("own statements")
+        .into_inner();
+    assert!(own.statements.iter().all(|s| s.hospital_id == "H001"));
+
     // Restart on the same data directory: the cases are still there.
-    drop(office);
-    drop(cases_client);
-    drop(hospital);
-    drop(anonymous);
+    drop((office, cases_client, hospital, anonymous, settlements, hospital_runs));
     drop(server);
     let server = start(&data_dir, database);
     let channel = self::channel(&server).await;
-    let mut office = CaseServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
+    let mut office = CaseServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
     let page = office
         .list_cases(proto::ListCasesRequest { parent: "hospitals/H001".into(), page_size: 10, page_token: String::new() })
         .await
         .expect("list after restart")
         .into_inner();
     assert_eq!(page.cases.len(), 3);
+    let mut settlements = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
+    let kept =
+        settlements.get_settlement_run(proto::GetSettlementRunRequest { name: run.name.clone() }).await.expect("run kept").into_inner();
+    assert_eq!(kept, finished, "the finished run survives a restart unchanged");
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 }

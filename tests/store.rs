@@ -81,3 +81,41 @@ fn postgres_conforms() {
     let reconnected = dipdrg::store::postgres::PostgresStore::connect(&url, &schema).expect("reconnect");
     assert_eq!(reconnected.list_cases(None, None, 100).unwrap().len(), 5, "data survives a reconnect");
 }
+
+/// Runs and statements: opaque bytes, ordered keys, hospital filter.
+fn runs_conformance(store: &dyn Store) {
+    store.put_run("run-2", b"v1").unwrap();
+    store.put_run("run-1", b"a").unwrap();
+    store.put_run("run-2", b"v2").unwrap();
+    assert_eq!(store.get_run("run-2").unwrap().as_deref(), Some(&b"v2"[..]), "a run is updated in place as it progresses");
+    let ids: Vec<String> = store.list_runs(None, 10).unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["run-1", "run-2"]);
+    assert_eq!(store.list_runs(Some("run-1"), 10).unwrap().len(), 1);
+    let statements = vec![
+        ("H002.employee".to_string(), b"s3".to_vec()),
+        ("H001.resident".into(), b"s2".to_vec()),
+        ("H001.employee".into(), b"s1".to_vec()),
+    ];
+    store.put_statements("run-1", &statements).unwrap();
+    let keys: Vec<String> = store.list_statements("run-1", None, None, 10).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["H001.employee", "H001.resident", "H002.employee"]);
+    assert_eq!(store.list_statements("run-1", Some("H002"), None, 10).unwrap().len(), 1);
+    assert_eq!(store.list_statements("run-1", None, Some("H001.resident"), 10).unwrap().len(), 1);
+    assert!(store.list_statements("run-2", None, None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_runs_conform() {
+    runs_conformance(&SqliteStore::in_memory().unwrap());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_runs_conform() {
+    let Ok(url) = std::env::var("DIPDRG_TEST_DATABASE_URL") else {
+        eprintln!("skipped: DIPDRG_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = dipdrg::store::postgres::PostgresStore::connect(&url, &format!("runs_{}", std::process::id())).expect("connect");
+    runs_conformance(&store);
+}

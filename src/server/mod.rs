@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod metrics;
 pub mod precheck;
+pub mod settlement;
 
 use crate::policy::Policy;
 use crate::scoring::Scorer;
@@ -44,6 +45,7 @@ pub async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>>().await;
     health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
+    health_reporter.set_serving::<proto::settlement_service_server::SettlementServiceServer<settlement::Settlements>>().await;
     let reflection =
         tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET).build_v1();
     let tokens = state.tokens.clone();
@@ -55,9 +57,15 @@ pub async fn serve(
     let cases = tonic::service::interceptor::InterceptedService::new(
         proto::case_service_server::CaseServiceServer::new(cases::Cases { state: state.clone() })
             .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens.clone()),
+    );
+    let settlements = tonic::service::interceptor::InterceptedService::new(
+        proto::settlement_service_server::SettlementServiceServer::new(settlement::Settlements { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
         auth::interceptor(tokens),
     );
-    let mut router = tonic::transport::Server::builder().add_service(health_service).add_service(precheck).add_service(cases);
+    let mut router =
+        tonic::transport::Server::builder().add_service(health_service).add_service(precheck).add_service(cases).add_service(settlements);
     match reflection {
         Ok(reflection) => router = router.add_service(reflection),
         Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),

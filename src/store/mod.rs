@@ -56,6 +56,21 @@ pub trait Store: Send + Sync {
     /// The stored answer of a mutating request, for idempotent retries.
     fn find_request(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn save_request(&self, request_id: &str, response: &[u8]) -> Result<(), StoreError>;
+    /// Creates or updates a settlement run (an encoded message, opaque to the store).
+    fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError>;
+    fn get_run(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Runs ordered by id, after `after` (exclusive), at most `limit`: (id, encoded run).
+    fn list_runs(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Stores a run's statements, keyed by `key` (hospital and fund), in one transaction.
+    fn put_statements(&self, run_id: &str, statements: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+    /// A run's statements ordered by key, after `after`, at most `limit`; `hospital_id` filters.
+    fn list_statements(
+        &self,
+        run_id: &str,
+        hospital_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
 /// Now as RFC 3339 in UTC, to the second.

@@ -25,6 +25,17 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     response BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    run BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS statements (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    hospital_id TEXT NOT NULL,
+    statement BYTEA NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
 ";
 
 impl PostgresStore {
@@ -119,5 +130,66 @@ impl Store for PostgresStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        client
+            .execute(
+                "INSERT INTO runs (run_id, run) VALUES ($1, $2) ON CONFLICT (run_id) DO UPDATE SET run = excluded.run",
+                &[&run_id, &run],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_run(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut client = self.client()?;
+        Ok(client.query_opt("SELECT run FROM runs WHERE run_id = $1", &[&run_id]).map_err(backend)?.map(|r| r.get(0)))
+    }
+
+    fn list_runs(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut client = self.client()?;
+        let rows = client
+            .query(
+                "SELECT run_id, run FROM runs WHERE run_id COLLATE \"C\" > $1::TEXT COLLATE \"C\" ORDER BY run_id COLLATE \"C\" LIMIT $2",
+                &[&after.unwrap_or(""), &(limit as i64)],
+            )
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn put_statements(&self, run_id: &str, statements: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction().map_err(backend)?;
+        let insert = transaction
+            .prepare(
+                "INSERT INTO statements (run_id, key, hospital_id, statement) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (run_id, key) DO UPDATE SET statement = excluded.statement",
+            )
+            .map_err(backend)?;
+        for (key, statement) in statements {
+            let hospital = key.split('.').next().unwrap_or("");
+            transaction.execute(&insert, &[&run_id, key, &hospital, statement]).map_err(backend)?;
+        }
+        transaction.commit().map_err(backend)
+    }
+
+    fn list_statements(
+        &self,
+        run_id: &str,
+        hospital_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut client = self.client()?;
+        let rows = client
+            .query(
+                "SELECT key, statement FROM statements WHERE run_id = $1 AND ($2::TEXT IS NULL OR hospital_id = $2)
+                 AND key COLLATE \"C\" > $3::TEXT COLLATE \"C\" ORDER BY key COLLATE \"C\" LIMIT $4",
+                &[&run_id, &hospital_id, &after.unwrap_or(""), &(limit as i64)],
+            )
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

@@ -26,6 +26,17 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     response BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    run BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS statements (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    hospital_id TEXT NOT NULL,
+    statement BLOB NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
 ";
 
 impl SqliteStore {
@@ -130,5 +141,63 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError> {
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "INSERT INTO runs (run_id, run) VALUES (?1, ?2) ON CONFLICT (run_id) DO UPDATE SET run = excluded.run",
+                params![run_id, run],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_run(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.connection()?;
+        connection.query_row("SELECT run FROM runs WHERE run_id = ?1", params![run_id], |r| r.get(0)).optional().map_err(backend)
+    }
+
+    fn list_runs(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let connection = self.connection()?;
+        let mut statement =
+            connection.prepare_cached("SELECT run_id, run FROM runs WHERE run_id > ?1 ORDER BY run_id LIMIT ?2").map_err(backend)?;
+        let rows = statement.query_map(params![after.unwrap_or(""), limit as i64], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn put_statements(&self, run_id: &str, statements: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT OR REPLACE INTO statements (run_id, key, hospital_id, statement) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(backend)?;
+            for (key, statement) in statements {
+                let hospital = key.split('.').next().unwrap_or("");
+                insert.execute(params![run_id, key, hospital, statement]).map_err(backend)?;
+            }
+        }
+        transaction.commit().map_err(backend)
+    }
+
+    fn list_statements(
+        &self,
+        run_id: &str,
+        hospital_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT key, statement FROM statements WHERE run_id = ?1 AND (?2 IS NULL OR hospital_id = ?2) AND key > ?3 ORDER BY key LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![run_id, hospital_id, after.unwrap_or(""), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 }

@@ -1,0 +1,375 @@
+//! SettlementService: settlement runs over the stored cases, as resources.
+//!
+//! Creating a run (fund office only) records it as RUNNING and computes it on the blocking pool
+//! with the core's settlement functions; the run then holds its point values, totals and the
+//! policy and table versions it used, and its statements are listed with page tokens. A hospital
+//! token sees its own statements only.
+
+use super::auth::{role, Role};
+use super::proto::{self, settlement_service_server::SettlementService};
+use super::AppState;
+use crate::case::Fund;
+use crate::io::case_csv::parse_case_row;
+use crate::pricing::CaseCategory;
+use crate::settlement::{self, PointValueRecord, SettlementCase};
+use crate::store::{now_rfc3339, StoreError};
+use prost::Message;
+use rust_decimal::Decimal;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct Settlements {
+    pub state: Arc<AppState>,
+}
+
+static RUN_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+fn unavailable(error: StoreError) -> Status {
+    Status::unavailable(format!("storage: {error}"))
+}
+
+fn joined(error: tokio::task::JoinError) -> Status {
+    Status::internal(format!("task failed: {error}"))
+}
+
+fn fund_message(fund: Fund) -> i32 {
+    match fund {
+        Fund::Employee => proto::Fund::Employee as i32,
+        Fund::Resident => proto::Fund::Resident as i32,
+    }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(token: &str) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Status::invalid_argument("page_token is not a token this service issued");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
+}
+
+fn page_size(requested: i32) -> Result<usize, Status> {
+    match requested {
+        0 => Ok(100),
+        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
+        n => Ok((n as usize).min(1000)),
+    }
+}
+
+fn point_value_message(record: &PointValueRecord) -> proto::PointValue {
+    proto::PointValue {
+        fund: fund_message(record.fund),
+        method: format!("{:?}", record.method).to_lowercase(),
+        value: record.value.to_string(),
+        exact: record.exact.to_string(),
+        distributable: record.distributable.map(|d| d.0.to_string()).unwrap_or_default(),
+        inputs: record.inputs.iter().map(|(name, value)| format!("{name}={}", value.normalize())).collect(),
+    }
+}
+
+/// Encoded statements keyed by `{hospital}.{fund}`.
+type KeyedStatements = Vec<(String, Vec<u8>)>;
+
+/// Computes a run over every stored case of the period: (finished run, statements by key).
+fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::SettlementRun, KeyedStatements), String> {
+    let policy = &state.policy;
+    let monthly = run.mode == proto::SettlementMode::Monthly as i32;
+    let (year, month) = match (monthly, run.period.split_once('-')) {
+        (true, Some((y, m))) => (y.parse::<i32>().map_err(|_| "bad period")?, Some(m.parse::<u32>().map_err(|_| "bad period")?)),
+        (false, None) => (run.period.parse::<i32>().map_err(|_| "bad period")?, None),
+        _ => return Err(format!("period {:?} does not fit the mode", run.period)),
+    };
+    let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
+    let average_score = match policy.scheme {
+        crate::policy::Scheme::Dip => policy.score_scale,
+        crate::policy::Scheme::Drg => policy.drg_points_per_rw,
+    };
+    let mut cases = Vec::new();
+    let mut skipped = 0i64;
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page =
+            state.store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000).map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.hospital_id.clone(), last.case_id.clone()));
+        for row in &page {
+            let Ok(case) = parse_case_row(&row.row) else {
+                skipped += 1;
+                continue;
+            };
+            let hospital = hospital_ids.iter().position(|h| Some(h) == case.hospital_id.as_ref());
+            let in_period = case.discharge_date.is_some_and(|d| {
+                let (y, m, _) = d.ymd();
+                y == year && month.is_none_or(|wanted| wanted == m)
+            });
+            let (Some(hospital), Some(fund), true, Some(total_cost)) = (hospital, case.fund, in_period, case.total_cost) else {
+                skipped += 1;
+                continue;
+            };
+            let assessment = state.scorer.assess(policy, &case);
+            let grouped = !assessment.group.is_empty() && assessment.points.category != CaseCategory::Ungrouped;
+            cases.push(SettlementCase {
+                hospital: hospital as u32,
+                fund,
+                month: case.discharge_date.map_or(1, |d| d.ymd().1),
+                points: assessment.points.points.value(),
+                reviewed_points: None,
+                penalty_multiple: None,
+                exempt: assessment.points.category == CaseCategory::Exempt,
+                case_weight: if grouped { assessment.points.base_score / average_score } else { Decimal::ZERO },
+                grouped,
+                total_cost,
+                patient_paid: case.patient_paid.unwrap_or_default(),
+            });
+        }
+    }
+    let mut statements = Vec::new();
+    let mut gross_total = Decimal::ZERO;
+    let key = |hospital: u32, fund: Fund| format!("{}.{}", hospital_ids.get(hospital as usize).map_or("", String::as_str), fund.as_str());
+    let base = |hospital: u32, fund: Fund, totals: &settlement::Totals, point_value: String, gross: Decimal, patient_paid: Decimal| {
+        proto::Statement {
+            name: format!("{}/statements/{}", run.name, key(hospital, fund)),
+            hospital_id: hospital_ids.get(hospital as usize).cloned().unwrap_or_default(),
+            fund: fund_message(fund),
+            cases: totals.cases as i64,
+            points: totals.points.normalize().to_string(),
+            penalty_points: totals.penalty_points.normalize().to_string(),
+            counted_points: totals.counted_points.normalize().to_string(),
+            cmi: totals.cmi().to_string(),
+            total_cost: crate::units::Yuan(totals.total_cost).to_fen().0.to_string(),
+            point_value,
+            gross: gross.to_string(),
+            patient_paid: patient_paid.to_string(),
+            ..Default::default()
+        }
+    };
+    let point_values = if monthly {
+        let (values, monthly_statements) = settlement::monthly(policy, &cases, hospital_ids.len()).map_err(|e| e.to_string())?;
+        for s in &monthly_statements {
+            gross_total += s.gross.0;
+            let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+            message.amount = s.amount.0.to_string();
+            message.paid_now = s.paid_now.0.to_string();
+            message.deposit = s.deposit.0.to_string();
+            statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+        }
+        values
+    } else {
+        let (values, annual_statements) = settlement::annual(policy, &cases, &hospital_ids).map_err(|e| e.to_string())?;
+        for s in &annual_statements {
+            gross_total += s.gross.0;
+            let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+            message.fund_due = s.fund_due.0.to_string();
+            message.band_adjustment = s.band_adjustment.0.to_string();
+            message.deposit_forfeited = s.deposit_forfeited.0.to_string();
+            message.final_due = s.final_due.0.to_string();
+            message.paid_monthly = s.paid_monthly.0.to_string();
+            message.balance = s.balance.0.to_string();
+            statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+        }
+        values
+    };
+    run.state = proto::RunState::Succeeded as i32;
+    run.progress = "1".into();
+    run.cases = cases.len() as i64;
+    run.skipped_cases = skipped;
+    run.point_values = point_values.iter().map(point_value_message).collect();
+    run.gross_total = gross_total.to_string();
+    run.complete_time = now_rfc3339();
+    Ok((run, statements))
+}
+
+type RunStream = Pin<Box<dyn Stream<Item = Result<proto::SettlementRun, Status>> + Send>>;
+
+fn run_id_of(name: &str) -> Result<String, Status> {
+    match name.strip_prefix("settlementRuns/") {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(id.to_string()),
+        _ => Err(Status::invalid_argument(format!("name {name:?} is not settlementRuns/{{run_id}}"))),
+    }
+}
+
+impl Settlements {
+    async fn load(&self, run_id: String) -> Result<proto::SettlementRun, Status> {
+        let store = self.state.store.clone();
+        let name = format!("settlementRuns/{run_id}");
+        let bytes = tokio::task::spawn_blocking(move || store.get_run(&run_id)).await.map_err(joined)?.map_err(unavailable)?;
+        let bytes = bytes.ok_or_else(|| Status::not_found(format!("{name} does not exist")))?;
+        proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))
+    }
+}
+
+#[tonic::async_trait]
+impl SettlementService for Settlements {
+    async fn create_settlement_run(
+        &self,
+        request: Request<proto::CreateSettlementRunRequest>,
+    ) -> Result<Response<proto::SettlementRun>, Status> {
+        if role(&request)? != Role::FundOffice {
+            return Err(Status::permission_denied("only a fund-office token may create settlement runs"));
+        }
+        let request = request.into_inner();
+        let mode = proto::SettlementMode::try_from(request.mode).unwrap_or(proto::SettlementMode::Unspecified);
+        let period_ok = match mode {
+            proto::SettlementMode::Monthly => request.period.len() == 7 && request.period.as_bytes()[4] == b'-',
+            proto::SettlementMode::Annual => request.period.len() == 4,
+            proto::SettlementMode::Unspecified => false,
+        };
+        if !period_ok {
+            let mut details = tonic_types::ErrorDetails::new();
+            details.add_bad_request_violation("mode", "must be MONTHLY (period YYYY-MM) or ANNUAL (period YYYY)");
+            details.add_bad_request_violation("period", format!("{:?} does not fit the mode", request.period));
+            return Err(<Status as tonic_types::StatusExt>::with_error_details(tonic::Code::InvalidArgument, "bad run", details));
+        }
+        let store = self.state.store.clone();
+        if !request.request_id.is_empty() {
+            let id = request.request_id.clone();
+            let earlier = tokio::task::spawn_blocking(move || store.find_request(&format!("run:{id}")))
+                .await
+                .map_err(joined)?
+                .map_err(unavailable)?;
+            if let Some(run_id) = earlier {
+                return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?));
+            }
+        }
+        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let run_id = format!("{millis:015}-{:04}", RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000);
+        let policy = &self.state.policy;
+        let run = proto::SettlementRun {
+            name: format!("settlementRuns/{run_id}"),
+            mode: mode as i32,
+            period: request.period.clone(),
+            state: proto::RunState::Running as i32,
+            progress: "0".into(),
+            policy_region: policy.region.clone(),
+            policy_version: policy.version.clone(),
+            tables_fingerprint: self.state.scorer.fingerprint().to_string(),
+            create_time: now_rfc3339(),
+            ..Default::default()
+        };
+        let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
+        let request_id = request.request_id.clone();
+        tokio::task::spawn_blocking(move || {
+            store.put_run(&id, &bytes)?;
+            if !request_id.is_empty() {
+                store.save_request(&format!("run:{request_id}"), id.as_bytes())?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .map_err(joined)?
+        .map_err(unavailable)?;
+        let state = self.state.clone();
+        let started = run.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = compute(&state, started.clone());
+            let finished = match outcome {
+                Ok((finished, statements)) => match state.store.put_statements(&run_id, &statements) {
+                    Ok(()) => finished,
+                    Err(e) => proto::SettlementRun { state: proto::RunState::Failed as i32, error: e.to_string(), ..started },
+                },
+                Err(error) => {
+                    proto::SettlementRun { state: proto::RunState::Failed as i32, error, complete_time: now_rfc3339(), ..started }
+                }
+            };
+            let _ = state.store.put_run(&run_id, &finished.encode_to_vec());
+        });
+        Ok(Response::new(run))
+    }
+
+    async fn get_settlement_run(&self, request: Request<proto::GetSettlementRunRequest>) -> Result<Response<proto::SettlementRun>, Status> {
+        role(&request)?;
+        let run_id = run_id_of(&request.into_inner().name)?;
+        Ok(Response::new(self.load(run_id).await?))
+    }
+
+    async fn list_settlement_runs(
+        &self,
+        request: Request<proto::ListSettlementRunsRequest>,
+    ) -> Result<Response<proto::ListSettlementRunsResponse>, Status> {
+        role(&request)?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size)?;
+        let after = unhex(&request.page_token)?;
+        let store = self.state.store.clone();
+        let rows =
+            tokio::task::spawn_blocking(move || store.list_runs(after.as_deref(), size + 1)).await.map_err(joined)?.map_err(unavailable)?;
+        let more = rows.len() > size;
+        let rows: Vec<_> = rows.into_iter().take(size).collect();
+        let next_page_token = if more { rows.last().map(|(id, _)| hex(id)).unwrap_or_default() } else { String::new() };
+        let settlement_runs = rows
+            .iter()
+            .map(|(_, bytes)| proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(proto::ListSettlementRunsResponse { settlement_runs, next_page_token }))
+    }
+
+    type WatchSettlementRunStream = RunStream;
+
+    async fn watch_settlement_run(
+        &self,
+        request: Request<proto::GetSettlementRunRequest>,
+    ) -> Result<Response<Self::WatchSettlementRunStream>, Status> {
+        role(&request)?;
+        let run_id = run_id_of(&request.into_inner().name)?;
+        let first = self.load(run_id.clone()).await?;
+        let store = self.state.store.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut last = first;
+            if sender.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while last.state == proto::RunState::Running as i32 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let (store, id) = (store.clone(), run_id.clone());
+                let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || store.get_run(&id)).await else { break };
+                let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else { break };
+                if run != last {
+                    last = run;
+                    if sender.send(Ok(last.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn list_statements(
+        &self,
+        request: Request<proto::ListStatementsRequest>,
+    ) -> Result<Response<proto::ListStatementsResponse>, Status> {
+        let role = role(&request)?;
+        let request = request.into_inner();
+        let run_id = run_id_of(&request.parent)?;
+        let size = page_size(request.page_size)?;
+        let after = unhex(&request.page_token)?;
+        let hospital = match &role {
+            Role::FundOffice => None,
+            Role::Hospital(own) => Some(own.clone()),
+        };
+        let store = self.state.store.clone();
+        let rows = tokio::task::spawn_blocking(move || store.list_statements(&run_id, hospital.as_deref(), after.as_deref(), size + 1))
+            .await
+            .map_err(joined)?
+            .map_err(unavailable)?;
+        let more = rows.len() > size;
+        let rows: Vec<_> = rows.into_iter().take(size).collect();
+        let next_page_token = if more { rows.last().map(|(key, _)| hex(key)).unwrap_or_default() } else { String::new() };
+        let statements = rows
+            .iter()
+            .map(|(_, bytes)| proto::Statement::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(proto::ListStatementsResponse { statements, next_page_token }))
+    }
+}
