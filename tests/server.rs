@@ -241,6 +241,25 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         cases_client.list_cases(proto::ListCasesRequest { parent: "hospitals/-".into(), page_size: 0, page_token: String::new() }).await;
     assert_eq!(everyone.unwrap_err().code(), Code::PermissionDenied);
 
+    // A confirmed violation, recorded by the fund office, reaches the settlement.
+    let mut reviews = proto::review_service_client::ReviewServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let violation = |case: &str| proto::CreateViolationRequest {
+        request_id: String::new(),
+        violation: Some(proto::Violation { case: case.into(), kind: "split_admission".into(), ..Default::default() }),
+    };
+    let recorded = reviews.create_violation(violation("hospitals/H001/cases/C2")).await.expect("violation").into_inner();
+    assert_eq!(recorded.name, "hospitals/H001/cases/C2/violation");
+    let unknown = reviews.create_violation(violation("hospitals/H001/cases/NOPE")).await;
+    assert_eq!(unknown.unwrap_err().code(), Code::FailedPrecondition, "a violation needs an ingested case");
+    let mut hospital_reviews = proto::review_service_client::ReviewServiceClient::new(with_token(channel.clone(), Some(H001)));
+    assert_eq!(hospital_reviews.create_violation(violation("hospitals/H001/cases/C1")).await.unwrap_err().code(), Code::PermissionDenied);
+    let listed = hospital_reviews
+        .list_violations(proto::ListAnnotationsRequest { parent: "hospitals/H001".into(), page_size: 0, page_token: String::new() })
+        .await
+        .expect("own violations")
+        .into_inner();
+    assert_eq!(listed.violations.len(), 1, "a hospital sees the violations recorded against it");
+
     // A monthly settlement run over the stored cases, as the fund office; watched to completion.
     let mut settlements = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
     let create = proto::CreateSettlementRunRequest {
@@ -276,6 +295,11 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     let deposit: rust_decimal::Decimal = statement.deposit.parse().unwrap();
     let patients: rust_decimal::Decimal = statement.patient_paid.parse().unwrap();
     assert_eq!(paid + deposit, gross - patients, "paid now + deposit = gross − patients' payments");
+    let points: rust_decimal::Decimal = statement.points.parse().unwrap();
+    let penalty: rust_decimal::Decimal = statement.penalty_points.parse().unwrap();
+    let counted: rust_decimal::Decimal = statement.counted_points.parse().unwrap();
+    assert!(penalty > rust_decimal::Decimal::ZERO, "the split admission is penalised");
+    assert_eq!(counted, points - penalty);
     let mut hospital_runs = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel.clone(), Some(H001)));
     let denied = hospital_runs
         .create_settlement_run(proto::CreateSettlementRunRequest {
@@ -293,7 +317,7 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     assert!(own.statements.iter().all(|s| s.hospital_id == "H001"));
 
     // Restart on the same data directory: the cases are still there.
-    drop((office, cases_client, hospital, anonymous, settlements, hospital_runs));
+    drop((office, cases_client, hospital, anonymous, settlements, hospital_runs, reviews, hospital_reviews));
     drop(server);
     let server = start(&data_dir, database);
     let channel = self::channel(&server).await;

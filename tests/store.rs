@@ -119,3 +119,32 @@ fn postgres_runs_conform() {
     let store = dipdrg::store::postgres::PostgresStore::connect(&url, &format!("runs_{}", std::process::id())).expect("connect");
     runs_conformance(&store);
 }
+
+/// Annotations (violations, decisions): one per kind and case, replaced by a later one.
+fn annotations_conformance(store: &dyn Store) {
+    store.put_annotation("violation", "H002", "C1", b"v1").unwrap();
+    store.put_annotation("violation", "H001", "C9", b"v2").unwrap();
+    store.put_annotation("violation", "H001", "C9", b"v3").unwrap();
+    store.put_annotation("decision", "H001", "C9", b"d1").unwrap();
+    let all = store.list_annotations("violation", None, None, 10).unwrap();
+    assert_eq!(all, vec![("H001".into(), "C9".into(), b"v3".to_vec()), ("H002".into(), "C1".into(), b"v1".to_vec())]);
+    assert_eq!(store.list_annotations("violation", Some("H002"), None, 10).unwrap().len(), 1);
+    assert_eq!(store.list_annotations("violation", None, Some(("H001", "C9")), 10).unwrap().len(), 1);
+    assert_eq!(store.list_annotations("decision", None, None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn sqlite_annotations_conform() {
+    annotations_conformance(&SqliteStore::in_memory().unwrap());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_annotations_conform() {
+    let Ok(url) = std::env::var("DIPDRG_TEST_DATABASE_URL") else {
+        eprintln!("skipped: DIPDRG_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let store = dipdrg::store::postgres::PostgresStore::connect(&url, &format!("notes_{}", std::process::id())).expect("connect");
+    annotations_conformance(&store);
+}

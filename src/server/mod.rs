@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod metrics;
 pub mod precheck;
+pub mod reviews;
 pub mod settlement;
 
 use crate::policy::Policy;
@@ -46,6 +47,7 @@ pub async fn serve(
     health_reporter.set_serving::<proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>>().await;
     health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
     health_reporter.set_serving::<proto::settlement_service_server::SettlementServiceServer<settlement::Settlements>>().await;
+    health_reporter.set_serving::<proto::review_service_server::ReviewServiceServer<reviews::Reviews>>().await;
     let reflection =
         tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET).build_v1();
     let tokens = state.tokens.clone();
@@ -59,13 +61,22 @@ pub async fn serve(
             .max_decoding_message_size(max_request_bytes),
         auth::interceptor(tokens.clone()),
     );
+    let reviews = tonic::service::interceptor::InterceptedService::new(
+        proto::review_service_server::ReviewServiceServer::new(reviews::Reviews { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens.clone()),
+    );
     let settlements = tonic::service::interceptor::InterceptedService::new(
         proto::settlement_service_server::SettlementServiceServer::new(settlement::Settlements { state: state.clone() })
             .max_decoding_message_size(max_request_bytes),
         auth::interceptor(tokens),
     );
-    let mut router =
-        tonic::transport::Server::builder().add_service(health_service).add_service(precheck).add_service(cases).add_service(settlements);
+    let mut router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(precheck)
+        .add_service(cases)
+        .add_service(settlements)
+        .add_service(reviews);
     match reflection {
         Ok(reflection) => router = router.add_service(reflection),
         Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),

@@ -94,6 +94,26 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
         crate::policy::Scheme::Dip => policy.score_scale,
         crate::policy::Scheme::Drg => policy.drg_points_per_rw,
     };
+    // Confirmed violations and review decisions, by (hospital, case id).
+    let annotations = |kind: &str| -> Result<std::collections::HashMap<(String, String), Vec<u8>>, String> {
+        let mut all = std::collections::HashMap::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let page = state
+                .store
+                .list_annotations(kind, None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000)
+                .map_err(|e| e.to_string())?;
+            let Some((h, c, _)) = page.last() else { break };
+            after = Some((h.clone(), c.clone()));
+            for (h, c, record) in page {
+                all.insert((h, c), record);
+            }
+        }
+        Ok(all)
+    };
+    let violations = annotations(super::reviews::VIOLATION)?;
+    let decisions = annotations(super::reviews::DECISION)?;
+    let mut applications = vec![0u64; hospital_ids.len()];
     let mut cases = Vec::new();
     let mut skipped = 0i64;
     let mut after: Option<(String, String)> = None;
@@ -118,13 +138,23 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
             };
             let assessment = state.scorer.assess(policy, &case);
             let grouped = !assessment.group.is_empty() && assessment.points.category != CaseCategory::Ungrouped;
+            let key = (row.hospital_id.clone(), row.case_id.clone());
+            let penalty_multiple = violations
+                .get(&key)
+                .and_then(|bytes| proto::Violation::decode(&bytes[..]).ok())
+                .map(|v| policy.penalties.multiple(&v.kind));
+            let decision = decisions.get(&key).and_then(|bytes| proto::SpecialReviewDecision::decode(&bytes[..]).ok());
+            applications[hospital] += u64::from(decision.is_some());
+            let reviewed_points = decision
+                .filter(|d| d.decision == proto::ReviewDecision::Approved as i32)
+                .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
             cases.push(SettlementCase {
                 hospital: hospital as u32,
                 fund,
                 month: case.discharge_date.map_or(1, |d| d.ymd().1),
                 points: assessment.points.points.value(),
-                reviewed_points: None,
-                penalty_multiple: None,
+                reviewed_points,
+                penalty_multiple,
                 exempt: assessment.points.category == CaseCategory::Exempt,
                 case_weight: if grouped { assessment.points.base_score / average_score } else { Decimal::ZERO },
                 grouped,
@@ -133,6 +163,11 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
             });
         }
     }
+    let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
+    for case in &cases {
+        cases_per_hospital[case.hospital as usize] += 1;
+    }
+    settlement::check_special_review_quota(policy, &hospital_ids, &cases_per_hospital, &applications).map_err(|e| e.to_string())?;
     let mut statements = Vec::new();
     let mut gross_total = Decimal::ZERO;
     let key = |hospital: u32, fund: Fund| format!("{}.{}", hospital_ids.get(hospital as usize).map_or("", String::as_str), fund.as_str());

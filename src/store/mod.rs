@@ -38,6 +38,9 @@ pub struct StoredCaseRow {
     pub updated_at: String,
 }
 
+/// A stored annotation: (hospital id, case id, encoded record).
+pub type Annotation = (String, String, Vec<u8>);
+
 /// A case to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCase {
@@ -71,6 +74,17 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Stores (or replaces) an annotation of a case — `kind` is `violation` or `decision` — as an
+    /// encoded message.
+    fn put_annotation(&self, kind: &str, hospital_id: &str, case_id: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// Annotations of `kind` ordered by (hospital, case id), after `after`, at most `limit`.
+    fn list_annotations(
+        &self,
+        kind: &str,
+        hospital_id: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Annotation>, StoreError>;
 }
 
 /// Now as RFC 3339 in UTC, to the second.

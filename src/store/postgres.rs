@@ -25,6 +25,13 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     response BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS annotations (
+    kind TEXT NOT NULL,
+    hospital_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    record BYTEA NOT NULL,
+    PRIMARY KEY (kind, hospital_id, case_id)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run BYTEA NOT NULL
@@ -191,5 +198,38 @@ impl Store for PostgresStore {
             )
             .map_err(backend)?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn put_annotation(&self, kind: &str, hospital_id: &str, case_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        client
+            .execute(
+                "INSERT INTO annotations (kind, hospital_id, case_id, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (kind, hospital_id, case_id) DO UPDATE SET record = excluded.record",
+                &[&kind, &hospital_id, &case_id, &record],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn list_annotations(
+        &self,
+        kind: &str,
+        hospital_id: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<super::Annotation>, StoreError> {
+        let mut client = self.client()?;
+        let (after_hospital, after_case) = after.unwrap_or(("", ""));
+        let rows = client
+            .query(
+                "SELECT hospital_id, case_id, record FROM annotations
+                 WHERE kind = $1 AND ($2::TEXT IS NULL OR hospital_id = $2)
+                   AND (hospital_id COLLATE \"C\", case_id COLLATE \"C\") > ($3::TEXT COLLATE \"C\", $4::TEXT COLLATE \"C\")
+                 ORDER BY hospital_id COLLATE \"C\", case_id COLLATE \"C\" LIMIT $5",
+                &[&kind, &hospital_id, &after_hospital, &after_case, &(limit as i64)],
+            )
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 }

@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     response BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotations (
+    kind TEXT NOT NULL,
+    hospital_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (kind, hospital_id, case_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run BLOB NOT NULL
@@ -197,6 +204,40 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let rows = statement
             .query_map(params![run_id, hospital_id, after.unwrap_or(""), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn put_annotation(&self, kind: &str, hospital_id: &str, case_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "INSERT INTO annotations (kind, hospital_id, case_id, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, hospital_id, case_id) DO UPDATE SET record = excluded.record",
+                params![kind, hospital_id, case_id, record],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn list_annotations(
+        &self,
+        kind: &str,
+        hospital_id: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<super::Annotation>, StoreError> {
+        let connection = self.connection()?;
+        let (after_hospital, after_case) = after.unwrap_or(("", ""));
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT hospital_id, case_id, record FROM annotations
+                 WHERE kind = ?1 AND (?2 IS NULL OR hospital_id = ?2) AND (hospital_id, case_id) > (?3, ?4)
+                 ORDER BY hospital_id, case_id LIMIT ?5",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![kind, hospital_id, after_hospital, after_case, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }

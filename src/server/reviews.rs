@@ -1,0 +1,210 @@
+//! ReviewService: confirmed violations and special-review decisions, per case. Only what is
+//! recorded here (or given to `dipdrg settle`) reaches settlement: audit flags never do by
+//! themselves.
+
+use super::auth::{role, Role};
+use super::proto::{self, review_service_server::ReviewService};
+use super::AppState;
+use crate::store::{now_rfc3339, Annotation, StoreError};
+use prost::Message;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct Reviews {
+    pub state: Arc<AppState>,
+}
+
+pub const VIOLATION: &str = "violation";
+pub const DECISION: &str = "decision";
+
+fn unavailable(error: StoreError) -> Status {
+    Status::unavailable(format!("storage: {error}"))
+}
+
+fn joined(error: tokio::task::JoinError) -> Status {
+    Status::internal(format!("task failed: {error}"))
+}
+
+fn invalid(field: &str, description: String) -> Status {
+    let mut details = tonic_types::ErrorDetails::new();
+    details.add_bad_request_violation(field, description.clone());
+    <Status as tonic_types::StatusExt>::with_error_details(tonic::Code::InvalidArgument, description, details)
+}
+
+/// `hospitals/{h}/cases/{c}` → (h, c).
+fn case_name(field: &str, name: &str) -> Result<(String, String), Status> {
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["hospitals", h, "cases", c] if !h.is_empty() && !c.is_empty() => Ok((h.to_string(), c.to_string())),
+        _ => Err(invalid(field, format!("{name:?} is not hospitals/{{hospital_id}}/cases/{{case_id}}"))),
+    }
+}
+
+fn fund_office(role: &Role) -> Result<(), Status> {
+    if *role == Role::FundOffice {
+        return Ok(());
+    }
+    Err(Status::permission_denied("only a fund-office token may record violations and review decisions"))
+}
+
+impl Reviews {
+    /// The stored case must exist: a decision about a case the fund never received is an error.
+    async fn require_case(&self, hospital: &str, case_id: &str) -> Result<(), Status> {
+        let (store, h, c) = (self.state.store.clone(), hospital.to_string(), case_id.to_string());
+        let found = tokio::task::spawn_blocking(move || store.get_case(&h, &c)).await.map_err(joined)?.map_err(unavailable)?;
+        found.map(|_| ()).ok_or_else(|| Status::failed_precondition(format!("hospitals/{hospital}/cases/{case_id} has not been ingested")))
+    }
+
+    async fn put(
+        &self,
+        kind: &'static str,
+        request_id: &str,
+        hospital: String,
+        case_id: String,
+        record: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, Status> {
+        let store = self.state.store.clone();
+        let request_id = request_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            if !request_id.is_empty() {
+                if let Some(earlier) = store.find_request(&format!("{kind}:{request_id}"))? {
+                    return Ok(Some(earlier));
+                }
+            }
+            store.put_annotation(kind, &hospital, &case_id, &record)?;
+            if !request_id.is_empty() {
+                store.save_request(&format!("{kind}:{request_id}"), &record)?;
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(joined)?
+        .map_err(unavailable)
+    }
+
+    async fn list(
+        &self,
+        role: &Role,
+        request: proto::ListAnnotationsRequest,
+        kind: &'static str,
+    ) -> Result<(Vec<Annotation>, String), Status> {
+        let hospital = match request.parent.strip_prefix("hospitals/") {
+            Some("-") => None,
+            Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "parent {:?} is not hospitals/{{hospital_id}} or hospitals/-",
+                    request.parent
+                )))
+            }
+        };
+        match (&hospital, role) {
+            (Some(h), _) => role.check(h)?,
+            (None, Role::Hospital(_)) => return Err(Status::permission_denied("only a fund-office token may list every hospital")),
+            (None, Role::FundOffice) => {}
+        }
+        let size = match request.page_size {
+            0 => 100,
+            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
+            n => (n as usize).min(1000),
+        };
+        let after = match request.page_token.split_once('/') {
+            Some((h, c)) => Some((h.to_string(), c.to_string())),
+            None if request.page_token.is_empty() => None,
+            None => return Err(Status::invalid_argument("page_token is not a token this service issued")),
+        };
+        let store = self.state.store.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            store.list_annotations(kind, hospital.as_deref(), after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), size + 1)
+        })
+        .await
+        .map_err(joined)?
+        .map_err(unavailable)?;
+        let more = rows.len() > size;
+        let rows: Vec<Annotation> = rows.into_iter().take(size).collect();
+        let token = if more { rows.last().map(|(h, c, _)| format!("{h}/{c}")).unwrap_or_default() } else { String::new() };
+        Ok((rows, token))
+    }
+}
+
+#[tonic::async_trait]
+impl ReviewService for Reviews {
+    async fn create_violation(&self, request: Request<proto::CreateViolationRequest>) -> Result<Response<proto::Violation>, Status> {
+        fund_office(&role(&request)?)?;
+        let request = request.into_inner();
+        let mut violation = request.violation.ok_or_else(|| invalid("violation", "is required".into()))?;
+        let (hospital, case_id) = case_name("violation.case", &violation.case)?;
+        if violation.kind.is_empty() {
+            return Err(invalid("violation.kind", "is required (e.g. split_admission)".into()));
+        }
+        self.require_case(&hospital, &case_id).await?;
+        violation.name = format!("{}/violation", violation.case);
+        violation.create_time = now_rfc3339();
+        let earlier = self.put(VIOLATION, &request.request_id, hospital, case_id, violation.encode_to_vec()).await?;
+        match earlier {
+            Some(bytes) => Ok(Response::new(proto::Violation::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?)),
+            None => Ok(Response::new(violation)),
+        }
+    }
+
+    async fn list_violations(
+        &self,
+        request: Request<proto::ListAnnotationsRequest>,
+    ) -> Result<Response<proto::ListViolationsResponse>, Status> {
+        let role = role(&request)?;
+        let (rows, next_page_token) = self.list(&role, request.into_inner(), VIOLATION).await?;
+        let violations = rows
+            .iter()
+            .map(|(_, _, b)| proto::Violation::decode(&b[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(proto::ListViolationsResponse { violations, next_page_token }))
+    }
+
+    async fn create_special_review_decision(
+        &self,
+        request: Request<proto::CreateSpecialReviewDecisionRequest>,
+    ) -> Result<Response<proto::SpecialReviewDecision>, Status> {
+        fund_office(&role(&request)?)?;
+        let request = request.into_inner();
+        let mut decision = request.decision.ok_or_else(|| invalid("decision", "is required".into()))?;
+        let (hospital, case_id) = case_name("decision.case", &decision.case)?;
+        match proto::ReviewDecision::try_from(decision.decision) {
+            Ok(proto::ReviewDecision::Approved) => match Decimal::from_str(&decision.reviewed_points) {
+                Ok(points) if points >= Decimal::ZERO => {}
+                _ => {
+                    return Err(invalid(
+                        "decision.reviewed_points",
+                        format!("{:?} must be a non-negative decimal when approved", decision.reviewed_points),
+                    ))
+                }
+            },
+            Ok(proto::ReviewDecision::Rejected) => {}
+            _ => return Err(invalid("decision.decision", "must be APPROVED or REJECTED".into())),
+        }
+        self.require_case(&hospital, &case_id).await?;
+        decision.name = format!("{}/specialReview", decision.case);
+        decision.create_time = now_rfc3339();
+        let earlier = self.put(DECISION, &request.request_id, hospital, case_id, decision.encode_to_vec()).await?;
+        match earlier {
+            Some(bytes) => {
+                Ok(Response::new(proto::SpecialReviewDecision::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?))
+            }
+            None => Ok(Response::new(decision)),
+        }
+    }
+
+    async fn list_special_review_decisions(
+        &self,
+        request: Request<proto::ListAnnotationsRequest>,
+    ) -> Result<Response<proto::ListSpecialReviewDecisionsResponse>, Status> {
+        let role = role(&request)?;
+        let (rows, next_page_token) = self.list(&role, request.into_inner(), DECISION).await?;
+        let decisions = rows
+            .iter()
+            .map(|(_, _, b)| proto::SpecialReviewDecision::decode(&b[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(proto::ListSpecialReviewDecisionsResponse { decisions, next_page_token }))
+    }
+}
