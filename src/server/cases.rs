@@ -7,10 +7,11 @@
 use super::auth::role;
 use super::convert::{case_from_proto, case_to_proto, FieldError};
 use super::metrics::Metrics;
+use super::paging::{self, task_failed, unavailable};
 use super::proto::{self, case_service_server::CaseService};
 use super::AppState;
 use crate::io::case_csv::{case_row, parse_case_row};
-use crate::store::{now_rfc3339, NewCase, PutOutcome, StoreError, StoredCaseRow};
+use crate::store::{now_rfc3339, NewCase, PutOutcome, StoredCaseRow};
 use prost::Message;
 use std::sync::Arc;
 use tokio_stream::StreamExt;
@@ -18,14 +19,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub struct Cases {
     pub state: Arc<AppState>,
-}
-
-fn internal(error: StoreError) -> Status {
-    Status::unavailable(format!("storage: {error}"))
-}
-
-fn joined(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("storage task failed: {error}"))
 }
 
 const BATCH: usize = 2000;
@@ -40,22 +33,15 @@ fn stored_case(row: StoredCaseRow) -> Result<proto::StoredCase, Status> {
     })
 }
 
-/// Page tokens are the last (hospital, case id) of the previous page, hex-encoded.
+/// Page tokens are the last (hospital, case id) of the previous page.
 fn encode_token(hospital: &str, case_id: &str) -> String {
-    format!("{hospital}\u{1f}{case_id}").bytes().map(|b| format!("{b:02x}")).collect()
+    paging::encode_token(&format!("{hospital}\u{1f}{case_id}"))
 }
 
 fn decode_token(token: &str) -> Result<Option<(String, String)>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || Status::invalid_argument("page_token is not a token this service issued");
-    if token.len() % 2 != 0 {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (hospital, case_id) = text.split_once('\u{1f}').ok_or_else(bad)?;
+    let Some(key) = paging::decode_token(token)? else { return Ok(None) };
+    let (hospital, case_id) =
+        key.split_once('\u{1f}').ok_or_else(|| Status::invalid_argument("page_token is not a token this service issued"))?;
     Ok(Some((hospital.to_string(), case_id.to_string())))
 }
 
@@ -102,7 +88,8 @@ impl CaseService for Cases {
                 request_id = message.request_id.clone();
                 let store = store.clone();
                 let id = request_id.clone();
-                let previous = tokio::task::spawn_blocking(move || store.find_request(&id)).await.map_err(joined)?.map_err(internal)?;
+                let previous =
+                    tokio::task::spawn_blocking(move || store.find_request(&id)).await.map_err(task_failed)?.map_err(unavailable)?;
                 if let Some(bytes) = previous {
                     let earlier = proto::IngestCasesResponse::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?;
                     return Ok(Response::new(earlier));
@@ -144,16 +131,18 @@ impl CaseService for Cases {
                 let cases: Vec<NewCase> = batch.iter().map(|(_, c)| c.clone()).collect();
                 let outcomes = tokio::task::spawn_blocking(move || store.put_cases(&cases, &now_rfc3339()))
                     .await
-                    .map_err(joined)?
-                    .map_err(internal)?;
+                    .map_err(task_failed)?
+                    .map_err(unavailable)?;
                 flush(batch, &mut response, outcomes);
             }
         }
         if !pending.is_empty() {
             let store = store.clone();
             let cases: Vec<NewCase> = pending.iter().map(|(_, c)| c.clone()).collect();
-            let outcomes =
-                tokio::task::spawn_blocking(move || store.put_cases(&cases, &now_rfc3339())).await.map_err(joined)?.map_err(internal)?;
+            let outcomes = tokio::task::spawn_blocking(move || store.put_cases(&cases, &now_rfc3339()))
+                .await
+                .map_err(task_failed)?
+                .map_err(unavailable)?;
             flush(pending, &mut response, outcomes);
         }
         response.results.sort_by_key(|r| r.index);
@@ -167,7 +156,7 @@ impl CaseService for Cases {
         if !request_id.is_empty() {
             let bytes = response.encode_to_vec();
             let id = request_id.clone();
-            tokio::task::spawn_blocking(move || store.save_request(&id, &bytes)).await.map_err(joined)?.map_err(internal)?;
+            tokio::task::spawn_blocking(move || store.save_request(&id, &bytes)).await.map_err(task_failed)?.map_err(unavailable)?;
         }
         Ok(Response::new(response))
     }
@@ -181,7 +170,8 @@ impl CaseService for Cases {
         };
         role.check(hospital)?;
         let (store, hospital, case_id) = (self.state.store.clone(), hospital.to_string(), case_id.to_string());
-        let row = tokio::task::spawn_blocking(move || store.get_case(&hospital, &case_id)).await.map_err(joined)?.map_err(internal)?;
+        let row =
+            tokio::task::spawn_blocking(move || store.get_case(&hospital, &case_id)).await.map_err(task_failed)?.map_err(unavailable)?;
         let row = row.ok_or_else(|| Status::not_found(format!("{name} does not exist")))?;
         Ok(Response::new(stored_case(row)?))
     }
@@ -206,11 +196,7 @@ impl CaseService for Cases {
             }
             None => {}
         }
-        let page_size = match request.page_size {
-            0 => 100,
-            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
-            n => (n as usize).min(1000),
-        };
+        let page_size = paging::page_size(request.page_size)?;
         let after = decode_token(&request.page_token)?;
         if let (Some((token_hospital, _)), Some(h)) = (&after, &hospital) {
             if token_hospital != h {
@@ -223,8 +209,8 @@ impl CaseService for Cases {
             store.list_cases(hospital.as_deref(), after_ref, page_size + 1)
         })
         .await
-        .map_err(joined)?
-        .map_err(internal)?;
+        .map_err(task_failed)?
+        .map_err(unavailable)?;
         let more = rows.len() > page_size;
         let rows: Vec<StoredCaseRow> = rows.into_iter().take(page_size).collect();
         let next_page_token = match (more, rows.last()) {

@@ -8,6 +8,7 @@ pub mod cases;
 pub mod config;
 pub mod convert;
 pub mod metrics;
+pub mod paging;
 pub mod precheck;
 pub mod reviews;
 pub mod settlement;

@@ -3,9 +3,10 @@
 //! themselves.
 
 use super::auth::{role, Role};
+use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, review_service_server::ReviewService};
 use super::AppState;
-use crate::store::{now_rfc3339, Annotation, StoreError};
+use crate::store::{now_rfc3339, Annotation};
 use prost::Message;
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -18,14 +19,6 @@ pub struct Reviews {
 
 pub const VIOLATION: &str = "violation";
 pub const DECISION: &str = "decision";
-
-fn unavailable(error: StoreError) -> Status {
-    Status::unavailable(format!("storage: {error}"))
-}
-
-fn joined(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("task failed: {error}"))
-}
 
 fn invalid(field: &str, description: String) -> Status {
     let mut details = tonic_types::ErrorDetails::new();
@@ -53,7 +46,7 @@ impl Reviews {
     /// The stored case must exist: a decision about a case the fund never received is an error.
     async fn require_case(&self, hospital: &str, case_id: &str) -> Result<(), Status> {
         let (store, h, c) = (self.state.store.clone(), hospital.to_string(), case_id.to_string());
-        let found = tokio::task::spawn_blocking(move || store.get_case(&h, &c)).await.map_err(joined)?.map_err(unavailable)?;
+        let found = tokio::task::spawn_blocking(move || store.get_case(&h, &c)).await.map_err(task_failed)?.map_err(unavailable)?;
         found.map(|_| ()).ok_or_else(|| Status::failed_precondition(format!("hospitals/{hospital}/cases/{case_id} has not been ingested")))
     }
 
@@ -80,7 +73,7 @@ impl Reviews {
             Ok(None)
         })
         .await
-        .map_err(joined)?
+        .map_err(task_failed)?
         .map_err(unavailable)
     }
 
@@ -105,26 +98,25 @@ impl Reviews {
             (None, Role::Hospital(_)) => return Err(Status::permission_denied("only a fund-office token may list every hospital")),
             (None, Role::FundOffice) => {}
         }
-        let size = match request.page_size {
-            0 => 100,
-            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
-            n => (n as usize).min(1000),
-        };
-        let after = match request.page_token.split_once('/') {
-            Some((h, c)) => Some((h.to_string(), c.to_string())),
-            None if request.page_token.is_empty() => None,
-            None => return Err(Status::invalid_argument("page_token is not a token this service issued")),
+        let size = page_size(request.page_size)?;
+        let after = match decode_token(&request.page_token)? {
+            None => None,
+            Some(key) => match key.split_once('\u{1f}') {
+                Some((h, c)) => Some((h.to_string(), c.to_string())),
+                None => return Err(Status::invalid_argument("page_token is not a token this service issued")),
+            },
         };
         let store = self.state.store.clone();
         let rows = tokio::task::spawn_blocking(move || {
             store.list_annotations(kind, hospital.as_deref(), after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), size + 1)
         })
         .await
-        .map_err(joined)?
+        .map_err(task_failed)?
         .map_err(unavailable)?;
         let more = rows.len() > size;
         let rows: Vec<Annotation> = rows.into_iter().take(size).collect();
-        let token = if more { rows.last().map(|(h, c, _)| format!("{h}/{c}")).unwrap_or_default() } else { String::new() };
+        let token =
+            if more { rows.last().map(|(h, c, _)| encode_token(&format!("{h}\u{1f}{c}"))).unwrap_or_default() } else { String::new() };
         Ok((rows, token))
     }
 }

@@ -6,6 +6,7 @@
 //! token sees its own statements only.
 
 use super::auth::{role, Role};
+use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, settlement_service_server::SettlementService};
 use super::AppState;
 use crate::case::Fund;
@@ -27,42 +28,10 @@ pub struct Settlements {
 
 static RUN_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-fn unavailable(error: StoreError) -> Status {
-    Status::unavailable(format!("storage: {error}"))
-}
-
-fn joined(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("task failed: {error}"))
-}
-
 fn fund_message(fund: Fund) -> i32 {
     match fund {
         Fund::Employee => proto::Fund::Employee as i32,
         Fund::Resident => proto::Fund::Resident as i32,
-    }
-}
-
-fn hex(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(token: &str) -> Result<Option<String>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || Status::invalid_argument("page_token is not a token this service issued");
-    if token.len() % 2 != 0 {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
-}
-
-fn page_size(requested: i32) -> Result<usize, Status> {
-    match requested {
-        0 => Ok(100),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
-        n => Ok((n as usize).min(1000)),
     }
 }
 
@@ -237,7 +206,7 @@ impl Settlements {
     async fn load(&self, run_id: String) -> Result<proto::SettlementRun, Status> {
         let store = self.state.store.clone();
         let name = format!("settlementRuns/{run_id}");
-        let bytes = tokio::task::spawn_blocking(move || store.get_run(&run_id)).await.map_err(joined)?.map_err(unavailable)?;
+        let bytes = tokio::task::spawn_blocking(move || store.get_run(&run_id)).await.map_err(task_failed)?.map_err(unavailable)?;
         let bytes = bytes.ok_or_else(|| Status::not_found(format!("{name} does not exist")))?;
         proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))
     }
@@ -270,7 +239,7 @@ impl SettlementService for Settlements {
             let id = request.request_id.clone();
             let earlier = tokio::task::spawn_blocking(move || store.find_request(&format!("run:{id}")))
                 .await
-                .map_err(joined)?
+                .map_err(task_failed)?
                 .map_err(unavailable)?;
             if let Some(run_id) = earlier {
                 return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?));
@@ -301,7 +270,7 @@ impl SettlementService for Settlements {
             Ok::<(), StoreError>(())
         })
         .await
-        .map_err(joined)?
+        .map_err(task_failed)?
         .map_err(unavailable)?;
         let state = self.state.clone();
         let started = run.clone();
@@ -334,13 +303,15 @@ impl SettlementService for Settlements {
         role(&request)?;
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
-        let after = unhex(&request.page_token)?;
+        let after = decode_token(&request.page_token)?;
         let store = self.state.store.clone();
-        let rows =
-            tokio::task::spawn_blocking(move || store.list_runs(after.as_deref(), size + 1)).await.map_err(joined)?.map_err(unavailable)?;
+        let rows = tokio::task::spawn_blocking(move || store.list_runs(after.as_deref(), size + 1))
+            .await
+            .map_err(task_failed)?
+            .map_err(unavailable)?;
         let more = rows.len() > size;
         let rows: Vec<_> = rows.into_iter().take(size).collect();
-        let next_page_token = if more { rows.last().map(|(id, _)| hex(id)).unwrap_or_default() } else { String::new() };
+        let next_page_token = if more { rows.last().map(|(id, _)| encode_token(id)).unwrap_or_default() } else { String::new() };
         let settlement_runs = rows
             .iter()
             .map(|(_, bytes)| proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))
@@ -388,7 +359,7 @@ impl SettlementService for Settlements {
         let request = request.into_inner();
         let run_id = run_id_of(&request.parent)?;
         let size = page_size(request.page_size)?;
-        let after = unhex(&request.page_token)?;
+        let after = decode_token(&request.page_token)?;
         let hospital = match &role {
             Role::FundOffice => None,
             Role::Hospital(own) => Some(own.clone()),
@@ -396,11 +367,11 @@ impl SettlementService for Settlements {
         let store = self.state.store.clone();
         let rows = tokio::task::spawn_blocking(move || store.list_statements(&run_id, hospital.as_deref(), after.as_deref(), size + 1))
             .await
-            .map_err(joined)?
+            .map_err(task_failed)?
             .map_err(unavailable)?;
         let more = rows.len() > size;
         let rows: Vec<_> = rows.into_iter().take(size).collect();
-        let next_page_token = if more { rows.last().map(|(key, _)| hex(key)).unwrap_or_default() } else { String::new() };
+        let next_page_token = if more { rows.last().map(|(key, _)| encode_token(key)).unwrap_or_default() } else { String::new() };
         let statements = rows
             .iter()
             .map(|(_, bytes)| proto::Statement::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))

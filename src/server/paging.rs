@@ -1,0 +1,60 @@
+//! What the list methods and handlers share: page sizes, opaque page tokens, and the mapping of
+//! storage and task failures to statuses.
+
+use crate::store::StoreError;
+use tonic::Status;
+
+/// The page size of a request: 0 means 100; at most 1000; negative is an error.
+pub fn page_size(requested: i32) -> Result<usize, Status> {
+    match requested {
+        0 => Ok(100),
+        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
+        n => Ok((n as usize).min(1000)),
+    }
+}
+
+/// An opaque page token for the last key of a page (hex of the key's bytes).
+pub fn encode_token(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key of a page token; `None` for the first page.
+pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Status::invalid_argument("page_token is not a token this service issued");
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
+}
+
+/// A storage failure: UNAVAILABLE (the client may retry).
+pub fn unavailable(error: StoreError) -> Status {
+    Status::unavailable(format!("storage: {error}"))
+}
+
+/// A blocking task that did not finish: INTERNAL.
+pub fn task_failed(error: tokio::task::JoinError) -> Status {
+    Status::internal(format!("task failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_refused() {
+        let key = "H001\u{1f}C 9/é";
+        assert_eq!(decode_token(&encode_token(key)).unwrap().as_deref(), Some(key));
+        assert_eq!(decode_token("").unwrap(), None);
+        for bad in ["abc", "zz", "ffff", "é1"] {
+            assert_eq!(decode_token(bad).unwrap_err().code(), tonic::Code::InvalidArgument, "{bad}");
+        }
+        assert_eq!(page_size(0).unwrap(), 100);
+        assert_eq!(page_size(5000).unwrap(), 1000);
+        assert!(page_size(-1).is_err());
+    }
+}
