@@ -24,7 +24,7 @@ enum Command {
     },
     /// Flag likely violations (split admissions, upcoding, low-standard admissions, bed-hanging).
     Audit(cli::audit::AuditArgs),
-    /// Run the gRPC service (pre-check, case ingestion) with health and reflection.
+    /// Run the gRPC service (pre-check, cases, settlement runs, reviews) with health, reflection and metrics.
     Serve(cli::serve::ConfigArgs),
     /// Show the resolved service configuration (defaults → file → environment → flags).
     Config {
