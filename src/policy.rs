@@ -778,6 +778,15 @@ impl Policy {
         Ok(())
     }
 
+    /// The score of the region's average case: the DIP scale, or points per unit of RW (DRG).
+    /// A case's weight for the case mix index is its group score divided by this.
+    pub fn average_case_score(&self) -> Decimal {
+        match self.scheme {
+            Scheme::Dip => self.score_scale,
+            Scheme::Drg => self.drg_points_per_rw,
+        }
+    }
+
     /// The fund settings, or an error naming the missing `funds` table.
     pub fn funds(&self) -> Result<&Funds, PolicyError> {
         self.funds.as_ref().ok_or_else(|| invalid("funds", "settlement needs [funds.employee] and [funds.resident]"))

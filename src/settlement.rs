@@ -219,6 +219,37 @@ pub struct SettlementCase {
 }
 
 impl SettlementCase {
+    /// A case as assessed (grouped and priced), before penalties and reviews, which the caller
+    /// adds.
+    pub fn assessed(
+        policy: &Policy,
+        assessment: &crate::scoring::Assessment,
+        hospital: u32,
+        fund: Fund,
+        month: u32,
+        total_cost: Decimal,
+        patient_paid: Decimal,
+    ) -> SettlementCase {
+        use crate::pricing::CaseCategory;
+        let category = assessment.points.category;
+        let grouped = !assessment.group.is_empty() && category != CaseCategory::Ungrouped;
+        let average = policy.average_case_score();
+        let case_weight = if grouped && average > Decimal::ZERO { assessment.points.base_score / average } else { Decimal::ZERO };
+        SettlementCase {
+            hospital,
+            fund,
+            month,
+            points: assessment.points.points.value(),
+            reviewed_points: None,
+            penalty_multiple: None,
+            exempt: category == CaseCategory::Exempt,
+            case_weight,
+            grouped,
+            total_cost,
+            patient_paid,
+        }
+    }
+
     /// Points the case contributes to its hospital: its points, or −k × points when penalised.
     pub fn counted_points(&self) -> Decimal {
         let points = self.reviewed_points.unwrap_or(self.points);
@@ -327,14 +358,25 @@ pub fn monthly(
         debug_assert!((case.hospital as usize) < hospital_count);
         totals.entry((case.hospital, case.fund)).or_default().add(case);
     }
-    let values = [monthly_point_value(policy, Fund::Employee)?, monthly_point_value(policy, Fund::Resident)?];
+    let terms = monthly_terms(policy)?;
     let mut statements = Vec::with_capacity(totals.len());
     for ((hospital, fund), totals) in totals {
-        let record = &values[usize::from(fund == Fund::Resident)];
-        let share = policy.fund(fund)?.monthly_payment_share;
-        statements.push(monthly_statement(hospital, fund, totals, record.value, share));
+        let (record, share) = &terms[fund_slot(fund)];
+        statements.push(monthly_statement(hospital, fund, totals, record.value, *share));
     }
-    Ok((values.to_vec(), statements))
+    Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
+}
+
+fn fund_slot(fund: Fund) -> usize {
+    usize::from(fund == Fund::Resident)
+}
+
+/// Each fund's monthly point value and payment share (employee, resident), resolved once.
+fn monthly_terms(policy: &Policy) -> Result<[(PointValueRecord, Decimal); 2], SettlementError> {
+    Ok([
+        (monthly_point_value(policy, Fund::Employee)?, policy.fund(Fund::Employee)?.monthly_payment_share),
+        (monthly_point_value(policy, Fund::Resident)?, policy.fund(Fund::Resident)?.monthly_payment_share),
+    ])
 }
 
 fn monthly_statement(hospital: u32, fund: Fund, totals: Totals, point_value: PointValue, share: Decimal) -> MonthlyStatement {
@@ -421,11 +463,11 @@ pub fn annual(
         totals.entry((*hospital, *fund)).or_default().merge(month);
     }
     // What the months paid and held.
+    let terms = monthly_terms(policy)?;
     let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();
     for ((hospital, fund, _), month) in monthly_totals {
-        let value = monthly_point_value(policy, fund)?.value;
-        let share = policy.fund(fund)?.monthly_payment_share;
-        let statement = monthly_statement(hospital, fund, month, value, share);
+        let (record, share) = &terms[fund_slot(fund)];
+        let statement = monthly_statement(hospital, fund, month, record.value, *share);
         let entry = paid_and_held.entry((hospital, fund)).or_insert((Yuan::ZERO, Yuan::ZERO));
         entry.0 += statement.paid_now;
         entry.1 += statement.deposit;

@@ -4,14 +4,13 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use dipdrg::audit::{audit, score_flags, AuditCase, FlagKind};
-use dipdrg::io::case_csv::{CaseReader, Layout};
+use dipdrg::io::case_csv::CaseReader;
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -51,12 +50,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         policy.audit.outpatient_family_prefixes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
     }
     let scorer = Scorer::load(&policy, &args.policy, &args.tables).with_context(|| format!("loading {}", args.tables.display()))?;
-    let file = File::open(&args.cases).with_context(|| format!("opening {}", args.cases.display()))?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
-    let mut header = Vec::new();
-    input.read_until(b'\n', &mut header)?;
-    let layout = Layout::from_header_line(&header).with_context(|| format!("reading {}", args.cases.display()))?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let (mut input, layout) = super::open_case_file(&args.cases)?;
+    let threads = super::worker_threads(args.threads);
     let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| {
         let mut cases = Vec::with_capacity(bytes.len() / 100);
         let mut rejected = 0u64;

@@ -14,6 +14,23 @@ use dipdrg::drg::DrgTableSet;
 use std::path::Path;
 use std::time::Instant;
 
+/// Opens a case CSV for chunked reading: the reader positioned after the header, and the
+/// header's layout.
+pub fn open_case_file(path: &Path) -> anyhow::Result<(std::io::BufReader<std::fs::File>, dipdrg::io::case_csv::Layout)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut header = Vec::new();
+    input.read_until(b'\n', &mut header).with_context(|| format!("reading {}", path.display()))?;
+    let layout = dipdrg::io::case_csv::Layout::from_header_line(&header).with_context(|| format!("reading {}", path.display()))?;
+    Ok((input, layout))
+}
+
+/// Worker threads: as asked, else one per core.
+pub fn worker_threads(requested: Option<usize>) -> usize {
+    requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
 /// Loads a DRG table set and prints one line about it (and its lint warnings) to stderr.
 pub fn load_tables(dir: &Path, quiet: bool) -> anyhow::Result<DrgTableSet> {
     let started = Instant::now();

@@ -13,7 +13,6 @@ use dipdrg::case::{Case, Fund};
 use dipdrg::io::case_csv::{CaseReader, Layout};
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
-use dipdrg::pricing::CaseCategory;
 use dipdrg::scoring::Scorer;
 use dipdrg::settlement::{self, largest_remainder, PointValueRecord, SettlementCase};
 use dipdrg::units::{push_decimal, round_half_up, Yuan};
@@ -22,7 +21,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -88,7 +87,6 @@ struct Shared<'a> {
     month: Option<u32>,
     violations: FxHashMap<String, Violation>,
     reviews: FxHashMap<String, Review>,
-    average_score: Decimal,
     parts_dir: PathBuf,
 }
 
@@ -209,25 +207,10 @@ fn process_chunk(context: &Shared<'_>, index: usize, bytes: Vec<u8>) -> ChunkRes
         let violation = context.violations.get(&case.case_id);
         let review = context.reviews.get(&case.case_id);
         let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
-        let exempt = assessment.points.category == CaseCategory::Exempt;
-        let grouped = !assessment.group.is_empty() && assessment.points.category != CaseCategory::Ungrouped;
-        let case_weight = if grouped && context.average_score > Decimal::ZERO {
-            assessment.points.base_score / context.average_score
-        } else {
-            Decimal::ZERO
-        };
         let settlement = SettlementCase {
-            hospital,
-            fund,
-            month,
-            points,
             reviewed_points,
             penalty_multiple: violation.map(|v| v.multiple),
-            exempt,
-            case_weight,
-            grouped,
-            total_cost,
-            patient_paid,
+            ..SettlementCase::assessed(context.policy, &assessment, hospital, fund, month, total_cost, patient_paid)
         };
         row.clear();
         csv_field(&mut row, &case.case_id);
@@ -391,15 +374,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose()?.unwrap_or_default();
     let reviews = args.reviews.as_deref().map(read_reviews).transpose()?.unwrap_or_default();
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
-    let average_score = match policy.scheme {
-        dipdrg::policy::Scheme::Dip => policy.score_scale,
-        dipdrg::policy::Scheme::Drg => policy.drg_points_per_rw,
-    };
-    let file = File::open(&args.cases).with_context(|| format!("opening {}", args.cases.display()))?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
-    let mut header = Vec::new();
-    input.read_until(b'\n', &mut header)?;
-    let layout = Layout::from_header_line(&header).with_context(|| format!("reading {}", args.cases.display()))?;
+    let (mut input, layout) = super::open_case_file(&args.cases)?;
     let context = Shared {
         policy: &policy,
         scorer: &scorer,
@@ -409,11 +384,10 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         month,
         violations,
         reviews,
-        average_score,
         parts_dir: args.out.join(".parts"),
     };
     std::fs::create_dir_all(&context.parts_dir).with_context(|| format!("creating {}", context.parts_dir.display()))?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = super::worker_threads(args.threads);
     let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |index, bytes| process_chunk(&context, index, bytes))?;
     let read_done = started.elapsed();
 

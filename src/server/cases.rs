@@ -33,18 +33,6 @@ fn stored_case(row: StoredCaseRow) -> Result<proto::StoredCase, Status> {
     })
 }
 
-/// Page tokens are the last (hospital, case id) of the previous page.
-fn encode_token(hospital: &str, case_id: &str) -> String {
-    paging::encode_token(&format!("{hospital}\u{1f}{case_id}"))
-}
-
-fn decode_token(token: &str) -> Result<Option<(String, String)>, Status> {
-    let Some(key) = paging::decode_token(token)? else { return Ok(None) };
-    let (hospital, case_id) =
-        key.split_once('\u{1f}').ok_or_else(|| Status::invalid_argument("page_token is not a token this service issued"))?;
-    Ok(Some((hospital.to_string(), case_id.to_string())))
-}
-
 #[tonic::async_trait]
 impl CaseService for Cases {
     async fn ingest_cases(
@@ -179,25 +167,9 @@ impl CaseService for Cases {
     async fn list_cases(&self, request: Request<proto::ListCasesRequest>) -> Result<Response<proto::ListCasesResponse>, Status> {
         let role = role(&request)?;
         let request = request.into_inner();
-        let hospital = match request.parent.strip_prefix("hospitals/") {
-            Some("-") => None,
-            Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
-            _ => {
-                return Err(Status::invalid_argument(format!(
-                    "parent {:?} is not hospitals/{{hospital_id}} or hospitals/-",
-                    request.parent
-                )))
-            }
-        };
-        match &hospital {
-            Some(h) => role.check(h)?,
-            None if role != super::auth::Role::FundOffice => {
-                return Err(Status::permission_denied("only a fund-office token may list every hospital"))
-            }
-            None => {}
-        }
+        let hospital = paging::parent_hospital(&role, &request.parent)?;
         let page_size = paging::page_size(request.page_size)?;
-        let after = decode_token(&request.page_token)?;
+        let after = paging::decode_case_token(&request.page_token)?;
         if let (Some((token_hospital, _)), Some(h)) = (&after, &hospital) {
             if token_hospital != h {
                 return Err(Status::invalid_argument("page_token belongs to another listing"));
@@ -214,7 +186,7 @@ impl CaseService for Cases {
         let more = rows.len() > page_size;
         let rows: Vec<StoredCaseRow> = rows.into_iter().take(page_size).collect();
         let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => encode_token(&last.hospital_id, &last.case_id),
+            (true, Some(last)) => paging::encode_case_token(&last.hospital_id, &last.case_id),
             _ => String::new(),
         };
         let cases = rows.into_iter().map(stored_case).collect::<Result<Vec<_>, _>>()?;

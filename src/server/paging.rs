@@ -31,6 +31,37 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
 }
 
+/// A page token for the last (hospital, case id) of a page.
+pub fn encode_case_token(hospital: &str, case_id: &str) -> String {
+    encode_token(&format!("{hospital}\u{1f}{case_id}"))
+}
+
+/// The (hospital, case id) of a token made by [`encode_case_token`]; `None` for the first page.
+pub fn decode_case_token(token: &str) -> Result<Option<(String, String)>, Status> {
+    let Some(key) = decode_token(token)? else { return Ok(None) };
+    let (hospital, case_id) =
+        key.split_once('\u{1f}').ok_or_else(|| Status::invalid_argument("page_token is not a token this service issued"))?;
+    Ok(Some((hospital.to_string(), case_id.to_string())))
+}
+
+/// The hospital a list request's `parent` names — `hospitals/{hospital_id}`, or `hospitals/-`
+/// (every hospital: `None`) — once the caller's role may list it.
+pub fn parent_hospital(role: &super::auth::Role, parent: &str) -> Result<Option<String>, Status> {
+    let hospital = match parent.strip_prefix("hospitals/") {
+        Some("-") => None,
+        Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
+        _ => return Err(Status::invalid_argument(format!("parent {parent:?} is not hospitals/{{hospital_id}} or hospitals/-"))),
+    };
+    match (&hospital, role) {
+        (Some(h), _) => role.check(h)?,
+        (None, super::auth::Role::Hospital(_)) => {
+            return Err(Status::permission_denied("only a fund-office token may list every hospital"))
+        }
+        (None, super::auth::Role::FundOffice) => {}
+    }
+    Ok(hospital)
+}
+
 /// A storage failure: UNAVAILABLE (the client may retry).
 pub fn unavailable(error: StoreError) -> Status {
     Status::unavailable(format!("storage: {error}"))

@@ -3,7 +3,7 @@
 //! themselves.
 
 use super::auth::{role, Role};
-use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
+use super::paging::{decode_case_token, encode_case_token, page_size, parent_hospital, task_failed, unavailable};
 use super::proto::{self, review_service_server::ReviewService};
 use super::AppState;
 use crate::store::{now_rfc3339, Annotation};
@@ -83,29 +83,9 @@ impl Reviews {
         request: proto::ListAnnotationsRequest,
         kind: &'static str,
     ) -> Result<(Vec<Annotation>, String), Status> {
-        let hospital = match request.parent.strip_prefix("hospitals/") {
-            Some("-") => None,
-            Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
-            _ => {
-                return Err(Status::invalid_argument(format!(
-                    "parent {:?} is not hospitals/{{hospital_id}} or hospitals/-",
-                    request.parent
-                )))
-            }
-        };
-        match (&hospital, role) {
-            (Some(h), _) => role.check(h)?,
-            (None, Role::Hospital(_)) => return Err(Status::permission_denied("only a fund-office token may list every hospital")),
-            (None, Role::FundOffice) => {}
-        }
+        let hospital = parent_hospital(role, &request.parent)?;
         let size = page_size(request.page_size)?;
-        let after = match decode_token(&request.page_token)? {
-            None => None,
-            Some(key) => match key.split_once('\u{1f}') {
-                Some((h, c)) => Some((h.to_string(), c.to_string())),
-                None => return Err(Status::invalid_argument("page_token is not a token this service issued")),
-            },
-        };
+        let after = decode_case_token(&request.page_token)?;
         let store = self.state.store.clone();
         let rows = tokio::task::spawn_blocking(move || {
             store.list_annotations(kind, hospital.as_deref(), after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), size + 1)
@@ -115,8 +95,7 @@ impl Reviews {
         .map_err(unavailable)?;
         let more = rows.len() > size;
         let rows: Vec<Annotation> = rows.into_iter().take(size).collect();
-        let token =
-            if more { rows.last().map(|(h, c, _)| encode_token(&format!("{h}\u{1f}{c}"))).unwrap_or_default() } else { String::new() };
+        let token = if more { rows.last().map(|(h, c, _)| encode_case_token(h, c)).unwrap_or_default() } else { String::new() };
         Ok((rows, token))
     }
 }

@@ -11,7 +11,6 @@ use super::proto::{self, settlement_service_server::SettlementService};
 use super::AppState;
 use crate::case::Fund;
 use crate::io::case_csv::parse_case_row;
-use crate::pricing::CaseCategory;
 use crate::settlement::{self, PointValueRecord, SettlementCase};
 use crate::store::{now_rfc3339, StoreError};
 use prost::Message;
@@ -59,10 +58,6 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
         _ => return Err(format!("period {:?} does not fit the mode", run.period)),
     };
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
-    let average_score = match policy.scheme {
-        crate::policy::Scheme::Dip => policy.score_scale,
-        crate::policy::Scheme::Drg => policy.drg_points_per_rw,
-    };
     // Confirmed violations and review decisions, by (hospital, case id).
     let annotations = |kind: &str| -> Result<std::collections::HashMap<(String, String), Vec<u8>>, String> {
         let mut all = std::collections::HashMap::new();
@@ -106,7 +101,6 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
                 continue;
             };
             let assessment = state.scorer.assess(policy, &case);
-            let grouped = !assessment.group.is_empty() && assessment.points.category != CaseCategory::Ungrouped;
             let key = (row.hospital_id.clone(), row.case_id.clone());
             let penalty_multiple = violations
                 .get(&key)
@@ -117,18 +111,12 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
             let reviewed_points = decision
                 .filter(|d| d.decision == proto::ReviewDecision::Approved as i32)
                 .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
+            let month = case.discharge_date.map_or(1, |d| d.ymd().1);
+            let patient_paid = case.patient_paid.unwrap_or_default();
             cases.push(SettlementCase {
-                hospital: hospital as u32,
-                fund,
-                month: case.discharge_date.map_or(1, |d| d.ymd().1),
-                points: assessment.points.points.value(),
                 reviewed_points,
                 penalty_multiple,
-                exempt: assessment.points.category == CaseCategory::Exempt,
-                case_weight: if grouped { assessment.points.base_score / average_score } else { Decimal::ZERO },
-                grouped,
-                total_cost,
-                patient_paid: case.patient_paid.unwrap_or_default(),
+                ..SettlementCase::assessed(policy, &assessment, hospital as u32, fund, month, total_cost, patient_paid)
             });
         }
     }
