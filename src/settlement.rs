@@ -353,10 +353,10 @@ pub fn monthly(
     cases: &[SettlementCase],
     hospital_count: usize,
 ) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
+    debug_assert!(cases.iter().all(|c| (c.hospital as usize) < hospital_count));
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
-    for case in cases {
-        debug_assert!((case.hospital as usize) < hospital_count);
-        totals.entry((case.hospital, case.fund)).or_default().add(case);
+    for ((hospital, fund, _), month) in totals_by_month(cases) {
+        totals.entry((hospital, fund)).or_default().merge(&month);
     }
     let terms = monthly_terms(policy)?;
     let mut statements = Vec::with_capacity(totals.len());
@@ -365,6 +365,47 @@ pub fn monthly(
         statements.push(monthly_statement(hospital, fund, totals, record.value, *share));
     }
     Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
+}
+
+/// Totals per (hospital, fund, month). Large inputs are summed in two halves on two threads:
+/// decimal addition is exact, so the result does not depend on the split.
+fn totals_by_month(cases: &[SettlementCase]) -> BTreeMap<(u32, Fund, u32), Totals> {
+    fn sum(cases: &[SettlementCase]) -> BTreeMap<(u32, Fund, u32), Totals> {
+        let mut totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
+        let mut last: Option<((u32, Fund, u32), Totals)> = None;
+        for case in cases {
+            // Cases usually come grouped; avoid a map lookup per case while the key repeats.
+            let key = (case.hospital, case.fund, case.month);
+            match &mut last {
+                Some((k, t)) if *k == key => t.add(case),
+                _ => {
+                    if let Some((k, t)) = last.take() {
+                        totals.entry(k).or_default().merge(&t);
+                    }
+                    let mut t = Totals::default();
+                    t.add(case);
+                    last = Some((key, t));
+                }
+            }
+        }
+        if let Some((k, t)) = last.take() {
+            totals.entry(k).or_default().merge(&t);
+        }
+        totals
+    }
+    if cases.len() < 200_000 {
+        return sum(cases);
+    }
+    let (first, second) = cases.split_at(cases.len() / 2);
+    let (mut totals, rest) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| sum(second));
+        let mine = sum(first);
+        (mine, other.join().ok())
+    });
+    for (key, t) in rest.unwrap_or_else(|| sum(second)) {
+        totals.entry(key).or_default().merge(&t);
+    }
+    totals
 }
 
 fn fund_slot(fund: Fund) -> usize {
@@ -438,26 +479,7 @@ pub fn annual(
     cases: &[SettlementCase],
     hospital_ids: &[String],
 ) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
-    let mut monthly_totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
-    let mut last: Option<((u32, Fund, u32), Totals)> = None;
-    for case in cases {
-        // Cases usually come grouped; avoid a map lookup per case while the key repeats.
-        let key = (case.hospital, case.fund, case.month);
-        match &mut last {
-            Some((k, t)) if *k == key => t.add(case),
-            _ => {
-                if let Some((k, t)) = last.take() {
-                    monthly_totals.entry(k).or_default().merge(&t);
-                }
-                let mut t = Totals::default();
-                t.add(case);
-                last = Some((key, t));
-            }
-        }
-    }
-    if let Some((k, t)) = last.take() {
-        monthly_totals.entry(k).or_default().merge(&t);
-    }
+    let monthly_totals = totals_by_month(cases);
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
     for ((hospital, fund, _), month) in &monthly_totals {
         totals.entry((*hospital, *fund)).or_default().merge(month);

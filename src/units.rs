@@ -17,26 +17,46 @@ pub fn push_decimal(out: &mut String, value: Decimal) {
         out.push('-');
     }
     let mut digits = [0u8; 40];
-    let mut n = mantissa.unsigned_abs();
     let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        n /= 10;
-        len += 1;
-        if n == 0 {
-            break;
+    let wide = mantissa.unsigned_abs();
+    // u64 arithmetic when the mantissa fits (it nearly always does): u128 division is slow.
+    match u64::try_from(wide) {
+        Ok(mut n) => loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = wide;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                n /= 10;
+                len += 1;
+                if n == 0 {
+                    break;
+                }
+            }
         }
     }
     while len <= scale {
         digits[len] = b'0';
         len += 1;
     }
+    let mut text = [0u8; 41];
+    let mut at = 0;
     for i in (0..len).rev() {
-        out.push(digits[i] as char);
+        text[at] = digits[i];
+        at += 1;
         if i == scale && scale > 0 {
-            out.push('.');
+            text[at] = b'.';
+            at += 1;
         }
     }
+    // Only ASCII digits and '.' were written.
+    out.push_str(std::str::from_utf8(&text[..at]).unwrap_or_default());
 }
 
 /// Rounds half away from zero (四舍五入) to `decimals` places.

@@ -87,7 +87,6 @@ struct Shared<'a> {
     month: Option<u32>,
     violations: FxHashMap<String, Violation>,
     reviews: FxHashMap<String, Review>,
-    parts_dir: PathBuf,
 }
 
 struct Rejected {
@@ -98,20 +97,30 @@ struct Rejected {
     reason: String,
 }
 
-/// What a worker hands back for one chunk. Output rows (without their amount) are spilled to a
-/// part file so that memory holds only the compact settlement records.
+/// What a worker hands back for one chunk: compact settlement records, the case ids in one
+/// arena (for duplicate checks), and the output rows (without their amount) as text.
 struct ChunkResult {
     records: u64,
     /// Per accepted case, in chunk order.
     cases: Vec<SettlementCase>,
-    case_ids: Vec<Box<str>>,
+    /// Case ids back to back; `id_ends[i]` ends the i-th.
+    ids: String,
+    id_ends: Vec<u32>,
+    /// FxHash of each case id.
+    id_hashes: Vec<u64>,
     local_records: Vec<u64>,
     review_applied: Vec<bool>,
-    /// End offset of each row in the part file.
-    row_ends: Vec<u64>,
-    part: PathBuf,
+    rows: Vec<u8>,
+    /// End offset of each row in `rows`.
+    row_ends: Vec<u32>,
     rejected: Vec<Rejected>,
-    error: Option<String>,
+}
+
+impl ChunkResult {
+    fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.id_ends[i - 1] as usize };
+        &self.ids[start..self.id_ends[i] as usize]
+    }
 }
 
 fn csv_field(out: &mut String, text: &str) {
@@ -159,46 +168,40 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     Ok(SettlementFields { hospital: index, fund, month, total_cost, patient_paid })
 }
 
-fn process_chunk(context: &Shared<'_>, index: usize, bytes: Vec<u8>) -> ChunkResult {
+fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
+    let expected = bytes.len() / 100 + 16;
     let mut result = ChunkResult {
         records: 0,
-        cases: Vec::new(),
-        case_ids: Vec::new(),
-        local_records: Vec::new(),
-        review_applied: Vec::new(),
-        row_ends: Vec::new(),
-        part: context.parts_dir.join(format!("part-{index:06}")),
+        cases: Vec::with_capacity(expected),
+        ids: String::with_capacity(expected * 16),
+        id_ends: Vec::with_capacity(expected),
+        id_hashes: Vec::with_capacity(expected),
+        local_records: Vec::with_capacity(expected),
+        review_applied: Vec::with_capacity(expected),
+        rows: Vec::with_capacity(bytes.len()),
+        row_ends: Vec::with_capacity(expected),
         rejected: Vec::new(),
-        error: None,
     };
-    let mut rows: Vec<u8> = Vec::with_capacity(bytes.len() * 3 / 2);
-    let expected = bytes.len() / 100 + 16;
-    result.cases.reserve(expected);
-    result.case_ids.reserve(expected);
-    result.local_records.reserve(expected);
-    result.review_applied.reserve(expected);
-    result.row_ends.reserve(expected);
     let mut row = String::with_capacity(256);
-    for item in CaseReader::headerless(&bytes[..], context.layout.clone(), 0) {
+    let mut case = Case::default();
+    let mut reader = CaseReader::headerless(bytes, context.layout.clone(), 0);
+    while let Some(item) = reader.next_into(&mut case) {
         result.records += 1;
         let record = result.records;
-        let case = match item {
-            Ok(case) => case,
-            Err(r) => {
-                result.rejected.push(Rejected {
-                    record,
-                    case_id: r.case_id.unwrap_or_default(),
-                    field: r.field,
-                    value: r.value,
-                    reason: r.reason,
-                });
-                continue;
-            }
-        };
+        if let Err(r) = item {
+            result.rejected.push(Rejected {
+                record,
+                case_id: r.case_id.unwrap_or_default(),
+                field: r.field,
+                value: r.value,
+                reason: r.reason,
+            });
+            continue;
+        }
         let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(&case, context) {
             Ok(fields) => fields,
             Err((field, value, reason)) => {
-                result.rejected.push(Rejected { record, case_id: case.case_id, field: field.to_string(), value, reason });
+                result.rejected.push(Rejected { record, case_id: case.case_id.clone(), field: field.to_string(), value, reason });
                 continue;
             }
         };
@@ -258,17 +261,70 @@ fn process_chunk(context: &Shared<'_>, index: usize, bytes: Vec<u8>) -> ChunkRes
                 push_decimal(&mut row, round_half_up(value, 4).normalize());
             }
         }
-        rows.extend_from_slice(row.as_bytes());
-        result.row_ends.push(rows.len() as u64);
+        result.rows.extend_from_slice(row.as_bytes());
+        result.row_ends.push(result.rows.len() as u32);
         result.cases.push(settlement);
-        result.case_ids.push(case.case_id.into_boxed_str());
+        result.ids.push_str(&case.case_id);
+        result.id_ends.push(result.ids.len() as u32);
+        result.id_hashes.push(id_hash(&case.case_id));
         result.local_records.push(record);
         result.review_applied.push(review.is_some());
     }
-    if let Err(e) = std::fs::write(&result.part, &rows) {
-        result.error = Some(format!("writing {}: {e}", result.part.display()));
-    }
     result
+}
+
+fn id_hash(id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Finds repeated case ids: for each later occurrence, the global index of the first. Keys are
+/// sorted by (hash, index) in two halves split by the hash's top bit, one per thread; ids are
+/// compared only within runs of equal hashes, so a hash collision never merges two cases.
+fn find_repeats(chunks: &[ChunkResult], starts: &[usize]) -> FxHashMap<u32, u32> {
+    let locate = |global: u32| {
+        let chunk = starts.partition_point(|&s| s <= global as usize) - 1;
+        chunks[chunk].id(global as usize - starts[chunk])
+    };
+    let mut halves: [Vec<(u64, u32)>; 2] = [Vec::new(), Vec::new()];
+    for (chunk, &start) in chunks.iter().zip(starts) {
+        for (i, &hash) in chunk.id_hashes.iter().enumerate() {
+            halves[(hash >> 63) as usize].push((hash, (start + i) as u32));
+        }
+    }
+    let scan = |keys: &mut Vec<(u64, u32)>| -> Vec<(u32, u32)> {
+        keys.sort_unstable();
+        let mut repeats = Vec::new();
+        let mut run_start = 0;
+        for i in 1..=keys.len() {
+            if i < keys.len() && keys[i].0 == keys[run_start].0 {
+                continue;
+            }
+            let run = &keys[run_start..i];
+            if run.len() > 1 {
+                // The distinct ids of the run (one, unless hashes collide) with their first index;
+                // indexes ascend within a run, so the first seen is the earliest occurrence.
+                let mut distinct: Vec<(&str, u32)> = Vec::new();
+                for &(_, index) in run {
+                    let id = locate(index);
+                    match distinct.iter().find(|(d, _)| *d == id) {
+                        Some(&(_, first)) => repeats.push((index, first)),
+                        None => distinct.push((id, index)),
+                    }
+                }
+            }
+            run_start = i;
+        }
+        repeats
+    };
+    let [mut low, mut high] = halves;
+    let (a, b) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| scan(&mut high));
+        let mine = scan(&mut low);
+        (mine, other.join().unwrap_or_default())
+    });
+    a.into_iter().chain(b).collect()
 }
 
 fn read_violations(path: &Path, policy: &Policy) -> anyhow::Result<FxHashMap<String, Violation>> {
@@ -384,68 +440,61 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         month,
         violations,
         reviews,
-        parts_dir: args.out.join(".parts"),
     };
-    std::fs::create_dir_all(&context.parts_dir).with_context(|| format!("creating {}", context.parts_dir.display()))?;
     let threads = super::worker_threads(args.threads);
-    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |index, bytes| process_chunk(&context, index, bytes))?;
+    let mut chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| process_chunk(&context, bytes))?;
     let read_done = started.elapsed();
 
     // Merge in file order: record numbers, duplicates, every record accounted for.
-    let expected: usize = chunks.iter().map(|c| c.cases.len()).sum();
-    let mut cases: Vec<SettlementCase> = Vec::with_capacity(expected);
-    let mut case_ids: Vec<Box<str>> = Vec::with_capacity(expected);
-    let mut case_records: Vec<u64> = Vec::with_capacity(expected);
-    let mut review_applied: Vec<bool> = Vec::with_capacity(expected);
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut accepted_before = 0usize;
+    for chunk in &chunks {
+        starts.push(accepted_before);
+        accepted_before += chunk.cases.len();
+    }
+    if accepted_before > u32::MAX as usize {
+        bail!("{accepted_before} cases in one run: at most {} are supported", u32::MAX);
+    }
+    let repeats = find_repeats(&chunks, &starts);
+    let mut global_records: Vec<u64> = Vec::with_capacity(accepted_before);
     let mut rejected: Vec<Rejected> = Vec::new();
-    let mut parts: Vec<(PathBuf, Vec<u64>, Vec<bool>)> = Vec::new();
     let mut records_before = 0u64;
-    let mut seen: FxHashMap<u64, u32> = FxHashMap::with_capacity_and_hasher(expected, Default::default());
-    for chunk in chunks {
-        if let Some(error) = chunk.error {
-            bail!("{error}");
-        }
-        for mut r in chunk.rejected {
+    for chunk in &mut chunks {
+        for mut r in chunk.rejected.drain(..) {
             r.record += records_before;
             rejected.push(r);
         }
-        let mut kept = Vec::with_capacity(chunk.cases.len());
-        let items = chunk.cases.into_iter().zip(chunk.case_ids).zip(chunk.local_records).zip(chunk.review_applied);
-        for (((case, case_id), local_record), reviewed) in items {
-            let record = local_record + records_before;
-            let mut hasher = FxHasher::default();
-            case_id.hash(&mut hasher);
-            let key = hasher.finish();
-            let duplicate_of = match seen.get(&key) {
-                Some(&first) if case_ids[first as usize] == case_id => Some(case_records[first as usize]),
-                Some(_) => None, // a hash collision between different ids: both are kept
-                None => {
-                    seen.insert(key, cases.len() as u32);
-                    None
-                }
-            };
-            kept.push(duplicate_of.is_none());
-            match duplicate_of {
-                Some(first) => rejected.push(Rejected {
-                    record,
-                    case_id: case_id.to_string(),
-                    field: "case_id".into(),
-                    value: case_id.to_string(),
-                    reason: format!("repeats the case id of record {first}: a case is settled once"),
-                }),
-                None => {
-                    cases.push(case);
-                    case_ids.push(case_id);
-                    case_records.push(record);
-                    review_applied.push(reviewed);
-                }
-            }
-        }
-        parts.push((chunk.part, chunk.row_ends, kept));
+        global_records.extend(chunk.local_records.iter().map(|r| r + records_before));
         records_before += chunk.records;
     }
-    drop(seen);
-    drop(case_ids);
+    for (&later, &first) in &repeats {
+        let chunk = starts.partition_point(|&s| s <= later as usize) - 1;
+        let id = chunks[chunk].id(later as usize - starts[chunk]).to_string();
+        rejected.push(Rejected {
+            record: global_records[later as usize],
+            case_id: id.clone(),
+            field: "case_id".into(),
+            value: id,
+            reason: format!("repeats the case id of record {}: a case is settled once", global_records[first as usize]),
+        });
+    }
+    let kept = |global: usize| !repeats.contains_key(&(global as u32));
+    let mut cases: Vec<SettlementCase> = Vec::with_capacity(accepted_before - repeats.len());
+    let mut review_applied: Vec<bool> = Vec::with_capacity(accepted_before - repeats.len());
+    for (chunk, &start) in chunks.iter_mut().zip(&starts) {
+        let taken = std::mem::take(&mut chunk.cases);
+        for (i, (case, reviewed)) in taken.into_iter().zip(&chunk.review_applied).enumerate() {
+            if repeats.is_empty() || kept(start + i) {
+                cases.push(case);
+                review_applied.push(*reviewed);
+            }
+        }
+        chunk.ids = String::new();
+        chunk.id_ends = Vec::new();
+        chunk.id_hashes = Vec::new();
+        chunk.local_records = Vec::new();
+    }
+    drop(global_records);
     rejected.sort_by_key(|r| r.record);
     let submitted = records_before;
     if cases.len() as u64 + rejected.len() as u64 != submitted {
@@ -480,10 +529,31 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     for (i, case) in cases.iter().enumerate() {
         by_statement[slot(case.hospital, case.fund)].push(i as u32);
     }
-    for ((hospital, fund), gross) in outputs.gross_by_statement() {
-        let members = &by_statement[slot(hospital, fund)];
-        let weights: Vec<Decimal> = members.iter().map(|&i| cases[i as usize].counted_points()).collect();
-        for (&i, part) in members.iter().zip(split_over_cases(to_fen(gross), &weights)) {
+    // Statements are independent: split them on two threads (alternating), then scatter.
+    let jobs: Vec<(&[u32], i64)> = outputs
+        .gross_by_statement()
+        .into_iter()
+        .map(|((hospital, fund), gross)| (&by_statement[slot(hospital, fund)][..], to_fen(gross)))
+        .collect();
+    let split = |parity: usize| -> Vec<Vec<i64>> {
+        jobs.iter()
+            .skip(parity)
+            .step_by(2)
+            .map(|(members, gross)| {
+                let weights: Vec<Decimal> = members.iter().map(|&i| cases[i as usize].counted_points()).collect();
+                split_over_cases(*gross, &weights)
+            })
+            .collect()
+    };
+    let (even, odd) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| split(1));
+        let mine = split(0);
+        (mine, other.join().ok())
+    });
+    let odd = odd.unwrap_or_else(|| split(1));
+    for (k, parts) in even.into_iter().enumerate().map(|(k, p)| (2 * k, p)).chain(odd.into_iter().enumerate().map(|(k, p)| (2 * k + 1, p)))
+    {
+        for (&i, part) in jobs[k].0.iter().zip(parts) {
             case_amounts[i as usize] = part;
         }
     }
@@ -494,26 +564,44 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     cases_out.write_all(
         b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n",
     )?;
-    let mut amounts = case_amounts.iter();
-    let mut line = String::with_capacity(32);
-    for (part, row_ends, kept) in &parts {
-        let rows = std::fs::read(part).with_context(|| format!("reading {}", part.display()))?;
-        let mut start = 0usize;
-        for (&end, &keep) in row_ends.iter().zip(kept) {
+    // Each chunk's rows with their amounts, assembled two chunks at a time on two threads and
+    // written in file order.
+    let mut amount_starts = Vec::with_capacity(chunks.len());
+    let mut kept_before = 0usize;
+    for (chunk, &start) in chunks.iter().zip(&starts) {
+        amount_starts.push(kept_before);
+        kept_before += (0..chunk.row_ends.len()).filter(|&i| repeats.is_empty() || kept(start + i)).count();
+    }
+    let assemble = |c: usize| -> Vec<u8> {
+        let chunk = &chunks[c];
+        let mut out = Vec::with_capacity(chunk.rows.len() + chunk.row_ends.len() * 12);
+        let mut amounts = case_amounts[amount_starts[c]..].iter();
+        let mut line = String::with_capacity(32);
+        let mut from = 0usize;
+        for (i, &end) in chunk.row_ends.iter().enumerate() {
             let end = end as usize;
-            if keep {
-                cases_out.write_all(&rows[start..end])?;
+            if repeats.is_empty() || kept(starts[c] + i) {
+                out.extend_from_slice(&chunk.rows[from..end]);
                 line.clear();
                 line.push(',');
                 push_decimal(&mut line, Decimal::new(amounts.next().copied().unwrap_or(0), 2));
                 line.push('\n');
-                cases_out.write_all(line.as_bytes())?;
+                out.extend_from_slice(line.as_bytes());
             }
-            start = end;
+            from = end;
         }
-        std::fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+        out
+    };
+    for pair in (0..chunks.len()).step_by(2) {
+        let (first, second) = std::thread::scope(|scope| {
+            let other = (pair + 1 < chunks.len()).then(|| scope.spawn(|| assemble(pair + 1)));
+            (assemble(pair), other.and_then(|t| t.join().ok()))
+        });
+        cases_out.write_all(&first)?;
+        if pair + 1 < chunks.len() {
+            cases_out.write_all(&second.unwrap_or_else(|| assemble(pair + 1)))?;
+        }
     }
-    let _ = std::fs::remove_dir(&context.parts_dir);
     cases_out.flush()?;
     let mut rejects = csv::Writer::from_path(args.out.join("rejects.csv"))?;
     rejects.write_record(["record", "case_id", "field", "value", "reason"])?;

@@ -153,10 +153,10 @@ impl<R: Read> CaseReader<R> {
     }
 }
 
-impl<R: Read> Iterator for CaseReader<R> {
-    type Item = Result<Case, RejectedRecord>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<R: Read> CaseReader<R> {
+    /// Reads the next record into `case`, reusing its allocations: `None` at the end, else
+    /// whether the record was accepted (then `case` holds it) or rejected.
+    pub fn next_into(&mut self, case: &mut Case) -> Option<Result<(), RejectedRecord>> {
         if self.done {
             return None;
         }
@@ -169,7 +169,7 @@ impl<R: Read> Iterator for CaseReader<R> {
             Ok(true) => {
                 self.record_number += 1;
                 let line = self.record.position().map_or(line, |p| p.line());
-                Some(parse_record(&self.layout, &self.record, self.record_number, line))
+                Some(parse_record_into(&self.layout, &self.record, self.record_number, line, case))
             }
             Err(error) => {
                 self.record_number += 1;
@@ -192,12 +192,21 @@ impl<R: Read> Iterator for CaseReader<R> {
     }
 }
 
+impl<R: Read> Iterator for CaseReader<R> {
+    type Item = Result<Case, RejectedRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut case = Case::default();
+        self.next_into(&mut case).map(|result| result.map(|()| case))
+    }
+}
+
 struct Fields<'r> {
     layout: &'r Layout,
     record: &'r csv::StringRecord,
     record_number: u64,
     line: u64,
-    case_id: Option<String>,
+    case_id: Option<&'r str>,
 }
 
 impl<'r> Fields<'r> {
@@ -209,15 +218,11 @@ impl<'r> Fields<'r> {
         RejectedRecord {
             record: self.record_number,
             line: self.line,
-            case_id: self.case_id.clone(),
+            case_id: self.case_id.map(str::to_string),
             field: field.to_string(),
             value: self.raw(field).to_string(),
             reason: reason.into(),
         }
-    }
-
-    fn text(&self, name: &str) -> Option<String> {
-        Some(self.raw(name)).filter(|v| !v.is_empty()).map(str::to_string)
     }
 
     fn count(&self, name: &str) -> Result<Option<i64>, RejectedRecord> {
@@ -265,22 +270,52 @@ impl<'r> Fields<'r> {
     }
 }
 
-fn split_codes(raw: &str) -> Vec<String> {
-    if raw.is_empty() {
-        return Vec::new();
+/// Sets `slot` to `raw`'s codes, reusing the strings already there.
+fn split_codes_into(raw: &str, slot: &mut Vec<String>) {
+    let mut n = 0;
+    if !raw.is_empty() {
+        for code in raw.split('|') {
+            match slot.get_mut(n) {
+                Some(existing) => {
+                    existing.clear();
+                    existing.push_str(code);
+                }
+                None => slot.push(code.to_string()),
+            }
+            n += 1;
+        }
     }
-    raw.split('|').map(str::to_string).collect()
+    slot.truncate(n);
 }
 
-fn parse_record(layout: &Layout, record: &csv::StringRecord, record_number: u64, line: u64) -> Result<Case, RejectedRecord> {
+/// Sets `slot` to `raw` (`None` when empty), reusing its string.
+fn set_text(slot: &mut Option<String>, raw: &str) {
+    if raw.is_empty() {
+        *slot = None;
+    } else {
+        let text = slot.get_or_insert_with(String::new);
+        text.clear();
+        text.push_str(raw);
+    }
+}
+
+/// Parses one record into `case`, reusing its allocations. On a rejection `case` holds partial
+/// data and must not be used.
+fn parse_record_into(
+    layout: &Layout,
+    record: &csv::StringRecord,
+    record_number: u64,
+    line: u64,
+    case: &mut Case,
+) -> Result<(), RejectedRecord> {
     let mut fields = Fields { layout, record, record_number, line, case_id: None };
     let case_id = fields.raw("case_id");
     if case_id.is_empty() {
         return Err(fields.reject("case_id", "is empty"));
     }
-    fields.case_id = Some(case_id.to_string());
-    let diagnoses = split_codes(fields.raw("diagnoses"));
-    if diagnoses.is_empty() {
+    fields.case_id = Some(case_id);
+    split_codes_into(fields.raw("diagnoses"), &mut case.diagnoses);
+    if case.diagnoses.is_empty() {
         return Err(fields.reject("diagnoses", "is empty: a case needs a principal diagnosis"));
     }
     let fund = match fields.raw("fund") {
@@ -308,26 +343,25 @@ fn parse_record(layout: &Layout, record: &csv::StringRecord, record_number: u64,
             return Err(fields.reject("fund_paid", format!("plus patient_paid {patient} exceeds total_cost {total}")));
         }
     }
-    Ok(Case {
-        case_id: case_id.to_string(),
-        hospital_id: fields.text("hospital_id"),
-        patient_id: fields.text("patient_id"),
-        fund,
-        sex: fields.integer("sex")?,
-        age: fields.count("age")?,
-        age_days: fields.count("age_days")?,
-        birth_weight: fields.count("birth_weight")?,
-        admission_date,
-        discharge_date,
-        los,
-        disposition: fields.count("disposition")?,
-        department: fields.text("department"),
-        diagnoses,
-        procedures: split_codes(fields.raw("procedures")),
-        total_cost,
-        fund_paid,
-        patient_paid,
-    })
+    case.sex = fields.integer("sex")?;
+    case.age = fields.count("age")?;
+    case.age_days = fields.count("age_days")?;
+    case.birth_weight = fields.count("birth_weight")?;
+    case.disposition = fields.count("disposition")?;
+    case.case_id.clear();
+    case.case_id.push_str(case_id);
+    set_text(&mut case.hospital_id, fields.raw("hospital_id"));
+    set_text(&mut case.patient_id, fields.raw("patient_id"));
+    set_text(&mut case.department, fields.raw("department"));
+    split_codes_into(fields.raw("procedures"), &mut case.procedures);
+    case.fund = fund;
+    case.admission_date = admission_date;
+    case.discharge_date = discharge_date;
+    case.los = los;
+    case.total_cost = total_cost;
+    case.fund_paid = fund_paid;
+    case.patient_paid = patient_paid;
+    Ok(())
 }
 
 /// The layout of files written by [`CaseWriter`] (all columns, in order).
