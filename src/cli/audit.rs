@@ -55,7 +55,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| {
         let mut cases = Vec::with_capacity(bytes.len() / 100);
         let mut rejected = 0u64;
-        for item in CaseReader::headerless(&bytes[..], layout.clone(), 0) {
+        for item in CaseReader::headerless(bytes, layout.clone(), 0) {
             match item {
                 Ok(case) => cases.push(AuditCase::new(&case, &scorer.assess(&policy, &case))),
                 Err(_) => rejected += 1,
