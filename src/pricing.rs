@@ -57,8 +57,8 @@ impl CaseCategory {
 
 /// The group a case fell into, with its score on the policy's point scale.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScoredGroup {
-    pub code: String,
+pub struct ScoredGroup<'a> {
+    pub code: &'a str,
     /// DIP: the group's score; DRG: RW × `drg_points_per_rw`.
     pub score: Decimal,
     /// The group's mean cost at the case's hospital level (overall when unknown).
@@ -274,10 +274,10 @@ pub fn severity_coefficient(policy: &Policy, case: &Case, complication: Option<S
 
 /// Computes a case's points under a policy. `group` is `None` when the case was not grouped;
 /// `complication` is the CC/MCC level found by the DRG grouper, when known.
-pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup>, complication: Option<Severity>) -> CasePoints {
+pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup<'_>>, complication: Option<Severity>) -> CasePoints {
     let mut result = CasePoints {
         category: CaseCategory::Normal,
-        group: group.map(|g| g.code.clone()),
+        group: group.map(|g| g.code.to_string()),
         base_score: group.map_or(Decimal::ZERO, |g| g.score),
         cost_ratio: None,
         factors: SmallVec::new(),

@@ -161,8 +161,9 @@ impl Scorer {
                 let result = drg::group(tables, case, MappingMode::Map, &mut NoTrace);
                 let drg_code = if result.status == GroupStatus::Success { result.drg_code(tables) } else { "" };
                 let complication = result.complication.map(|c| c.severity);
-                let scored = weights.get(drg_code).map(|w| ScoredGroup {
-                    code: drg_code.to_string(),
+                let weight = weights.get(drg_code);
+                let scored = weight.map(|w| ScoredGroup {
+                    code: drg_code,
                     score: w.rw * policy.drg_points_per_rw,
                     mean_cost: level.and_then(|l| w.level_mean_cost.get(l)).copied().unwrap_or(w.mean_cost),
                     grassroots: false,
@@ -171,7 +172,6 @@ impl Scorer {
                 if scored.is_none() {
                     points.group = (!drg_code.is_empty()).then(|| drg_code.to_string());
                 }
-                let weight = weights.get(drg_code);
                 // The ADRG's unconditional (lowest-severity) DRG, when the case is not in it.
                 let baseline_mean_cost = result.adrg.and_then(|a| {
                     let drgs = &tables.drgs[tables.adrgs[a].drgs.clone()];
@@ -193,7 +193,7 @@ impl Scorer {
                 let result = dip::group(catalog, case, level, None);
                 let group = result.group.map(|g| &catalog.groups[g]);
                 let scored = group.map(|g| ScoredGroup {
-                    code: g.code.clone(),
+                    code: &g.code,
                     score: g.score,
                     mean_cost: g.mean_cost_at(level),
                     grassroots: g.kind == GroupKind::Grassroots,

@@ -353,9 +353,19 @@ pub fn monthly(
     cases: &[SettlementCase],
     hospital_count: usize,
 ) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
-    debug_assert!(cases.iter().all(|c| (c.hospital as usize) < hospital_count));
+    monthly_parts(policy, &[cases], hospital_count)
+}
+
+/// [`monthly`] over cases held in several parts (the chunks of a large file), without copying
+/// them into one slice.
+pub fn monthly_parts(
+    policy: &Policy,
+    parts: &[&[SettlementCase]],
+    hospital_count: usize,
+) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
+    debug_assert!(parts.iter().all(|p| p.iter().all(|c| (c.hospital as usize) < hospital_count)));
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
-    for ((hospital, fund, _), month) in totals_by_month(cases) {
+    for ((hospital, fund, _), month) in totals_by_month(parts) {
         totals.entry((hospital, fund)).or_default().merge(&month);
     }
     let terms = monthly_terms(policy)?;
@@ -369,11 +379,11 @@ pub fn monthly(
 
 /// Totals per (hospital, fund, month). Large inputs are summed in two halves on two threads:
 /// decimal addition is exact, so the result does not depend on the split.
-fn totals_by_month(cases: &[SettlementCase]) -> BTreeMap<(u32, Fund, u32), Totals> {
-    fn sum(cases: &[SettlementCase]) -> BTreeMap<(u32, Fund, u32), Totals> {
+fn totals_by_month(parts: &[&[SettlementCase]]) -> BTreeMap<(u32, Fund, u32), Totals> {
+    fn sum(parts: &[&[SettlementCase]]) -> BTreeMap<(u32, Fund, u32), Totals> {
         let mut totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
         let mut last: Option<((u32, Fund, u32), Totals)> = None;
-        for case in cases {
+        for case in parts.iter().flat_map(|p| p.iter()) {
             // Cases usually come grouped; avoid a map lookup per case while the key repeats.
             let key = (case.hospital, case.fund, case.month);
             match &mut last {
@@ -393,16 +403,31 @@ fn totals_by_month(cases: &[SettlementCase]) -> BTreeMap<(u32, Fund, u32), Total
         }
         totals
     }
-    if cases.len() < 200_000 {
-        return sum(cases);
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total < 200_000 {
+        return sum(parts);
     }
-    let (first, second) = cases.split_at(cases.len() / 2);
+    let half = total / 2;
+    let (mut first, mut second): (Vec<&[SettlementCase]>, Vec<&[SettlementCase]>) = (Vec::new(), Vec::new());
+    let mut seen = 0;
+    for part in parts {
+        if seen >= half {
+            second.push(part);
+        } else if seen + part.len() <= half {
+            first.push(part);
+        } else {
+            let (a, b) = part.split_at(half - seen);
+            first.push(a);
+            second.push(b);
+        }
+        seen += part.len();
+    }
     let (mut totals, rest) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| sum(second));
-        let mine = sum(first);
+        let other = scope.spawn(|| sum(&second));
+        let mine = sum(&first);
         (mine, other.join().ok())
     });
-    for (key, t) in rest.unwrap_or_else(|| sum(second)) {
+    for (key, t) in rest.unwrap_or_else(|| sum(&second)) {
         totals.entry(key).or_default().merge(&t);
     }
     totals
@@ -479,7 +504,16 @@ pub fn annual(
     cases: &[SettlementCase],
     hospital_ids: &[String],
 ) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
-    let monthly_totals = totals_by_month(cases);
+    annual_parts(policy, &[cases], hospital_ids)
+}
+
+/// [`annual`] over cases held in several parts (the chunks of a large file).
+pub fn annual_parts(
+    policy: &Policy,
+    parts: &[&[SettlementCase]],
+    hospital_ids: &[String],
+) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
+    let monthly_totals = totals_by_month(parts);
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
     for ((hospital, fund, _), month) in &monthly_totals {
         totals.entry((*hospital, *fund)).or_default().merge(month);

@@ -59,6 +59,30 @@ pub fn push_decimal(out: &mut String, value: Decimal) {
     out.push_str(std::str::from_utf8(&text[..at]).unwrap_or_default());
 }
 
+/// Appends `round_half_up(value, decimals).normalize()` (no trailing zeros): integer arithmetic
+/// when the mantissa fits in an i64, the decimal library otherwise. Same text either way.
+pub fn push_rounded(out: &mut String, value: Decimal, decimals: u32) {
+    let scale = value.scale();
+    match i64::try_from(value.mantissa()) {
+        Ok(mut m) if scale <= 18 => {
+            let mut scale = scale;
+            if scale > decimals {
+                let divisor = 10i64.pow(scale - decimals);
+                let (q, r) = (m / divisor, m % divisor);
+                // Half away from zero: |r| ≥ divisor / 2 rounds the magnitude up.
+                m = if r.unsigned_abs() * 2 >= divisor.unsigned_abs() { q + r.signum() } else { q };
+                scale = decimals;
+            }
+            while scale > 0 && m % 10 == 0 {
+                m /= 10;
+                scale -= 1;
+            }
+            push_decimal(out, Decimal::new(m, scale));
+        }
+        _ => push_decimal(out, round_half_up(value, decimals).normalize()),
+    }
+}
+
 /// Rounds half away from zero (四舍五入) to `decimals` places.
 pub fn round_half_up(value: Decimal, decimals: u32) -> Decimal {
     value.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
@@ -173,6 +197,29 @@ mod tests {
             push_decimal(&mut out, value);
             assert_eq!(out, value.to_string(), "{text}");
         }
+    }
+
+    #[test]
+    fn push_rounded_matches_round_then_normalize() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mantissa = (next() % 2_000_000_001) as i64 - 1_000_000_000;
+            let scale = (next() % 12) as u32;
+            let decimals = (next() % 6) as u32;
+            let value = Decimal::new(mantissa, scale);
+            let mut fast = String::new();
+            push_rounded(&mut fast, value, decimals);
+            assert_eq!(fast, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");
+        }
+        let mut out = String::new();
+        push_rounded(&mut out, dec!(-0.00005), 4);
+        assert_eq!(out, round_half_up(dec!(-0.00005), 4).normalize().to_string());
     }
 
     #[test]

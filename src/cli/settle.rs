@@ -15,7 +15,7 @@ use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
 use dipdrg::settlement::{self, largest_remainder, PointValueRecord, SettlementCase};
-use dipdrg::units::{push_decimal, round_half_up, Yuan};
+use dipdrg::units::{push_decimal, push_rounded, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::fmt::Write as _;
@@ -217,7 +217,15 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         };
         row.clear();
         csv_field(&mut row, &case.case_id);
-        let _ = write!(row, ",{},{},{},{},", case.hospital_id.as_deref().unwrap_or(""), fund.as_str(), month, assessment.status);
+        for part in [case.hospital_id.as_deref().unwrap_or(""), fund.as_str()] {
+            row.push(',');
+            row.push_str(part);
+        }
+        row.push(',');
+        push_decimal(&mut row, Decimal::from(month));
+        row.push(',');
+        row.push_str(assessment.status);
+        row.push(',');
         csv_field(&mut row, &assessment.group);
         row.push(',');
         row.push_str(assessment.points.category.as_str());
@@ -225,7 +233,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         push_decimal(&mut row, assessment.points.base_score.normalize());
         row.push(',');
         if let Some(ratio) = assessment.points.cost_ratio {
-            push_decimal(&mut row, round_half_up(ratio, 4).normalize());
+            push_rounded(&mut row, ratio, 4);
         }
         row.push(',');
         push_decimal(&mut row, points);
@@ -258,7 +266,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         for factor in factors {
             row.push(',');
             if let Some(value) = factor {
-                push_decimal(&mut row, round_half_up(value, 4).normalize());
+                push_rounded(&mut row, value, 4);
             }
         }
         result.rows.extend_from_slice(row.as_bytes());
@@ -479,21 +487,27 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let kept = |global: usize| !repeats.contains_key(&(global as u32));
-    let mut cases: Vec<SettlementCase> = Vec::with_capacity(accepted_before - repeats.len());
-    let mut review_applied: Vec<bool> = Vec::with_capacity(accepted_before - repeats.len());
+    // Repeats leave their chunk's records in place (no copy into one big vector).
     for (chunk, &start) in chunks.iter_mut().zip(&starts) {
-        let taken = std::mem::take(&mut chunk.cases);
-        for (i, (case, reviewed)) in taken.into_iter().zip(&chunk.review_applied).enumerate() {
-            if repeats.is_empty() || kept(start + i) {
-                cases.push(case);
-                review_applied.push(*reviewed);
-            }
+        if !repeats.is_empty() {
+            let mut i = 0;
+            chunk.cases.retain(|_| {
+                i += 1;
+                kept(start + i - 1)
+            });
+            let mut i = 0;
+            chunk.review_applied.retain(|_| {
+                i += 1;
+                kept(start + i - 1)
+            });
         }
         chunk.ids = String::new();
         chunk.id_ends = Vec::new();
         chunk.id_hashes = Vec::new();
         chunk.local_records = Vec::new();
     }
+    let parts: Vec<&[SettlementCase]> = chunks.iter().map(|c| &c.cases[..]).collect();
+    let cases: Vec<&SettlementCase> = parts.iter().flat_map(|p| p.iter()).collect();
     drop(global_records);
     rejected.sort_by_key(|r| r.record);
     let submitted = records_before;
@@ -505,18 +519,18 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     // Special-review quota, then settlement.
     let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
     let mut applications = vec![0u64; hospital_ids.len()];
-    for (case, reviewed) in cases.iter().zip(&review_applied) {
+    for (case, reviewed) in cases.iter().zip(chunks.iter().flat_map(|c| c.review_applied.iter())) {
         cases_per_hospital[case.hospital as usize] += 1;
         applications[case.hospital as usize] += u64::from(*reviewed);
     }
     settlement::check_special_review_quota(&policy, &hospital_ids, &cases_per_hospital, &applications)?;
     let outputs = match args.mode {
         Mode::Monthly => {
-            let (values, statements) = settlement::monthly(&policy, &cases, hospital_ids.len())?;
+            let (values, statements) = settlement::monthly_parts(&policy, &parts, hospital_ids.len())?;
             Statements::Monthly(values, statements)
         }
         Mode::Annual => {
-            let (values, statements) = settlement::annual(&policy, &cases, &hospital_ids)?;
+            let (values, statements) = settlement::annual_parts(&policy, &parts, &hospital_ids)?;
             Statements::Annual(values, statements)
         }
     };

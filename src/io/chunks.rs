@@ -15,16 +15,17 @@ pub const CHUNK_BYTES: usize = 16 << 20;
 /// Splits `buffer` (which starts outside quotes) at the last record boundary. Returns the length
 /// of the complete part, or `None` when it holds no complete record.
 fn last_boundary(buffer: &[u8]) -> Option<usize> {
-    let mut inside_quotes = false;
-    let mut last = None;
-    for (i, &byte) in buffer.iter().enumerate() {
+    // Quotes before a position decide whether it is inside a quoted field. Count them all (a
+    // loop the compiler vectorises), then walk back from the end to the last newline outside.
+    let mut quotes_before = buffer.iter().filter(|&&b| b == b'"').count();
+    for (i, &byte) in buffer.iter().enumerate().rev() {
         match byte {
-            b'"' => inside_quotes = !inside_quotes,
-            b'\n' if !inside_quotes => last = Some(i + 1),
+            b'"' => quotes_before -= 1,
+            b'\n' if quotes_before % 2 == 0 => return Some(i + 1),
             _ => {}
         }
     }
-    last
+    None
 }
 
 /// Reads `source` to the end in chunks of about `chunk_bytes` (each ending at a record boundary)
