@@ -48,7 +48,7 @@ fn case_costing(cost: Decimal) -> Case {
 }
 
 fn group() -> ScoredGroup<'static> {
-    ScoredGroup { code: "K80.1-001".into(), score: dec!(1244.06), mean_cost: dec!(10000), grassroots: false }
+    ScoredGroup { code: "K80.1-001", score: dec!(1244.06), mean_cost: dec!(10000), grassroots: false }
 }
 
 #[test]
