@@ -22,6 +22,7 @@ use crate::case::{Case, Date};
 use crate::drg::trace::Severity;
 use crate::policy::Audit;
 use crate::scoring::Assessment;
+use crate::text::ShortText;
 use crate::units::round_half_up;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -68,15 +69,15 @@ pub struct Flag {
 /// What the detectors need of one case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditCase {
-    pub case_id: String,
-    pub hospital_id: String,
-    pub patient_id: Option<String>,
+    pub case_id: ShortText,
+    pub hospital_id: ShortText,
+    pub patient_id: Option<ShortText>,
     pub admission: Option<Date>,
     pub discharge: Option<Date>,
     pub los: Option<i64>,
-    pub principal: String,
-    pub family: String,
-    pub group: String,
+    pub principal: ShortText,
+    pub family: ShortText,
+    pub group: ShortText,
     pub complication: Option<Severity>,
     pub cost: Option<Decimal>,
     pub group_mean_cost: Option<Decimal>,
@@ -87,15 +88,15 @@ pub struct AuditCase {
 impl AuditCase {
     pub fn new(case: &Case, assessment: &Assessment) -> AuditCase {
         AuditCase {
-            case_id: case.case_id.clone(),
-            hospital_id: case.hospital_id.clone().unwrap_or_default(),
-            patient_id: case.patient_id.clone(),
+            case_id: case.case_id.as_str().into(),
+            hospital_id: case.hospital_id.as_deref().unwrap_or("").into(),
+            patient_id: case.patient_id.as_deref().map(ShortText::from),
             admission: case.admission_date,
             discharge: case.discharge_date,
             los: case.los,
-            principal: case.principal_diagnosis().unwrap_or("").to_string(),
-            family: assessment.family.clone(),
-            group: assessment.group.clone(),
+            principal: case.principal_diagnosis().unwrap_or("").into(),
+            family: assessment.family.as_str().into(),
+            group: assessment.group.as_str().into(),
             complication: assessment.complication,
             cost: case.total_cost,
             group_mean_cost: assessment.group_mean_cost,
@@ -131,10 +132,10 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
     let flag = |kind, value: Decimal, evidence: String| Flag {
         kind,
         score: score(value),
-        case_id: case.case_id.clone(),
+        case_id: case.case_id.to_string(),
         related_case_id: None,
-        hospital_id: case.hospital_id.clone(),
-        group: case.group.clone(),
+        hospital_id: case.hospital_id.to_string(),
+        group: case.group.to_string(),
         evidence,
     };
     let Some(ratio) = case.cost_ratio() else { return flags };
@@ -186,11 +187,12 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
         ));
     }
 
-    if let Some(mean_los) = case.group_mean_los.filter(|l| *l > Decimal::ZERO) {
+    // The whole-day test first: most stays are short and need no decimal arithmetic.
+    if let Some(mean_los) = case.group_mean_los.filter(|l| *l > Decimal::ZERO && los >= rules.bed_hanging_min_los) {
         let stay = Decimal::from(los);
+        let long = stay >= mean_los * rules.bed_hanging_min_los_ratio;
         let daily = if los > 0 { cost / stay } else { cost };
         let mean_daily = mean / mean_los;
-        let long = los >= rules.bed_hanging_min_los && stay >= mean_los * rules.bed_hanging_min_los_ratio;
         if long && mean_daily > Decimal::ZERO && daily <= mean_daily * rules.bed_hanging_max_daily_cost_ratio {
             let daily_ratio = daily / mean_daily;
             flags.push(flag(
@@ -213,43 +215,63 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
 }
 
 /// Split admissions: a patient's stay readmitted within the window after an earlier one.
+///
+/// Stays are grouped by patient through a hash of the patient id; patients whose hash has the
+/// top bit clear and those with it set are scanned on two threads, and the two lists joined in
+/// that order: the same flags in the same order as one sorted pass.
 pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
-    let mut stays: Vec<(&str, Date, Date, usize)> =
-        cases.iter().enumerate().filter_map(|(i, c)| Some((c.patient_id.as_deref()?, c.admission?, c.discharge?, i))).collect();
-    // Group by patient (a hash first, so that most comparisons are one integer), then by date.
+    type Stay<'c> = (u64, &'c str, Date, Date, usize);
     let hash = |patient: &str| {
         use std::hash::{Hash, Hasher};
         let mut hasher = rustc_hash::FxHasher::default();
         patient.hash(&mut hasher);
         hasher.finish()
     };
-    stays.sort_unstable_by_key(|s| (hash(s.0), s.0, s.1, s.2, s.3));
+    let mut halves: [Vec<Stay<'_>>; 2] = [Vec::new(), Vec::new()];
+    for (i, c) in cases.iter().enumerate() {
+        if let (Some(patient), Some(admission), Some(discharge)) = (c.patient_id.as_deref(), c.admission, c.discharge) {
+            let h = hash(patient);
+            halves[(h >> 63) as usize].push((h, patient, admission, discharge, i));
+        }
+    }
     let window = rules.readmission_window_days;
     let planned = |c: &AuditCase| {
         starts_with_any(&c.family, &rules.planned_family_prefixes) || starts_with_any(&c.principal, &rules.planned_diagnosis_prefixes)
     };
-    let mut flags = Vec::new();
-    for current in 0..stays.len() {
-        let (patient, admission, _, second) = stays[current];
-        // Every earlier stay of the patient discharged within the window (another admission may
-        // lie between the two parts of a split stay); the strongest match makes the flag.
-        let mut best: Option<Flag> = None;
-        for &(earlier_patient, _, earlier_discharge, first) in stays[..current].iter().rev() {
-            if earlier_patient != patient {
-                break;
-            }
-            let gap = i64::from(admission.days_since(earlier_discharge)).max(0);
-            if gap > window || planned(&cases[first]) || planned(&cases[second]) {
-                continue;
-            }
-            if let Some(flag) = split_flag(&cases[first], &cases[second], patient, gap, window) {
-                if best.as_ref().is_none_or(|f| flag.score > f.score) {
-                    best = Some(flag);
+    let scan = |stays: &mut Vec<Stay<'_>>| -> Vec<Flag> {
+        // By patient (hash first, so most comparisons are one integer), then by date.
+        stays.sort_unstable();
+        let mut flags = Vec::new();
+        for current in 0..stays.len() {
+            let (_, patient, admission, _, second) = stays[current];
+            // Every earlier stay of the patient discharged within the window (another admission
+            // may lie between the two parts of a split stay); the strongest match makes the flag.
+            let mut best: Option<Flag> = None;
+            for &(_, earlier_patient, _, earlier_discharge, first) in stays[..current].iter().rev() {
+                if earlier_patient != patient {
+                    break;
+                }
+                let gap = i64::from(admission.days_since(earlier_discharge)).max(0);
+                if gap > window || planned(&cases[first]) || planned(&cases[second]) {
+                    continue;
+                }
+                if let Some(flag) = split_flag(&cases[first], &cases[second], patient, gap, window) {
+                    if best.as_ref().is_none_or(|f| flag.score > f.score) {
+                        best = Some(flag);
+                    }
                 }
             }
+            flags.extend(best);
         }
-        flags.extend(best);
-    }
+        flags
+    };
+    let [mut low, mut high] = halves;
+    let (mut flags, rest) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| scan(&mut high));
+        let mine = scan(&mut low);
+        (mine, other.join().ok())
+    });
+    flags.extend(rest.unwrap_or_else(|| scan(&mut high)));
     flags
 }
 
@@ -295,10 +317,10 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
     Some(Flag {
         kind: FlagKind::SplitAdmission,
         score: score(value),
-        case_id: b.case_id.clone(),
-        related_case_id: Some(a.case_id.clone()),
-        hospital_id: b.hospital_id.clone(),
-        group: b.group.clone(),
+        case_id: b.case_id.to_string(),
+        related_case_id: Some(a.case_id.to_string()),
+        hospital_id: b.hospital_id.to_string(),
+        group: b.group.to_string(),
         evidence: format!(
             "patient {patient} readmitted {gap} days after case {} was discharged (rule ≤ {window}); {relation}; {hospitals}{principal}{cost}",
             a.case_id
@@ -306,48 +328,86 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
     })
 }
 
+/// Per family and hospital: cases and top-severity (MCC) cases, the input of the upcoding
+/// pattern detector. Counted per chunk and merged, so a large file needs no second pass.
+#[derive(Debug, Clone, Default)]
+pub struct FamilyCounts {
+    by_family: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<String, (u64, u64)>>,
+}
+
+impl FamilyCounts {
+    pub fn add(&mut self, case: &AuditCase) {
+        if case.family.is_empty() {
+            return;
+        }
+        let hospitals = match self.by_family.get_mut(case.family.as_str()) {
+            Some(h) => h,
+            None => self.by_family.entry(case.family.to_string()).or_default(),
+        };
+        let counts = match hospitals.get_mut(case.hospital_id.as_str()) {
+            Some(c) => c,
+            None => hospitals.entry(case.hospital_id.to_string()).or_default(),
+        };
+        counts.0 += 1;
+        counts.1 += u64::from(case.complication == Some(Severity::Mcc));
+    }
+
+    pub fn merge(&mut self, other: FamilyCounts) {
+        for (family, hospitals) in other.by_family {
+            let mine = self.by_family.entry(family).or_default();
+            for (hospital, (count, top)) in hospitals {
+                let c = mine.entry(hospital).or_default();
+                c.0 += count;
+                c.1 += top;
+            }
+        }
+    }
+
+    /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's,
+    /// by family, then hospital.
+    pub fn flags(&self, rules: &Audit) -> Vec<Flag> {
+        let mut families: Vec<(&String, &rustc_hash::FxHashMap<String, (u64, u64)>)> = self.by_family.iter().collect();
+        families.sort_unstable_by_key(|(f, _)| *f);
+        let mut flags = Vec::new();
+        for (family, hospitals) in families {
+            let (region_count, region_top) = hospitals.values().fold((0, 0), |(n, t), (c, x)| (n + c, t + x));
+            let mut hospitals: Vec<(&String, &(u64, u64))> = hospitals.iter().collect();
+            hospitals.sort_unstable_by_key(|(h, _)| *h);
+            for (hospital, &(count, top)) in hospitals {
+                if count < rules.pattern_min_cases || region_top == 0 {
+                    continue;
+                }
+                let share = Decimal::from(top) / Decimal::from(count);
+                let region_share = Decimal::from(region_top) / Decimal::from(region_count);
+                if share >= region_share * rules.pattern_share_ratio && share - region_share >= Decimal::new(1, 1) {
+                    flags.push(Flag {
+                        kind: FlagKind::UpcodingPattern,
+                        score: score(share - region_share),
+                        case_id: String::new(),
+                        related_case_id: None,
+                        hospital_id: hospital.to_string(),
+                        group: family.to_string(),
+                        evidence: format!(
+                            "{top} of {count} cases in family {family} carry an MCC ({}%), against {}% in the region ({region_top} of {region_count}); rule ≥ {} ×",
+                            round_half_up(share * Decimal::from(100), 1),
+                            round_half_up(region_share * Decimal::from(100), 1),
+                            rules.pattern_share_ratio
+                        ),
+                    });
+                }
+            }
+        }
+        flags
+    }
+}
+
 /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's.
 pub fn upcoding_patterns(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
-    let mut region: rustc_hash::FxHashMap<&str, (u64, u64)> = rustc_hash::FxHashMap::default();
-    let mut hospitals: rustc_hash::FxHashMap<(&str, &str), (u64, u64)> = rustc_hash::FxHashMap::default();
-    for c in cases.iter().filter(|c| !c.family.is_empty()) {
-        let top = u64::from(c.complication == Some(Severity::Mcc));
-        let r = region.entry(&c.family).or_default();
-        r.0 += 1;
-        r.1 += top;
-        let h = hospitals.entry((&c.family, &c.hospital_id)).or_default();
-        h.0 += 1;
-        h.1 += top;
+    let mut counts = FamilyCounts::default();
+    for case in cases {
+        counts.add(case);
     }
-    // Report in a fixed order: by family, then hospital.
-    let mut hospitals: Vec<_> = hospitals.into_iter().collect();
-    hospitals.sort_unstable();
-    let mut flags = Vec::new();
-    for ((family, hospital), (count, top)) in hospitals {
-        let (region_count, region_top) = region.get(family).copied().unwrap_or((0, 0));
-        if count < rules.pattern_min_cases || region_top == 0 {
-            continue;
-        }
-        let share = Decimal::from(top) / Decimal::from(count);
-        let region_share = Decimal::from(region_top) / Decimal::from(region_count);
-        if share >= region_share * rules.pattern_share_ratio && share - region_share >= Decimal::new(1, 1) {
-            flags.push(Flag {
-                kind: FlagKind::UpcodingPattern,
-                score: score(share - region_share),
-                case_id: String::new(),
-                related_case_id: None,
-                hospital_id: hospital.to_string(),
-                group: family.to_string(),
-                evidence: format!(
-                    "{top} of {count} cases in family {family} carry an MCC ({}%), against {}% in the region ({region_top} of {region_count}); rule ≥ {} ×",
-                    round_half_up(share * Decimal::from(100), 1),
-                    round_half_up(region_share * Decimal::from(100), 1),
-                    rules.pattern_share_ratio
-                ),
-            });
-        }
-    }
-    flags
+    counts.flags(rules)
 }
 
 /// All detectors over a period's cases: split admissions, then per-case flags in case order,

@@ -20,4 +20,5 @@ pub mod server;
 pub mod settlement;
 pub mod store;
 pub mod tables;
+pub mod text;
 pub mod units;

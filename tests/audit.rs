@@ -22,7 +22,7 @@ fn stay(id: &str, patient: &str, hospital: &str, admitted: &str, discharged: &st
         los: Some(5),
         principal: "K80.100".into(),
         family: family.into(),
-        group: format!("{family}5"),
+        group: format!("{family}5").into(),
         complication: None,
         cost: Some(dec!(10000)),
         group_mean_cost: Some(dec!(10000)),

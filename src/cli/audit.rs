@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dipdrg::audit::{audit, score_flags, AuditCase, FlagKind};
+use dipdrg::audit::{check_case, score_flags, split_admissions, AuditCase, FamilyCounts, FlagKind};
+use dipdrg::case::Case;
 use dipdrg::io::case_csv::CaseReader;
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
@@ -52,25 +53,42 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let scorer = Scorer::load(&policy, &args.policy, &args.tables).with_context(|| format!("loading {}", args.tables.display()))?;
     let (mut input, layout) = super::open_case_file(&args.cases)?;
     let threads = super::worker_threads(args.threads);
+    // Workers assess, run the single-case detectors and count families per chunk; the split
+    // detector needs every stay and runs after. Same flags, same order as `audit::audit`.
     let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| {
         let mut cases = Vec::with_capacity(bytes.len() / 100);
+        let mut case_flags = Vec::new();
+        let mut counts = FamilyCounts::default();
         let mut rejected = 0u64;
-        for item in CaseReader::headerless(bytes, layout.clone(), 0) {
+        let mut case = Case::default();
+        let mut reader = CaseReader::headerless(bytes, layout.clone(), 0);
+        while let Some(item) = reader.next_into(&mut case) {
             match item {
-                Ok(case) => cases.push(AuditCase::new(&case, &scorer.assess(&policy, &case))),
+                Ok(()) => {
+                    let audited = AuditCase::new(&case, &scorer.assess(&policy, &case));
+                    case_flags.extend(check_case(&policy.audit, &audited));
+                    counts.add(&audited);
+                    cases.push(audited);
+                }
                 Err(_) => rejected += 1,
             }
         }
-        (cases, rejected)
+        (cases, case_flags, counts, rejected)
     })?;
     let read_done = started.elapsed();
-    let mut cases = Vec::new();
+    let mut cases = Vec::with_capacity(chunks.iter().map(|c| c.0.len()).sum());
+    let mut case_flags = Vec::new();
+    let mut counts = FamilyCounts::default();
     let mut rejected = 0u64;
-    for (chunk, r) in chunks {
+    for (chunk, f, c, r) in chunks {
         cases.extend(chunk);
+        case_flags.extend(f);
+        counts.merge(c);
         rejected += r;
     }
-    let flags = audit(&policy.audit, &cases);
+    let mut flags = split_admissions(&policy.audit, &cases);
+    flags.extend(case_flags);
+    flags.extend(counts.flags(&policy.audit));
     let audit_done = started.elapsed();
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
