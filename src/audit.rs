@@ -332,8 +332,11 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
 /// pattern detector. Counted per chunk and merged, so a large file needs no second pass.
 #[derive(Debug, Clone, Default)]
 pub struct FamilyCounts {
-    by_family: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<String, (u64, u64)>>,
+    by_family: rustc_hash::FxHashMap<String, HospitalCounts>,
 }
+
+/// (cases, MCC cases) per hospital.
+type HospitalCounts = rustc_hash::FxHashMap<String, (u64, u64)>;
 
 impl FamilyCounts {
     pub fn add(&mut self, case: &AuditCase) {
@@ -366,7 +369,7 @@ impl FamilyCounts {
     /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's,
     /// by family, then hospital.
     pub fn flags(&self, rules: &Audit) -> Vec<Flag> {
-        let mut families: Vec<(&String, &rustc_hash::FxHashMap<String, (u64, u64)>)> = self.by_family.iter().collect();
+        let mut families: Vec<(&String, &HospitalCounts)> = self.by_family.iter().collect();
         families.sort_unstable_by_key(|(f, _)| *f);
         let mut flags = Vec::new();
         for (family, hospitals) in families {
