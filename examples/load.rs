@@ -7,11 +7,10 @@
 //! Pre-check reports requests/s and latency percentiles; ingestion reports cases/s. Client and
 //! server share the machine's two cores, as they would in a test on this machine.
 
-use dipdrg::policy::Policy;
-use dipdrg::scoring::Scorer;
 use dipdrg::server::auth::Tokens;
 use dipdrg::server::config::TokenConfig;
 use dipdrg::server::proto;
+use dipdrg::server::versions::Versions;
 use dipdrg::server::{serve, AppState};
 use dipdrg::store::sqlite::SqliteStore;
 use std::path::PathBuf;
@@ -63,18 +62,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let policy_path = root.join("policies/demo-city-2026-dip.toml");
-    let policy = Policy::load(&policy_path)?;
-    let scorer = Scorer::load(&policy, &policy_path, &root.join("grouper-tables/demo-dip"))?;
+    let versions = Versions::load(&[policy_path], &[root.join("grouper-tables/demo-dip")], None)?;
     let data = std::env::temp_dir().join(format!("dipdrg-load-{}", std::process::id()));
     let store = SqliteStore::open(&data.join("dipdrg.sqlite"))?;
     let tokens = Tokens::from_config(&[TokenConfig { token: TOKEN.into(), role: "fund_office".into(), hospital_id: None }]);
-    let state = Arc::new(AppState {
-        policy: Arc::new(policy),
-        scorer: Arc::new(scorer),
-        store: Arc::new(store),
-        tokens,
-        metrics: Default::default(),
-    });
+    let state = Arc::new(AppState { versions: Arc::new(versions), store: Arc::new(store), tokens, metrics: Default::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -36,7 +36,7 @@ fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
     std::fs::write(
         &config,
         format!(
-            "{database}data_dir = {:?}\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
+            "{database}data_dir = {:?}\npolicies = [\"policies/demo-city-2026-drg.toml\"]\ntable_sets = [\"grouper-tables/demo\"]\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
             data_dir.join("store").display().to_string()
         ),
     )
@@ -118,6 +118,23 @@ async fn the_service_end_to_end_on_postgres() {
     };
     let schema = format!("server_{}", std::process::id());
     end_to_end("postgres", Some((&url, &schema))).await;
+}
+
+/// A run's statements, each encoded, with the run's own name taken out of its name.
+async fn statement_bytes(client: &mut proto::settlement_service_client::SettlementServiceClient<Authed>, run: &str) -> Vec<Vec<u8>> {
+    let listed = client
+        .list_statements(proto::ListStatementsRequest { parent: run.to_string(), page_size: 0, page_token: String::new() })
+        .await
+        .expect("statements")
+        .into_inner()
+        .statements;
+    listed
+        .into_iter()
+        .map(|mut s| {
+            s.name = s.name.replacen(run, "", 1);
+            prost::Message::encode_to_vec(&s)
+        })
+        .collect()
 }
 
 async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
@@ -266,6 +283,7 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         request_id: "run-march".into(),
         mode: proto::SettlementMode::Monthly as i32,
         period: "2026-03".into(),
+        ..Default::default()
     };
     let run = settlements.create_settlement_run(create.clone()).await.expect("create run").into_inner();
     assert_eq!(run.state, proto::RunState::Running as i32);
@@ -306,6 +324,7 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
             request_id: String::new(),
             mode: proto::SettlementMode::Annual as i32,
             period: "2026".into(),
+            ..Default::default()
         })
         .await;
     assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
@@ -316,8 +335,106 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         .into_inner();
     assert!(own.statements.iter().all(|s| s.hospital_id == "H001"));
 
+    // The period detectors through the API (fund office only): the three stays of patient P1
+    // overlap, so the later ones are flagged as split admissions, with evidence.
+    let mut audits = proto::audit_service_client::AuditServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let audited = audits
+        .audit_cases(proto::AuditCasesRequest {
+            period: "2026-03".into(),
+            min_score: String::new(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("audit")
+        .into_inner();
+    assert_eq!(audited.cases, 3);
+    assert_eq!(audited.flags.len(), 1, "paged one at a time");
+    let first = &audited.flags[0];
+    assert_eq!(first.kind, "split_admission");
+    assert!(first.case.starts_with("hospitals/H001/cases/C") && first.related_case.starts_with("hospitals/H001/cases/C"), "{first:?}");
+    assert!(first.evidence.contains("patient P1 readmitted"), "{}", first.evidence);
+    assert!(!audited.next_page_token.is_empty());
+    let bad_period = audits
+        .audit_cases(proto::AuditCasesRequest {
+            period: "2026-13".into(),
+            min_score: String::new(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_period.get_details_bad_request().expect("details").field_violations[0].field, "period");
+    let mut hospital_audits = proto::audit_service_client::AuditServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let denied = hospital_audits
+        .audit_cases(proto::AuditCasesRequest {
+            period: "2026-03".into(),
+            min_score: String::new(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+
+    // Versions: two policies and two table sets loaded; the configured DIP pair is active.
+    let mut versions = proto::version_service_client::VersionServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let policies = versions.list_policies(proto::ListVersionsRequest::default()).await.expect("policies").into_inner().policies;
+    assert_eq!(policies.iter().map(|p| (p.scheme.as_str(), p.active)).collect::<Vec<_>>(), [("dip", true), ("drg", false)]);
+    assert_eq!(finished.policy, policies[0].name, "the run recorded the active policy version");
+    let table_sets = versions.list_table_sets(proto::ListVersionsRequest::default()).await.expect("table sets").into_inner().table_sets;
+    assert_eq!(table_sets.iter().map(|t| (t.kind.as_str(), t.active)).collect::<Vec<_>>(), [("dip", true), ("drg", false)]);
+    let fetched = versions.get_policy(proto::GetVersionRequest { name: policies[1].name.clone() }).await.expect("get").into_inner();
+    assert!(fetched.source.contains("scheme = \"drg\""), "the policy file as loaded");
+    let missing = versions.get_table_set(proto::GetVersionRequest { name: "tableSets/nope".into() }).await;
+    assert_eq!(missing.unwrap_err().code(), Code::NotFound);
+    let mut hospital_versions = proto::version_service_client::VersionServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let denied = hospital_versions
+        .activate_policy(proto::ActivateVersionRequest { name: policies[1].name.clone(), request_id: String::new() })
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+    // Activating the DRG policy pairs it with the only DRG table set; pre-checks now use both.
+    let activated = versions
+        .activate_policy(proto::ActivateVersionRequest { name: policies[1].name.clone(), request_id: "activate-drg".into() })
+        .await
+        .expect("activate")
+        .into_inner();
+    assert!(activated.active);
+    let mut hospital = PreCheckServiceClient::new(with_token(channel.clone(), Some(H001)));
+    let drg_checked = hospital
+        .pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X9", "H001", "12000.00")), include_trace: false })
+        .await
+        .expect("pre-check under DRG")
+        .into_inner();
+    assert_eq!((drg_checked.policy.as_str(), drg_checked.table_set.as_str()), (policies[1].name.as_str(), table_sets[1].name.as_str()));
+    assert_eq!(drg_checked.status, "SUCCESS", "{drg_checked:?}");
+
+    // Re-running the March run uses its recorded (DIP) versions, not the active ones, and
+    // reproduces its statements byte for byte.
+    let rerun = settlements
+        .create_settlement_run(proto::CreateSettlementRunRequest { rerun_of: run.name.clone(), ..Default::default() })
+        .await
+        .expect("re-run")
+        .into_inner();
+    assert_eq!((rerun.policy.as_str(), rerun.table_set.as_str()), (finished.policy.as_str(), finished.table_set.as_str()));
+    let mut watch =
+        settlements.watch_settlement_run(proto::GetSettlementRunRequest { name: rerun.name.clone() }).await.expect("watch").into_inner();
+    let mut rerun_done = rerun.clone();
+    while let Some(update) = watch.message().await.expect("watch item") {
+        rerun_done = update;
+    }
+    assert_eq!(rerun_done.state, proto::RunState::Succeeded as i32, "{}", rerun_done.error);
+    assert_eq!(rerun_done.cases_fingerprint, finished.cases_fingerprint);
+    let original_bytes = statement_bytes(&mut settlements, &run.name).await;
+    assert!(!original_bytes.is_empty());
+    assert_eq!(statement_bytes(&mut settlements, &rerun.name).await, original_bytes);
+    assert_eq!(
+        (rerun_done.gross_total.as_str(), rerun_done.point_values.len()),
+        (finished.gross_total.as_str(), finished.point_values.len())
+    );
+
     // Restart on the same data directory: the cases are still there.
     drop((office, cases_client, hospital, anonymous, settlements, hospital_runs, reviews, hospital_reviews));
+    drop((audits, hospital_audits, versions, hospital_versions));
     drop(server);
     let server = start(&data_dir, database);
     let channel = self::channel(&server).await;
@@ -328,10 +445,13 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         .expect("list after restart")
         .into_inner();
     assert_eq!(page.cases.len(), 3);
-    let mut settlements = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
+    let mut settlements = proto::settlement_service_client::SettlementServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
     let kept =
         settlements.get_settlement_run(proto::GetSettlementRunRequest { name: run.name.clone() }).await.expect("run kept").into_inner();
     assert_eq!(kept, finished, "the finished run survives a restart unchanged");
+    let mut versions = proto::version_service_client::VersionServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let active = versions.get_policy(proto::GetVersionRequest { name: policies[1].name.clone() }).await.expect("get").into_inner();
+    assert!(active.active, "the activated policy stays active after a restart");
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -38,6 +38,12 @@ fn conformance(store: &dyn Store) {
     }
     assert_eq!(keys, ["H001/C1", "H001/C2", "H002/C1", "H003/Z9"]);
 
+    // Settings: absent, set, replaced.
+    assert_eq!(store.get_setting("active_policy").unwrap(), None);
+    store.put_setting("active_policy", "policies/a").unwrap();
+    store.put_setting("active_policy", "policies/b").unwrap();
+    assert_eq!(store.get_setting("active_policy").unwrap().as_deref(), Some("policies/b"));
+
     // Idempotent requests: the first answer is kept.
     assert!(store.find_request("upload-1").unwrap().is_none());
     store.save_request("upload-1", b"first").unwrap();

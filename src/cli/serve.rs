@@ -2,10 +2,10 @@
 
 use anyhow::Context;
 use clap::Args;
-use dipdrg::policy::Policy;
-use dipdrg::scoring::Scorer;
 use dipdrg::server::auth::Tokens;
 use dipdrg::server::config::{Overrides, ServerConfig};
+use dipdrg::server::version_service::{ACTIVE_POLICY, ACTIVE_TABLE_SET};
+use dipdrg::server::versions::Versions;
 use dipdrg::server::{serve, AppState};
 use dipdrg::store::sqlite::SqliteStore;
 use std::path::PathBuf;
@@ -45,8 +45,6 @@ pub fn show(args: ConfigArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(&args)?;
-    let policy = Policy::load(&config.policy)?;
-    let scorer = Scorer::load(&policy, &config.policy, &config.tables).with_context(|| format!("loading {}", config.tables.display()))?;
     let store: Arc<dyn dipdrg::store::Store> = match &config.database_url {
         None => Arc::new(SqliteStore::open(&config.data_dir.join("dipdrg.sqlite"))?),
         #[cfg(feature = "postgres")]
@@ -54,12 +52,19 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         #[cfg(not(feature = "postgres"))]
         Some(_) => anyhow::bail!("database_url is set but this build has no PostgreSQL support (build with --features postgres)"),
     };
+    // Every configured version, with the pair activated last time (stored) when still loaded.
+    let policies: Vec<PathBuf> = std::iter::once(config.policy.clone()).chain(config.policies.iter().cloned()).collect();
+    let table_sets: Vec<PathBuf> = std::iter::once(config.tables.clone()).chain(config.table_sets.iter().cloned()).collect();
+    let stored_policy = store.get_setting(ACTIVE_POLICY)?;
+    let stored_tables = store.get_setting(ACTIVE_TABLE_SET)?;
+    let stored = stored_policy.as_deref().zip(stored_tables.as_deref());
+    let versions = Versions::load(&policies, &table_sets, stored)?;
     if config.tokens.is_empty() {
         eprintln!("warning: no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
+    let active = versions.active();
     let state = Arc::new(AppState {
-        policy: Arc::new(policy),
-        scorer: Arc::new(scorer),
+        versions: Arc::new(versions),
         store,
         tokens: Tokens::from_config(&config.tokens),
         metrics: Default::default(),
@@ -77,7 +82,13 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             eprintln!("metrics on http://{}/metrics", metrics_listener.local_addr()?);
             tokio::spawn(dipdrg::server::metrics::serve_metrics(metrics_listener, state.metrics.clone()));
         }
-        eprintln!("dipdrg serving gRPC on {address} (policy {}, tables {})", config.policy.display(), config.tables.display());
+        eprintln!(
+            "dipdrg serving gRPC on {address} (policy {} from {}, table set {} from {})",
+            active.policy.name,
+            active.policy.path.display(),
+            active.table_set.name,
+            active.table_set.path.display()
+        );
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]

@@ -34,8 +34,21 @@ pub struct ServerConfig {
     pub policy: PathBuf,
     /// DRG table set or DIP catalog directory, as the policy's scheme needs.
     pub tables: PathBuf,
+    /// More region policies to load, listable and activatable by version (`policy` is always
+    /// loaded and is active until another is activated).
+    pub policies: Vec<PathBuf>,
+    /// More table sets (DRG table directories or DIP catalogs) to load beside `tables`.
+    pub table_sets: Vec<PathBuf>,
     /// Largest accepted request message, bytes.
     pub max_request_bytes: usize,
+    /// TLS: PEM certificate chain and private key. Both or neither; needs a build with the
+    /// `tls` feature. Without them the service speaks plaintext (for loopback or a mesh).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Log level of the structured request logs on stderr: error, warn, info, debug, off.
+    pub log_level: String,
     pub tokens: Vec<TokenConfig>,
 }
 
@@ -49,7 +62,12 @@ impl Default for ServerConfig {
             database_schema: "dipdrg".into(),
             policy: PathBuf::from("policies/demo-city-2026-dip.toml"),
             tables: PathBuf::from("grouper-tables/demo-dip"),
+            policies: Vec::new(),
+            table_sets: Vec::new(),
             max_request_bytes: 4 << 20,
+            tls_cert: None,
+            tls_key: None,
+            log_level: "info".into(),
             tokens: Vec::new(),
         }
     }
@@ -75,8 +93,10 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
-    /// defaults → `file` → `environment` (`DIPDRG_LISTEN`, `DIPDRG_DATA_DIR`, `DIPDRG_POLICY`,
-    /// `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`, `DIPDRG_DATABASE_URL`) → `overrides`.
+    /// defaults → `file` → `environment` (`DIPDRG_LISTEN`, `DIPDRG_METRICS_LISTEN`,
+    /// `DIPDRG_DATA_DIR`, `DIPDRG_POLICY`, `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`,
+    /// `DIPDRG_DATABASE_URL`, `DIPDRG_LOG_LEVEL`, `DIPDRG_TLS_CERT`, `DIPDRG_TLS_KEY`) →
+    /// `overrides`.
     pub fn resolve(
         file: Option<&Path>,
         environment: impl Fn(&str) -> Option<String>,
@@ -108,6 +128,15 @@ impl ServerConfig {
         if let Some(v) = environment("DIPDRG_TABLES") {
             config.tables = v.into();
         }
+        if let Some(v) = environment("DIPDRG_LOG_LEVEL") {
+            config.log_level = v;
+        }
+        if let Some(v) = environment("DIPDRG_TLS_CERT") {
+            config.tls_cert = Some(v.into());
+        }
+        if let Some(v) = environment("DIPDRG_TLS_KEY") {
+            config.tls_key = Some(v.into());
+        }
         if let Some(v) = environment("DIPDRG_MAX_REQUEST_BYTES") {
             config.max_request_bytes = v.parse().map_err(|_| ConfigError::Environment {
                 name: "DIPDRG_MAX_REQUEST_BYTES".into(),
@@ -137,6 +166,12 @@ impl ServerConfig {
         }
         if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid("metrics_listen", "must be an address such as 127.0.0.1:9464, or empty"));
+        }
+        if !["error", "warn", "info", "debug", "off"].contains(&self.log_level.as_str()) {
+            return Err(invalid("log_level", "must be error, warn, info, debug or off"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_cert", "tls_cert and tls_key go together: give both or neither"));
         }
         if self.max_request_bytes < 1024 {
             return Err(invalid("max_request_bytes", "must be at least 1024"));

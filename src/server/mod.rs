@@ -3,6 +3,7 @@
 //! Mounts the pre-check and case services behind bearer-token authentication, plus gRPC health
 //! and reflection (so `grpcurl` can list and call it). Shuts down gracefully on Ctrl-C/SIGTERM.
 
+pub mod audit_service;
 pub mod auth;
 pub mod cases;
 pub mod config;
@@ -12,9 +13,9 @@ pub mod paging;
 pub mod precheck;
 pub mod reviews;
 pub mod settlement;
+pub mod version_service;
+pub mod versions;
 
-use crate::policy::Policy;
-use crate::scoring::Scorer;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -28,10 +29,9 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dipdrg_v1_descriptor.bin"));
 }
 
-/// What every handler shares: immutable snapshots and the store.
+/// What every handler shares: the loaded versions (with the active snapshot) and the store.
 pub struct AppState {
-    pub policy: Arc<Policy>,
-    pub scorer: Arc<Scorer>,
+    pub versions: Arc<versions::Versions>,
     pub store: Arc<dyn Store>,
     pub tokens: auth::Tokens,
     pub metrics: Arc<metrics::Metrics>,
@@ -49,6 +49,8 @@ pub async fn serve(
     health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
     health_reporter.set_serving::<proto::settlement_service_server::SettlementServiceServer<settlement::Settlements>>().await;
     health_reporter.set_serving::<proto::review_service_server::ReviewServiceServer<reviews::Reviews>>().await;
+    health_reporter.set_serving::<proto::version_service_server::VersionServiceServer<version_service::VersionsApi>>().await;
+    health_reporter.set_serving::<proto::audit_service_server::AuditServiceServer<audit_service::Audits>>().await;
     let reflection =
         tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET).build_v1();
     let tokens = state.tokens.clone();
@@ -70,6 +72,16 @@ pub async fn serve(
     let settlements = tonic::service::interceptor::InterceptedService::new(
         proto::settlement_service_server::SettlementServiceServer::new(settlement::Settlements { state: state.clone() })
             .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens.clone()),
+    );
+    let versions = tonic::service::interceptor::InterceptedService::new(
+        proto::version_service_server::VersionServiceServer::new(version_service::VersionsApi { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
+        auth::interceptor(tokens.clone()),
+    );
+    let audits = tonic::service::interceptor::InterceptedService::new(
+        proto::audit_service_server::AuditServiceServer::new(audit_service::Audits { state: state.clone() })
+            .max_decoding_message_size(max_request_bytes),
         auth::interceptor(tokens),
     );
     let mut router = tonic::transport::Server::builder()
@@ -77,7 +89,9 @@ pub async fn serve(
         .add_service(precheck)
         .add_service(cases)
         .add_service(settlements)
-        .add_service(reviews);
+        .add_service(reviews)
+        .add_service(versions)
+        .add_service(audits);
     match reflection {
         Ok(reflection) => router = router.add_service(reflection),
         Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),

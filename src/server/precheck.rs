@@ -33,8 +33,9 @@ fn category(category: CaseCategory) -> proto::CaseCategory {
 
 /// The pre-check of one valid case.
 pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::PreCheckCaseResponse {
-    let policy = &state.policy;
-    let assessment = state.scorer.assess(policy, case);
+    let snapshot = state.versions.active();
+    let policy = snapshot.policy();
+    let assessment = snapshot.scorer.assess(policy, case);
     let points = &assessment.points;
     let reasons = points.reasons(policy, case);
     let factors = points
@@ -65,7 +66,7 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
         status: assessment.status.to_string(),
         group: assessment.group.clone(),
         family: assessment.family.clone(),
-        trace: if include_trace { state.scorer.trace(policy, case) } else { Vec::new() },
+        trace: if include_trace { snapshot.scorer.trace(policy, case) } else { Vec::new() },
         category: category(points.category) as i32,
         base_score: points.base_score.normalize().to_string(),
         cost_ratio: points.cost_ratio.map(|r| crate::units::round_half_up(r, 4).normalize().to_string()).unwrap_or_default(),
@@ -76,6 +77,8 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
         estimated_fund_payment: fund_payment.map(|p| p.0.to_string()).unwrap_or_default(),
         warnings,
         field_violations: Vec::new(),
+        policy: snapshot.policy.name.clone(),
+        table_set: snapshot.table_set.name.clone(),
     }
 }
 

@@ -8,6 +8,7 @@
 use super::auth::{role, Role};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, settlement_service_server::SettlementService};
+use super::versions::{Fingerprint, Snapshot, VersionError};
 use super::AppState;
 use crate::case::Fund;
 use crate::io::case_csv::parse_case_row;
@@ -48,9 +49,17 @@ fn point_value_message(record: &PointValueRecord) -> proto::PointValue {
 /// Encoded statements keyed by `{hospital}.{fund}`.
 type KeyedStatements = Vec<(String, Vec<u8>)>;
 
-/// Computes a run over every stored case of the period: (finished run, statements by key).
-fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::SettlementRun, KeyedStatements), String> {
-    let policy = &state.policy;
+/// Computes a run over every stored case of the period with `snapshot`'s policy and tables:
+/// (finished run, statements by key). `expected_cases` is the cases fingerprint a re-run must
+/// find.
+fn compute(
+    state: &AppState,
+    snapshot: &Snapshot,
+    mut run: proto::SettlementRun,
+    expected_cases: Option<&str>,
+) -> Result<(proto::SettlementRun, KeyedStatements), String> {
+    let policy = snapshot.policy();
+    let mut cases_fingerprint = Fingerprint::default();
     let monthly = run.mode == proto::SettlementMode::Monthly as i32;
     let (year, month) = match (monthly, run.period.split_once('-')) {
         (true, Some((y, m))) => (y.parse::<i32>().map_err(|_| "bad period")?, Some(m.parse::<u32>().map_err(|_| "bad period")?)),
@@ -87,6 +96,9 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
         let Some(last) = page.last() else { break };
         after = Some((last.hospital_id.clone(), last.case_id.clone()));
         for row in &page {
+            cases_fingerprint.feed(row.hospital_id.as_bytes());
+            cases_fingerprint.feed(row.case_id.as_bytes());
+            cases_fingerprint.feed(row.row.as_bytes());
             let Ok(case) = parse_case_row(&row.row) else {
                 skipped += 1;
                 continue;
@@ -100,7 +112,7 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
                 skipped += 1;
                 continue;
             };
-            let assessment = state.scorer.assess(policy, &case);
+            let assessment = snapshot.scorer.assess(policy, &case);
             let key = (row.hospital_id.clone(), row.case_id.clone());
             let penalty_multiple = violations
                 .get(&key)
@@ -120,6 +132,14 @@ fn compute(state: &AppState, mut run: proto::SettlementRun) -> Result<(proto::Se
             });
         }
     }
+    let cases_fingerprint = cases_fingerprint.hex();
+    if let Some(expected) = expected_cases.filter(|e| *e != cases_fingerprint) {
+        return Err(format!(
+            "the stored cases changed since {}: cases fingerprint {expected} then, {cases_fingerprint} now, so a re-run would not reproduce it",
+            run.rerun_of
+        ));
+    }
+    run.cases_fingerprint = cases_fingerprint;
     let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
     for case in &cases {
         cases_per_hospital[case.hospital as usize] += 1;
@@ -210,18 +230,44 @@ impl SettlementService for Settlements {
             return Err(Status::permission_denied("only a fund-office token may create settlement runs"));
         }
         let request = request.into_inner();
-        let mode = proto::SettlementMode::try_from(request.mode).unwrap_or(proto::SettlementMode::Unspecified);
+        // A re-run takes mode, period and versions from the run it repeats.
+        let original = if request.rerun_of.is_empty() {
+            None
+        } else {
+            let original = self.load(run_id_of(&request.rerun_of)?).await?;
+            if original.state != proto::RunState::Succeeded as i32 {
+                return Err(Status::failed_precondition(format!("{} has not succeeded: only a finished run can be re-run", original.name)));
+            }
+            Some(original)
+        };
+        let (mode_value, period) = match &original {
+            Some(o) => (o.mode, o.period.clone()),
+            None => (request.mode, request.period.clone()),
+        };
+        let mode = proto::SettlementMode::try_from(mode_value).unwrap_or(proto::SettlementMode::Unspecified);
         let period_ok = match mode {
-            proto::SettlementMode::Monthly => request.period.len() == 7 && request.period.as_bytes()[4] == b'-',
-            proto::SettlementMode::Annual => request.period.len() == 4,
+            proto::SettlementMode::Monthly => period.len() == 7 && period.as_bytes()[4] == b'-',
+            proto::SettlementMode::Annual => period.len() == 4,
             proto::SettlementMode::Unspecified => false,
         };
         if !period_ok {
             let mut details = tonic_types::ErrorDetails::new();
             details.add_bad_request_violation("mode", "must be MONTHLY (period YYYY-MM) or ANNUAL (period YYYY)");
-            details.add_bad_request_violation("period", format!("{:?} does not fit the mode", request.period));
+            details.add_bad_request_violation("period", format!("{period:?} does not fit the mode"));
             return Err(<Status as tonic_types::StatusExt>::with_error_details(tonic::Code::InvalidArgument, "bad run", details));
         }
+        let snapshot = match &original {
+            None => self.state.versions.active(),
+            Some(o) => {
+                let versions = self.state.versions.clone();
+                let (policy, table_set) = (o.policy.clone(), o.table_set.clone());
+                let built = tokio::task::spawn_blocking(move || versions.snapshot(&policy, &table_set)).await.map_err(task_failed)?;
+                Arc::new(built.map_err(|e| match e {
+                    VersionError::NotFound(_) => Status::failed_precondition(format!("cannot re-run {}: {e}", o.name)),
+                    other => Status::internal(other.to_string()),
+                })?)
+            }
+        };
         let store = self.state.store.clone();
         if !request.request_id.is_empty() {
             let id = request.request_id.clone();
@@ -235,19 +281,23 @@ impl SettlementService for Settlements {
         }
         let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let run_id = format!("{millis:015}-{:04}", RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000);
-        let policy = &self.state.policy;
+        let policy = snapshot.policy();
         let run = proto::SettlementRun {
             name: format!("settlementRuns/{run_id}"),
             mode: mode as i32,
-            period: request.period.clone(),
+            period,
             state: proto::RunState::Running as i32,
             progress: "0".into(),
             policy_region: policy.region.clone(),
             policy_version: policy.version.clone(),
-            tables_fingerprint: self.state.scorer.fingerprint().to_string(),
+            tables_fingerprint: snapshot.scorer.fingerprint().to_string(),
             create_time: now_rfc3339(),
+            policy: snapshot.policy.name.clone(),
+            table_set: snapshot.table_set.name.clone(),
+            rerun_of: original.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
             ..Default::default()
         };
+        let expected_cases = original.map(|o| o.cases_fingerprint);
         let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
         let request_id = request.request_id.clone();
         tokio::task::spawn_blocking(move || {
@@ -263,7 +313,7 @@ impl SettlementService for Settlements {
         let state = self.state.clone();
         let started = run.clone();
         tokio::task::spawn_blocking(move || {
-            let outcome = compute(&state, started.clone());
+            let outcome = compute(&state, &snapshot, started.clone(), expected_cases.as_deref());
             let finished = match outcome {
                 Ok((finished, statements)) => match state.store.put_statements(&run_id, &statements) {
                     Ok(()) => finished,

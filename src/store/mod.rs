@@ -85,6 +85,9 @@ pub trait Store: Send + Sync {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Annotation>, StoreError>;
+    /// Sets a service setting (such as the active policy), replacing any earlier value.
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// Now as RFC 3339 in UTC, to the second.

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS annotations (
     record BYTEA NOT NULL,
     PRIMARY KEY (kind, hospital_id, case_id)
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run BYTEA NOT NULL
@@ -137,6 +141,22 @@ impl Store for PostgresStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        client
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut client = self.client()?;
+        Ok(client.query_opt("SELECT value FROM settings WHERE key = $1", &[&key]).map_err(backend)?.map(|r| r.get(0)))
     }
 
     fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError> {

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS annotations (
     record BLOB NOT NULL,
     PRIMARY KEY (kind, hospital_id, case_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run BLOB NOT NULL
@@ -148,6 +152,22 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let connection = self.connection()?;
+        connection.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0)).optional().map_err(backend)
     }
 
     fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError> {

@@ -1,0 +1,101 @@
+//! AuditService: the period detectors over the stored cases, with the active policy's
+//! thresholds. Flags are computed on request, in the detectors' fixed order (split admissions,
+//! single-case flags in case order, hospital patterns), and paged by position; they are
+//! suggestions only — ReviewService confirms violations.
+
+use super::auth::{role, Role};
+use super::convert::{invalid_argument, FieldError};
+use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
+use super::proto::{self, audit_service_server::AuditService};
+use super::AppState;
+use crate::audit::{audit, AuditCase};
+use crate::io::case_csv::parse_case_row;
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct Audits {
+    pub state: Arc<AppState>,
+}
+
+fn bad(field: &str, description: String) -> Status {
+    invalid_argument("bad audit request", &[FieldError { field: field.into(), description }])
+}
+
+/// Every flag of the period at or above `min_score`, and the number of cases audited.
+fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: Decimal) -> Result<(Vec<proto::AuditFlag>, i64), Status> {
+    let snapshot = state.versions.active();
+    let policy = snapshot.policy();
+    let mut cases = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = state.store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000).map_err(unavailable)?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.hospital_id.clone(), last.case_id.clone()));
+        for row in &page {
+            let Ok(case) = parse_case_row(&row.row) else { continue };
+            let in_period = case.discharge_date.is_some_and(|d| {
+                let (y, m, _) = d.ymd();
+                y == year && month.is_none_or(|wanted| wanted == m)
+            });
+            if in_period {
+                cases.push(AuditCase::new(&case, &snapshot.scorer.assess(policy, &case)));
+            }
+        }
+    }
+    let case_name =
+        |hospital: &str, case_id: &str| if case_id.is_empty() { String::new() } else { format!("hospitals/{hospital}/cases/{case_id}") };
+    let hospital_of: std::collections::HashMap<&str, &str> = cases.iter().map(|c| (c.case_id.as_str(), c.hospital_id.as_str())).collect();
+    let flags = audit(&policy.audit, &cases)
+        .into_iter()
+        .filter(|f| f.score >= min_score)
+        .map(|f| proto::AuditFlag {
+            kind: f.kind.as_str().into(),
+            score: f.score.to_string(),
+            case: case_name(&f.hospital_id, &f.case_id),
+            related_case: f.related_case_id.as_deref().map(|r| case_name(hospital_of.get(r).copied().unwrap_or(""), r)).unwrap_or_default(),
+            hospital_id: f.hospital_id,
+            group: f.group,
+            evidence: f.evidence,
+        })
+        .collect();
+    Ok((flags, cases.len() as i64))
+}
+
+#[tonic::async_trait]
+impl AuditService for Audits {
+    async fn audit_cases(&self, request: Request<proto::AuditCasesRequest>) -> Result<Response<proto::AuditCasesResponse>, Status> {
+        if role(&request)? != Role::FundOffice {
+            return Err(Status::permission_denied("only a fund-office token may audit: flags link stays across hospitals"));
+        }
+        let request = request.into_inner();
+        let period = request.period.clone();
+        let (year, month) = match period.split_once('-') {
+            Some((y, m)) => (y.parse::<i32>().ok(), m.parse::<u32>().ok().filter(|m| (1..=12).contains(m)).map(Some)),
+            None => (period.parse::<i32>().ok(), Some(None)),
+        };
+        let (Some(year), Some(month)) = (year, month) else {
+            return Err(bad("period", format!("{period:?} is not YYYY or YYYY-MM")));
+        };
+        let min_score = match request.min_score.as_str() {
+            "" => Decimal::ZERO,
+            text => text
+                .parse::<Decimal>()
+                .ok()
+                .filter(|s| *s >= Decimal::ZERO && *s <= Decimal::ONE)
+                .ok_or_else(|| bad("min_score", format!("{text:?} is not a decimal from 0 to 1")))?,
+        };
+        let size = page_size(request.page_size)?;
+        let start = match decode_token(&request.page_token)? {
+            None => 0,
+            Some(position) => position.parse::<usize>().map_err(|_| Status::invalid_argument("bad page_token"))?,
+        };
+        let state = self.state.clone();
+        let (flags, cases) =
+            tokio::task::spawn_blocking(move || flags_of_period(&state, year, month, min_score)).await.map_err(task_failed)??;
+        let end = (start + size).min(flags.len());
+        let next_page_token = if end < flags.len() { encode_token(&end.to_string()) } else { String::new() };
+        let flags = flags.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+        Ok(Response::new(proto::AuditCasesResponse { flags, next_page_token, cases }))
+    }
+}
