@@ -153,6 +153,22 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         .status;
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
+    // Reflection, as `grpcurl list` uses it: every service is listed.
+    let mut reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection.server_reflection_info(tokio_stream::iter(vec![list])).await.expect("reflection").into_inner();
+    let answer = answers.message().await.expect("reflection answer").expect("one answer");
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let services: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    for wanted in ["dipdrg.v1.PreCheckService", "dipdrg.v1.SettlementService", "dipdrg.v1.VersionService", "dipdrg.v1.AuditService"] {
+        assert!(services.iter().any(|s| s == wanted), "{wanted} missing from {services:?}");
+    }
+
     // No token: UNAUTHENTICATED.
     let mut anonymous = PreCheckServiceClient::new(with_token(channel.clone(), None));
     let refused =

@@ -45,6 +45,7 @@ pub fn show(args: ConfigArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(&args)?;
+    dipdrg::server::logging::init(&config.log_level);
     let store: Arc<dyn dipdrg::store::Store> = match &config.database_url {
         None => Arc::new(SqliteStore::open(&config.data_dir.join("dipdrg.sqlite"))?),
         #[cfg(feature = "postgres")]
@@ -60,7 +61,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let stored = stored_policy.as_deref().zip(stored_tables.as_deref());
     let versions = Versions::load(&policies, &table_sets, stored)?;
     if config.tokens.is_empty() {
-        eprintln!("warning: no tokens configured: every call will be refused (UNAUTHENTICATED)");
+        tracing::warn!("no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
     let active = versions.active();
     let state = Arc::new(AppState {
@@ -79,15 +80,16 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             let metrics_listener = tokio::net::TcpListener::bind(&config.metrics_listen)
                 .await
                 .with_context(|| format!("binding {}", config.metrics_listen))?;
-            eprintln!("metrics on http://{}/metrics", metrics_listener.local_addr()?);
+            tracing::info!(address = %metrics_listener.local_addr()?, "serving Prometheus metrics at /metrics");
             tokio::spawn(dipdrg::server::metrics::serve_metrics(metrics_listener, state.metrics.clone()));
         }
-        eprintln!(
-            "dipdrg serving gRPC on {address} (policy {} from {}, table set {} from {})",
-            active.policy.name,
-            active.policy.path.display(),
-            active.table_set.name,
-            active.table_set.path.display()
+        tracing::info!(
+            address = %address,
+            policy = %active.policy.name,
+            policy_path = %active.policy.path.display(),
+            table_set = %active.table_set.name,
+            table_set_path = %active.table_set.path.display(),
+            "serving gRPC"
         );
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -103,7 +105,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             {
                 let _ = ctrl_c.await;
             }
-            eprintln!("shutting down: finishing requests in flight");
+            tracing::info!("shutting down: finishing requests in flight");
         };
         serve(state, listener, config.max_request_bytes, shutdown).await?;
         anyhow::Ok(())

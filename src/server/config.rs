@@ -204,3 +204,71 @@ impl ServerConfig {
         toml::to_string(&shown).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A file under the system temp directory, removed on drop.
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> TempFile {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let path = std::env::temp_dir().join(format!("dipdrg-config-{}-{}.toml", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+                std::fs::write(&path, text).unwrap();
+                TempFile(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_environment_flags() {
+        let config = file("listen = \"127.0.0.1:6000\"\nlog_level = \"warn\"\npolicies = [\"p2.toml\"]\n");
+        let environment = |name: &str| match name {
+            "DIPDRG_LISTEN" => Some("127.0.0.1:7000".to_string()),
+            "DIPDRG_LOG_LEVEL" => Some("debug".to_string()),
+            _ => None,
+        };
+        let resolved = ServerConfig::resolve(Some(&config.0), environment, &Overrides::default()).unwrap();
+        assert_eq!((resolved.listen.as_str(), resolved.log_level.as_str()), ("127.0.0.1:7000", "debug"), "environment beats file");
+        assert_eq!(resolved.policies, [PathBuf::from("p2.toml")], "file beats defaults");
+        assert_eq!(resolved.max_request_bytes, ServerConfig::default().max_request_bytes, "defaults fill the rest");
+        let flags = Overrides { listen: Some("127.0.0.1:8000".into()), ..Default::default() };
+        let resolved = ServerConfig::resolve(Some(&config.0), environment, &flags).unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:8000", "flags beat everything");
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let unknown = file("listen_addr = \"127.0.0.1:1\"\n");
+        let error = ServerConfig::resolve(Some(&unknown.0), |_| None, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("listen_addr"), "{error}");
+        let half_tls = file("tls_cert = \"cert.pem\"\n");
+        let error = ServerConfig::resolve(Some(&half_tls.0), |_| None, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("tls_cert") && error.contains("tls_key"), "{error}");
+        let level = |name: &str| (name == "DIPDRG_LOG_LEVEL").then(|| "loud".to_string());
+        let error = ServerConfig::resolve(None, level, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("log_level"), "{error}");
+        let size = |name: &str| (name == "DIPDRG_MAX_REQUEST_BYTES").then(|| "lots".to_string());
+        let error = ServerConfig::resolve(None, size, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("DIPDRG_MAX_REQUEST_BYTES"), "{error}");
+    }
+
+    #[test]
+    fn show_redacts_secrets() {
+        let config = file("database_url = \"host=db password=secret\"\n[[tokens]]\ntoken = \"very-secret-token\"\nrole = \"fund_office\"\n");
+        let shown = ServerConfig::resolve(Some(&config.0), |_| None, &Overrides::default()).unwrap().show();
+        assert!(!shown.contains("secret") && shown.contains("<redacted>"), "{shown}");
+    }
+}

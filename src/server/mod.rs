@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cases;
 pub mod config;
 pub mod convert;
+pub mod logging;
 pub mod metrics;
 pub mod paging;
 pub mod precheck;
@@ -85,6 +86,7 @@ pub async fn serve(
         auth::interceptor(tokens),
     );
     let mut router = tonic::transport::Server::builder()
+        .layer(logging::RequestLog)
         .add_service(health_service)
         .add_service(precheck)
         .add_service(cases)
@@ -94,7 +96,7 @@ pub async fn serve(
         .add_service(audits);
     match reflection {
         Ok(reflection) => router = router.add_service(reflection),
-        Err(e) => eprintln!("warning: gRPC reflection unavailable: {e}"),
+        Err(e) => tracing::warn!(error = %e, "gRPC reflection unavailable"),
     }
     // Small request/response messages: disable Nagle so that answers are not held back.
     let incoming = TcpListenerStream::new(listener).map(|stream| {

@@ -323,6 +323,14 @@ impl SettlementService for Settlements {
                     proto::SettlementRun { state: proto::RunState::Failed as i32, error, complete_time: now_rfc3339(), ..started }
                 }
             };
+            tracing::info!(
+                run = %finished.name,
+                state = finished.state,
+                cases = finished.cases,
+                gross_total = %finished.gross_total,
+                error = %finished.error,
+                "settlement run finished"
+            );
             let _ = state.store.put_run(&run_id, &finished.encode_to_vec());
         });
         Ok(Response::new(run))

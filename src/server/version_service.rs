@@ -97,6 +97,7 @@ impl VersionsApi {
             let snapshot = state.versions.activate(&policy, &table_set).map_err(version_status)?;
             state.store.put_setting(ACTIVE_POLICY, &snapshot.policy.name).map_err(unavailable)?;
             state.store.put_setting(ACTIVE_TABLE_SET, &snapshot.table_set.name).map_err(unavailable)?;
+            tracing::info!(policy = %snapshot.policy.name, table_set = %snapshot.table_set.name, "activated");
             Ok(snapshot)
         })
         .await
