@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(state, listener, 4 << 20, async {
+    let server = tokio::spawn(serve(state, listener, 4 << 20, None, async {
         let _ = stopped.await;
     }));
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;

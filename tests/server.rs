@@ -29,6 +29,11 @@ impl Drop for Server {
 }
 
 fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
+    start_with(data_dir, database, "")
+}
+
+/// Starts the server with `extra` top-level config keys.
+fn start_with(data_dir: &Path, database: Option<(&str, &str)>, extra: &str) -> Server {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = data_dir.join("server.toml");
     std::fs::create_dir_all(data_dir).unwrap();
@@ -36,7 +41,7 @@ fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
     std::fs::write(
         &config,
         format!(
-            "{database}data_dir = {:?}\npolicies = [\"policies/demo-city-2026-drg.toml\"]\ntable_sets = [\"grouper-tables/demo\"]\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
+            "{database}{extra}data_dir = {:?}\npolicies = [\"policies/demo-city-2026-drg.toml\"]\ntable_sets = [\"grouper-tables/demo\"]\n[[tokens]]\ntoken = \"{FUND_OFFICE}\"\nrole = \"fund_office\"\n[[tokens]]\ntoken = \"{H001}\"\nrole = \"hospital\"\nhospital_id = \"H001\"\n",
             data_dir.join("store").display().to_string()
         ),
     )
@@ -161,7 +166,8 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     };
     let mut answers = reflection.server_reflection_info(tokio_stream::iter(vec![list])).await.expect("reflection").into_inner();
     let answer = answers.message().await.expect("reflection answer").expect("one answer");
-    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) = answer.message_response
+    else {
         panic!("not a service list: {answer:?}");
     };
     let services: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
@@ -470,4 +476,71 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     assert!(active.active, "the activated policy stays active after a restart");
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_when_configured() {
+    let dir = std::env::temp_dir().join(format!("dipdrg-server-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (Debian's openssl package) makes a test certificate");
+    assert!(made.success());
+    let server =
+        start_with(&dir, None, &format!("tls_cert = {:?}\ntls_key = {:?}\n", cert.display().to_string(), key.display().to_string()));
+    let port = server.address.rsplit(':').next().unwrap().to_string();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(&cert).unwrap()))
+        .domain_name("localhost");
+    let mut channel = Err(String::new());
+    for _ in 0..50 {
+        let endpoint = Channel::from_shared(format!("https://127.0.0.1:{port}")).unwrap().tls_config(tls.clone()).unwrap();
+        match endpoint.connect().await {
+            Ok(c) => {
+                channel = Ok(c);
+                break;
+            }
+            Err(e) => channel = Err(format!("{e:?}")),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let channel = channel.expect("a TLS connection");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health over TLS").into_inner();
+    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    // Plaintext HTTP/2 to the TLS port gets no answer.
+    let plain = Channel::from_shared(format!("http://{}", server.address)).unwrap().connect().await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(c) => tonic_health::pb::health_client::HealthClient::new(c)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a plaintext client must not be served");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -63,6 +63,13 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(dipdrg::server::TlsPem {
+            cert: std::fs::read(cert).with_context(|| format!("reading tls_cert {}", cert.display()))?,
+            key: std::fs::read(key).with_context(|| format!("reading tls_key {}", key.display()))?,
+        }),
+        _ => None,
+    };
     let active = versions.active();
     let state = Arc::new(AppState {
         versions: Arc::new(versions),
@@ -107,7 +114,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             }
             tracing::info!("shutting down: finishing requests in flight");
         };
-        serve(state, listener, config.max_request_bytes, shutdown).await?;
+        serve(state, listener, config.max_request_bytes, tls, shutdown).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

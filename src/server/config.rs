@@ -220,7 +220,8 @@ mod tests {
             pub fn new(text: &str) -> TempFile {
                 use std::sync::atomic::{AtomicU32, Ordering};
                 static N: AtomicU32 = AtomicU32::new(0);
-                let path = std::env::temp_dir().join(format!("dipdrg-config-{}-{}.toml", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+                let path =
+                    std::env::temp_dir().join(format!("dipdrg-config-{}-{}.toml", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
                 std::fs::write(&path, text).unwrap();
                 TempFile(path)
             }
@@ -267,7 +268,8 @@ mod tests {
 
     #[test]
     fn show_redacts_secrets() {
-        let config = file("database_url = \"host=db password=secret\"\n[[tokens]]\ntoken = \"very-secret-token\"\nrole = \"fund_office\"\n");
+        let config =
+            file("database_url = \"host=db password=secret\"\n[[tokens]]\ntoken = \"very-secret-token\"\nrole = \"fund_office\"\n");
         let shown = ServerConfig::resolve(Some(&config.0), |_| None, &Overrides::default()).unwrap().show();
         assert!(!shown.contains("secret") && shown.contains("<redacted>"), "{shown}");
     }

@@ -38,13 +38,41 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-/// Serves until `shutdown` completes. `listener` is already bound (port 0 works).
+/// A PEM certificate chain and private key for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("TLS is configured but this build has no TLS support (build with --features tls)")]
+    NoTls,
+}
+
+/// Serves until `shutdown` completes. `listener` is already bound (port 0 works). With `tls`,
+/// connections must be TLS.
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     max_request_bytes: usize,
+    tls: Option<TlsPem>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
+    let mut builder = tonic::transport::Server::builder();
+    match tls {
+        None => {}
+        #[cfg(feature = "tls")]
+        Some(pem) => {
+            let identity = tonic::transport::Identity::from_pem(pem.cert, pem.key);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(_) => return Err(ServeError::NoTls),
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>>().await;
     health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
@@ -85,7 +113,7 @@ pub async fn serve(
             .max_decoding_message_size(max_request_bytes),
         auth::interceptor(tokens),
     );
-    let mut router = tonic::transport::Server::builder()
+    let mut router = builder
         .layer(logging::RequestLog)
         .add_service(health_service)
         .add_service(precheck)
@@ -105,5 +133,5 @@ pub async fn serve(
         }
         stream
     });
-    router.serve_with_incoming_shutdown(incoming, shutdown).await
+    Ok(router.serve_with_incoming_shutdown(incoming, shutdown).await?)
 }
