@@ -92,3 +92,62 @@ fn annual_drg_settlement_is_deterministic_and_adds_up() {
 fn annual_dip_settlement_is_deterministic_and_adds_up() {
     check_run("annual", "2026", "policies/demo-city-2026-dip.toml", "grouper-tables/demo-dip");
 }
+
+/// The same accepted demo cases as CSV and as Parquet settle to the same bytes.
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_input_settles_like_csv() {
+    use dipdrg::io::case_csv::{CaseReader, CaseWriter};
+    let base = std::env::temp_dir().join(format!("dipdrg-settle-parquet-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let file = std::fs::File::open(root().join("grouper-tables/demo/cases.csv")).unwrap();
+    let cases: Vec<_> = CaseReader::new(file).unwrap().filter_map(Result::ok).collect();
+    assert!(cases.len() > 1900);
+    let (csv_path, parquet_path) = (base.join("cases.csv"), base.join("cases.parquet"));
+    let mut writer = CaseWriter::new(std::fs::File::create(&csv_path).unwrap()).unwrap();
+    for case in &cases {
+        writer.write(case).unwrap();
+    }
+    writer.flush().unwrap();
+    dipdrg::io::parquet::write_cases(&parquet_path, &cases).unwrap();
+    let run = |input: &Path, out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+            .current_dir(root())
+            .args(["settle", "-q", "--policy", "policies/demo-city-2026-dip.toml", "--tables", "grouper-tables/demo-dip", "--cases"])
+            .arg(input)
+            .args(["--mode", "annual", "--period", "2026", "--out"])
+            .arg(out)
+            .status()
+            .expect("dipdrg runs");
+        assert!(status.success());
+    };
+    run(&csv_path, &base.join("from-csv"));
+    run(&parquet_path, &base.join("from-parquet"));
+    for file in ["cases.csv", "statements.csv", "summary.csv", "rejects.csv"] {
+        let (a, b) =
+            (std::fs::read(base.join("from-csv").join(file)).unwrap(), std::fs::read(base.join("from-parquet").join(file)).unwrap());
+        assert!(a == b, "{file} differs between CSV and Parquet input");
+    }
+    assert_eq!(read(&base.join("from-parquet").join("cases.csv")).len(), cases.len());
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A file that starts like Parquet but is not one fails with its name, not a panic.
+#[cfg(feature = "parquet")]
+#[test]
+fn a_broken_parquet_file_is_a_clear_error() {
+    let path = std::env::temp_dir().join(format!("dipdrg-broken-{}.parquet", std::process::id()));
+    std::fs::write(&path, b"PAR1 this is not a parquet file").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+        .current_dir(root())
+        .args(["settle", "-q", "--policy", "policies/demo-city-2026-dip.toml", "--tables", "grouper-tables/demo-dip", "--cases"])
+        .arg(&path)
+        .args(["--mode", "annual", "--period", "2026", "--out"])
+        .arg(std::env::temp_dir().join(format!("dipdrg-broken-out-{}", std::process::id())))
+        .output()
+        .expect("dipdrg runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("dipdrg-broken-") && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_file(&path);
+}

@@ -14,12 +14,31 @@ use dipdrg::drg::DrgTableSet;
 use std::path::Path;
 use std::time::Instant;
 
-/// Opens a case CSV for chunked reading: the reader positioned after the header, and the
-/// header's layout.
-pub fn open_case_file(path: &Path) -> anyhow::Result<(std::io::BufReader<std::fs::File>, dipdrg::io::case_csv::Layout)> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+/// A case file opened for chunked reading.
+pub type CaseInput = Box<dyn std::io::BufRead + Send>;
+
+/// Opens a case file — CSV, or Parquet (recognised by its magic bytes; build with
+/// `--features parquet`), read as the same CSV text — for chunked reading: the reader
+/// positioned after the header, and the header's layout.
+pub fn open_case_file(path: &Path) -> anyhow::Result<(CaseInput, dipdrg::io::case_csv::Layout)> {
+    use std::io::{BufRead, Read};
+    let mut magic = [0u8; 4];
+    let is_parquet = std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .read_exact(&mut magic)
+        .is_ok_and(|()| &magic == b"PAR1");
+    let mut input: CaseInput = if is_parquet {
+        #[cfg(feature = "parquet")]
+        {
+            let reader = dipdrg::io::parquet::ParquetAsCsv::open(path).with_context(|| format!("opening {}", path.display()))?;
+            Box::new(std::io::BufReader::with_capacity(1 << 20, reader))
+        }
+        #[cfg(not(feature = "parquet"))]
+        anyhow::bail!("{} is a Parquet file: this build reads CSV only (build with --features parquet)", path.display())
+    } else {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+    };
     let mut header = Vec::new();
     input.read_until(b'\n', &mut header).with_context(|| format!("reading {}", path.display()))?;
     let layout = dipdrg::io::case_csv::Layout::from_header_line(&header).with_context(|| format!("reading {}", path.display()))?;

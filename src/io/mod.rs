@@ -2,3 +2,5 @@
 
 pub mod case_csv;
 pub mod chunks;
+#[cfg(feature = "parquet")]
+pub mod parquet;

@@ -62,17 +62,16 @@ pub async fn serve(
     tls: Option<TlsPem>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let mut builder = tonic::transport::Server::builder();
-    match tls {
-        None => {}
+    let builder = match tls {
+        None => tonic::transport::Server::builder(),
         #[cfg(feature = "tls")]
         Some(pem) => {
             let identity = tonic::transport::Identity::from_pem(pem.cert, pem.key);
-            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+            tonic::transport::Server::builder().tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?
         }
         #[cfg(not(feature = "tls"))]
         Some(_) => return Err(ServeError::NoTls),
-    }
+    };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>>().await;
     health_reporter.set_serving::<proto::case_service_server::CaseServiceServer<cases::Cases>>().await;
