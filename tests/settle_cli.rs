@@ -151,3 +151,48 @@ fn a_broken_parquet_file_is_a_clear_error() {
     assert!(stderr.contains("dipdrg-broken-") && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// Repeated case ids (a quoted one among them) are rejected naming the first record; the first
+/// occurrence is settled.
+#[test]
+fn repeated_case_ids_are_rejected_naming_the_first_record() {
+    let text = std::fs::read_to_string(root().join("grouper-tables/demo/cases.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    // Rows the settlement accepts: the first rows of the demo file whose fields are complete.
+    let rows: Vec<&str> = lines.take(40).collect();
+    let (a, b) = (rows[0], rows[1]);
+    let quoted = |row: &str| {
+        let (_, rest) = row.split_once(',').unwrap();
+        format!("\"Q,1\"\"x\",{rest}")
+    };
+    let body = [a.to_string(), quoted(b), a.to_string(), quoted(b), a.to_string()].join("\n");
+    let base = std::env::temp_dir().join(format!("dipdrg-settle-repeats-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let input = base.join("cases.csv");
+    std::fs::write(&input, format!("{header}\n{body}\n")).unwrap();
+    let out = base.join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+        .current_dir(root())
+        .args(["settle", "-q", "--policy", "policies/demo-city-2026-dip.toml", "--tables", "grouper-tables/demo-dip", "--cases"])
+        .arg(&input)
+        .args(["--mode", "annual", "--period", "2026", "--out"])
+        .arg(&out)
+        .status()
+        .expect("dipdrg runs");
+    assert!(status.success());
+    let rejects = read(&out.join("rejects.csv"));
+    let found: Vec<(String, String, String)> =
+        rejects.iter().map(|r| (r["record"].clone(), r["case_id"].clone(), r["reason"].clone())).collect();
+    let first_id = a.split(',').next().unwrap().to_string();
+    assert_eq!(
+        found,
+        [
+            ("3".to_string(), first_id.clone(), "repeats the case id of record 1: a case is settled once".to_string()),
+            ("4".to_string(), "Q,1\"x".to_string(), "repeats the case id of record 2: a case is settled once".to_string()),
+            ("5".to_string(), first_id, "repeats the case id of record 1: a case is settled once".to_string()),
+        ]
+    );
+    assert_eq!(read(&out.join("cases.csv")).len(), 2);
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -97,18 +97,17 @@ struct Rejected {
     reason: String,
 }
 
-/// What a worker hands back for one chunk: compact settlement records, the case ids in one
-/// arena (for duplicate checks), and the output rows (without their amount) as text.
+/// What a worker hands back for one chunk: compact settlement records, a hash of each case id
+/// (for duplicate checks), and the output rows (without their amount) as text. A row starts
+/// with its case id, which is where a duplicate check reads the id itself.
 struct ChunkResult {
     records: u64,
     /// Per accepted case, in chunk order.
     cases: Vec<SettlementCase>,
-    /// Case ids back to back; `id_ends[i]` ends the i-th.
-    ids: String,
-    id_ends: Vec<u32>,
     /// FxHash of each case id.
     id_hashes: Vec<u64>,
-    local_records: Vec<u64>,
+    /// Record number within the chunk.
+    local_records: Vec<u32>,
     review_applied: Vec<bool>,
     rows: Vec<u8>,
     /// End offset of each row in `rows`.
@@ -117,9 +116,29 @@ struct ChunkResult {
 }
 
 impl ChunkResult {
-    fn id(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.id_ends[i - 1] as usize };
-        &self.ids[start..self.id_ends[i] as usize]
+    /// The case id of the i-th accepted case: the first field of its row, unquoted.
+    fn id(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        let start = if i == 0 { 0 } else { self.row_ends[i - 1] as usize };
+        let row = std::str::from_utf8(&self.rows[start..self.row_ends[i] as usize]).unwrap_or_default();
+        match row.strip_prefix('"') {
+            // A quoted id: up to the closing quote that is not doubled.
+            Some(quoted) => {
+                let mut id = String::new();
+                let mut chars = quoted.chars().peekable();
+                while let Some(c) = chars.next() {
+                    match (c, chars.peek()) {
+                        ('"', Some('"')) => {
+                            id.push('"');
+                            chars.next();
+                        }
+                        ('"', _) => break,
+                        _ => id.push(c),
+                    }
+                }
+                std::borrow::Cow::Owned(id)
+            }
+            None => std::borrow::Cow::Borrowed(row.split(',').next().unwrap_or_default()),
+        }
     }
 }
 
@@ -173,8 +192,6 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
     let mut result = ChunkResult {
         records: 0,
         cases: Vec::with_capacity(expected),
-        ids: String::with_capacity(expected * 16),
-        id_ends: Vec::with_capacity(expected),
         id_hashes: Vec::with_capacity(expected),
         local_records: Vec::with_capacity(expected),
         review_applied: Vec::with_capacity(expected),
@@ -188,6 +205,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
     while let Some(item) = reader.next_into(&mut case) {
         result.records += 1;
         let record = result.records;
+        let local_record = record as u32;
         if let Err(r) = item {
             result.rejected.push(Rejected {
                 record,
@@ -272,10 +290,8 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         result.rows.extend_from_slice(row.as_bytes());
         result.row_ends.push(result.rows.len() as u32);
         result.cases.push(settlement);
-        result.ids.push_str(&case.case_id);
-        result.id_ends.push(result.ids.len() as u32);
         result.id_hashes.push(id_hash(&case.case_id));
-        result.local_records.push(record);
+        result.local_records.push(local_record);
         result.review_applied.push(review.is_some());
     }
     result
@@ -313,11 +329,11 @@ fn find_repeats(chunks: &[ChunkResult], starts: &[usize]) -> FxHashMap<u32, u32>
             if run.len() > 1 {
                 // The distinct ids of the run (one, unless hashes collide) with their first index;
                 // indexes ascend within a run, so the first seen is the earliest occurrence.
-                let mut distinct: Vec<(&str, u32)> = Vec::new();
+                let mut distinct: Vec<(std::borrow::Cow<'_, str>, u32)> = Vec::new();
                 for &(_, index) in run {
                     let id = locate(index);
                     match distinct.iter().find(|(d, _)| *d == id) {
-                        Some(&(_, first)) => repeats.push((index, first)),
+                        Some((_, first)) => repeats.push((index, *first)),
                         None => distinct.push((id, index)),
                     }
                 }
@@ -472,7 +488,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             r.record += records_before;
             rejected.push(r);
         }
-        global_records.extend(chunk.local_records.iter().map(|r| r + records_before));
+        global_records.extend(chunk.local_records.iter().map(|&r| u64::from(r) + records_before));
         records_before += chunk.records;
     }
     for (&later, &first) in &repeats {
@@ -501,8 +517,6 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
                 kept(start + i - 1)
             });
         }
-        chunk.ids = String::new();
-        chunk.id_ends = Vec::new();
         chunk.id_hashes = Vec::new();
         chunk.local_records = Vec::new();
     }

@@ -68,16 +68,11 @@ where
             buffer.extend_from_slice(&carry);
             carry.clear();
             let start = buffer.len();
-            buffer.resize(start + chunk_bytes, 0);
-            let mut filled = start;
-            while filled < buffer.len() {
-                let n = source.read(&mut buffer[filled..])?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            buffer.truncate(filled);
+            // Read straight into the spare capacity (no zero-filling first).
+            buffer.reserve(chunk_bytes);
+            let mut limited = source.by_ref().take(chunk_bytes as u64);
+            limited.read_to_end(&mut buffer)?;
+            let filled = buffer.len();
             let at_end = filled < start + chunk_bytes;
             if at_end {
                 if !buffer.is_empty() {
