@@ -375,16 +375,22 @@ pub fn standard_layout() -> Layout {
 
 /// One case as a CSV row (no header, no line end) in the standard layout: how stores keep cases.
 pub fn case_row(case: &Case) -> String {
-    let mut out = Vec::with_capacity(160);
-    {
-        let mut writer = csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(&mut out);
-        let _ = writer.write_record(case_fields(case));
-        let _ = writer.flush();
+    // The csv writer's rules (quote a field holding a comma, quote, CR or LF; double the quotes),
+    // written directly: stores call this once per ingested case.
+    let mut out = String::with_capacity(160);
+    for (i, field) in case_fields(case).iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if field.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(field);
+        }
     }
-    if out.last() == Some(&b'\n') {
-        out.pop();
-    }
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 fn case_fields(case: &Case) -> [String; 18] {
@@ -519,6 +525,16 @@ mod tests {
         let case =
             read("case_id,diagnoses,procedures,total_cost,fund\nC1,\"K80.100,x\"|I10.x00,51.2300,12.50,employee\n").remove(0).unwrap();
         assert_eq!(parse_case_row(&case_row(&case)).unwrap(), case);
+        // The same bytes as the csv writer's, quotes, commas and line breaks included.
+        let tricky =
+            Case { case_id: "Q\"1,\n2".into(), department: Some("a\rb".into()), diagnoses: vec!["K80.100".into(), "I10,x".into()], ..case };
+        let mut out = Vec::new();
+        {
+            let mut writer = csv::WriterBuilder::new().has_headers(false).terminator(csv::Terminator::Any(b'\n')).from_writer(&mut out);
+            writer.write_record(case_fields(&tricky)).unwrap();
+        }
+        assert_eq!(format!("{}\n", case_row(&tricky)), String::from_utf8(out).unwrap());
+        assert_eq!(parse_case_row(&case_row(&tricky)).unwrap(), tricky);
     }
 
     #[test]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A city-scale year for the end-to-end settlement and audit figures (issue notes, README):
+#   bash benches/big-year.sh [CASES] [DIR]      (defaults: 10000000 cases in /tmp/big)
+# Generates a year of cases over 300 hospitals with CHS-DRG 1.1 (../shared/reference), a year of
+# history to build DRG weights from, and a DRG policy listing the generated hospitals; then
+# times `settle` and `audit` and a bare CSV read of the same file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cases="${1:-10000000}"
+dir="${2:-/tmp/big}"
+tables=../shared/reference/chs-drg-1.1
+mkdir -p "$dir"
+cargo build --release -q --examples
+bin=target/release/dipdrg
+[ -f "$dir/y2026.csv" ] || $bin gen -q --tables $tables --cases "$cases" --hospitals 300 --year 2026 --seed 2026 --out "$dir/y2026.csv"
+[ -f "$dir/h2025.csv" ] || $bin gen -q --tables $tables --cases $((cases < 3000000 ? cases : 3000000)) --hospitals 300 --year 2025 --seed 2025 --out "$dir/h2025.csv"
+# The demo DRG policy with the generated hospitals (and their levels) and weights from history.
+awk -F, 'NR == FNR { if (FNR > 1) levels[FNR] = $1 " = { level = \"" $2 "\" }"; n = FNR; next }
+  /^\[hospitals\]/ { print; for (i = 2; i <= n; i++) print levels[i]; skip = 1; next }
+  /^\[/ { skip = 0 }
+  /^drg_weights/ { print "drg_weights = \"drg-weights.csv\""; next }
+  !skip { print }' "$dir/y2026.hospitals.csv" policies/demo-city-2026-drg.toml > "$dir/policy-drg.toml"
+[ -f "$dir/drg-weights.csv" ] || $bin catalog build --scheme drg --tables $tables --history "$dir/h2025.csv" --weights 1 --policy "$dir/policy-drg.toml" --out "$dir/drg-weights.csv"
+/usr/bin/time -f "settle: %e s wall, %M KB peak" $bin settle --policy "$dir/policy-drg.toml" --tables $tables --cases "$dir/y2026.csv" --violations "$dir/y2026.violations.csv" --mode annual --period 2026 --out "$dir/settle"
+/usr/bin/time -f "audit: %e s wall, %M KB peak" $bin audit --policy "$dir/policy-drg.toml" --tables $tables --cases "$dir/y2026.csv" --outpatient-families "$dir/y2026.outpatient-families.txt" --injected "$dir/y2026.violations.csv" --out "$dir/flags.csv"
+target/release/examples/read_cases "$dir/y2026.csv"
