@@ -44,10 +44,11 @@ impl CaseService for Cases {
         let store = self.state.store.clone();
         let mut response = proto::IngestCasesResponse::default();
         let mut request_id = String::new();
-        let mut pending: Vec<(i64, NewCase)> = Vec::new();
+        let mut pending_indexes: Vec<i64> = Vec::new();
+        let mut pending: Vec<NewCase> = Vec::new();
         let mut index: i64 = 0;
-        let flush = |pending: Vec<(i64, NewCase)>, response: &mut proto::IngestCasesResponse, outcomes: Vec<PutOutcome>| {
-            for ((index, case), outcome) in pending.into_iter().zip(outcomes) {
+        let flush = |indexes: Vec<i64>, cases: Vec<NewCase>, response: &mut proto::IngestCasesResponse, outcomes: Vec<PutOutcome>| {
+            for ((index, case), outcome) in indexes.into_iter().zip(cases).zip(outcomes) {
                 let status = match outcome {
                     PutOutcome::Accepted => {
                         response.accepted += 1;
@@ -69,6 +70,16 @@ impl CaseService for Cases {
                     field_violations: Vec::new(),
                 });
             }
+        };
+        // One batch is stored on the blocking pool while the next is decoded and checked.
+        type Stored = (Vec<i64>, Vec<NewCase>, Result<Vec<PutOutcome>, crate::store::StoreError>);
+        let mut in_flight: Option<tokio::task::JoinHandle<Stored>> = None;
+        let store_batch = |indexes: Vec<i64>, cases: Vec<NewCase>| {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcomes = store.put_cases(&cases, &now_rfc3339());
+                (indexes, cases, outcomes)
+            })
         };
         while let Some(message) = incoming.next().await {
             let message = message?;
@@ -110,28 +121,25 @@ impl CaseService for Cases {
                 }
                 Ok(case) => {
                     let hospital_id = case.hospital_id.clone().unwrap_or_default();
-                    pending.push((this, NewCase { hospital_id, case_id: case.case_id.clone(), row: case_row(&case) }));
+                    pending_indexes.push(this);
+                    pending.push(NewCase { hospital_id, case_id: case.case_id.clone(), row: case_row(&case) });
                 }
             }
             if pending.len() >= BATCH {
-                let batch = std::mem::take(&mut pending);
-                let store = store.clone();
-                let cases: Vec<NewCase> = batch.iter().map(|(_, c)| c.clone()).collect();
-                let outcomes = tokio::task::spawn_blocking(move || store.put_cases(&cases, &now_rfc3339()))
-                    .await
-                    .map_err(task_failed)?
-                    .map_err(unavailable)?;
-                flush(batch, &mut response, outcomes);
+                if let Some(previous) = in_flight.take() {
+                    let (indexes, cases, outcomes) = previous.await.map_err(task_failed)?;
+                    flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
+                }
+                in_flight = Some(store_batch(std::mem::take(&mut pending_indexes), std::mem::take(&mut pending)));
             }
         }
+        if let Some(previous) = in_flight.take() {
+            let (indexes, cases, outcomes) = previous.await.map_err(task_failed)?;
+            flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
+        }
         if !pending.is_empty() {
-            let store = store.clone();
-            let cases: Vec<NewCase> = pending.iter().map(|(_, c)| c.clone()).collect();
-            let outcomes = tokio::task::spawn_blocking(move || store.put_cases(&cases, &now_rfc3339()))
-                .await
-                .map_err(task_failed)?
-                .map_err(unavailable)?;
-            flush(pending, &mut response, outcomes);
+            let (indexes, cases, outcomes) = store_batch(pending_indexes, pending).await.map_err(task_failed)?;
+            flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
         }
         response.results.sort_by_key(|r| r.index);
         let metrics = &self.state.metrics;
