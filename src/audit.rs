@@ -220,6 +220,13 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
 /// top bit clear and those with it set are scanned on two threads, and the two lists joined in
 /// that order: the same flags in the same order as one sorted pass.
 pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
+    split_admissions_in_parts(rules, &[cases])
+}
+
+/// [`split_admissions`] over cases held in several parts (the chunks of a large file), in part
+/// order, without copying them into one slice.
+pub fn split_admissions_in_parts(rules: &Audit, parts: &[&[AuditCase]]) -> Vec<Flag> {
+    let cases: Vec<&AuditCase> = parts.iter().flat_map(|p| p.iter()).collect();
     type Stay<'c> = (u64, &'c str, Date, Date, usize);
     let hash = |patient: &str| {
         use std::hash::{Hash, Hasher};
@@ -229,6 +236,7 @@ pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
     };
     let mut halves: [Vec<Stay<'_>>; 2] = [Vec::new(), Vec::new()];
     for (i, c) in cases.iter().enumerate() {
+        let c: &AuditCase = c;
         if let (Some(patient), Some(admission), Some(discharge)) = (c.patient_id.as_deref(), c.admission, c.discharge) {
             let h = hash(patient);
             halves[(h >> 63) as usize].push((h, patient, admission, discharge, i));
@@ -252,10 +260,10 @@ pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
                     break;
                 }
                 let gap = i64::from(admission.days_since(earlier_discharge)).max(0);
-                if gap > window || planned(&cases[first]) || planned(&cases[second]) {
+                if gap > window || planned(cases[first]) || planned(cases[second]) {
                     continue;
                 }
-                if let Some(flag) = split_flag(&cases[first], &cases[second], patient, gap, window) {
+                if let Some(flag) = split_flag(cases[first], cases[second], patient, gap, window) {
                     if best.as_ref().is_none_or(|f| flag.score > f.score) {
                         best = Some(flag);
                     }

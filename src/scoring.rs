@@ -155,6 +155,30 @@ impl Scorer {
 
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
+        self.assess_with(policy, case, true)
+    }
+
+    /// Groups a case and looks up its group's costs without pricing it (`points` is left as an
+    /// unpriced, ungrouped zero): what the audit needs, at a fraction of the cost.
+    pub fn classify(&self, policy: &Policy, case: &Case) -> Assessment {
+        self.assess_with(policy, case, false)
+    }
+
+    fn assess_with(&self, policy: &Policy, case: &Case, price: bool) -> Assessment {
+        let priced = |scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>| {
+            if price {
+                price_case(policy, case, scored, complication)
+            } else {
+                CasePoints {
+                    category: crate::pricing::CaseCategory::Ungrouped,
+                    group: None,
+                    base_score: Decimal::ZERO,
+                    cost_ratio: None,
+                    factors: smallvec::SmallVec::new(),
+                    points: crate::units::Points::ZERO,
+                }
+            }
+        };
         let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
         match self {
             Scorer::Drg { tables, weights } => {
@@ -168,7 +192,7 @@ impl Scorer {
                     mean_cost: level.and_then(|l| w.level_mean_cost.get(l)).copied().unwrap_or(w.mean_cost),
                     grassroots: false,
                 });
-                let mut points = price_case(policy, case, scored.as_ref(), complication);
+                let mut points = priced(scored.as_ref(), complication);
                 if scored.is_none() {
                     points.group = (!drg_code.is_empty()).then(|| drg_code.to_string());
                 }
@@ -216,7 +240,7 @@ impl Scorer {
                     group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
                     group_mean_los: group.and_then(|g| g.mean_los),
                     baseline_mean_cost,
-                    points: price_case(policy, case, scored.as_ref(), None),
+                    points: priced(scored.as_ref(), None),
                 }
             }
         }

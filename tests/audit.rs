@@ -112,6 +112,24 @@ fn detectors_find_the_injected_violations_in_generated_data() {
     policy.audit.outpatient_family_prefixes = outpatient;
     let scorer = Scorer::load(&policy, &policy_path, &root.join("grouper-tables/demo")).expect("scorer");
     let cases: Vec<AuditCase> = generated.iter().map(|(case, _)| AuditCase::new(case, &scorer.assess(&policy, case))).collect();
+    // The audit's cheaper classification (no pricing) sees the same groups and costs.
+    for (case, _) in generated.iter().take(5_000) {
+        let (full, cheap) = (scorer.assess(&policy, case), scorer.classify(&policy, case));
+        assert_eq!(
+            (full.status, &full.group, &full.family, full.complication, full.group_mean_cost, full.group_mean_los, full.baseline_mean_cost),
+            (
+                cheap.status,
+                &cheap.group,
+                &cheap.family,
+                cheap.complication,
+                cheap.group_mean_cost,
+                cheap.group_mean_los,
+                cheap.baseline_mean_cost
+            ),
+            "{}",
+            case.case_id
+        );
+    }
     let known: Vec<(String, String)> =
         generated.iter().filter_map(|(_, v)| v.as_ref()).map(|v| (v.case_id.clone(), v.kind.as_str().to_string())).collect();
     let flags = audit(&policy.audit, &cases);

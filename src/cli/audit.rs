@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dipdrg::audit::{check_case, score_flags, split_admissions, AuditCase, FamilyCounts, FlagKind};
+use dipdrg::audit::{check_case, score_flags, split_admissions_in_parts, AuditCase, FamilyCounts, FlagKind};
 use dipdrg::case::Case;
 use dipdrg::io::case_csv::CaseReader;
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
@@ -65,7 +65,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         while let Some(item) = reader.next_into(&mut case) {
             match item {
                 Ok(()) => {
-                    let audited = AuditCase::new(&case, &scorer.assess(&policy, &case));
+                    let audited = AuditCase::new(&case, &scorer.classify(&policy, &case));
                     case_flags.extend(check_case(&policy.audit, &audited));
                     counts.add(&audited);
                     cases.push(audited);
@@ -76,17 +76,20 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         (cases, case_flags, counts, rejected)
     })?;
     let read_done = started.elapsed();
-    let mut cases = Vec::with_capacity(chunks.iter().map(|c| c.0.len()).sum());
+    // The chunks' stays stay where they are: the split detector reads them in place.
+    let mut parts: Vec<Vec<AuditCase>> = Vec::with_capacity(chunks.len());
     let mut case_flags = Vec::new();
     let mut counts = FamilyCounts::default();
     let mut rejected = 0u64;
     for (chunk, f, c, r) in chunks {
-        cases.extend(chunk);
+        parts.push(chunk);
         case_flags.extend(f);
         counts.merge(c);
         rejected += r;
     }
-    let mut flags = split_admissions(&policy.audit, &cases);
+    let slices: Vec<&[AuditCase]> = parts.iter().map(Vec::as_slice).collect();
+    let audited: usize = slices.iter().map(|p| p.len()).sum();
+    let mut flags = split_admissions_in_parts(&policy.audit, &slices);
     flags.extend(case_flags);
     flags.extend(counts.flags(&policy.audit));
     let audit_done = started.elapsed();
@@ -114,7 +117,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         eprintln!(
             "{} cases audited ({} unreadable records skipped; `dipdrg group` names them); read and assessed in {:.2} s, detectors {:.2} s, total {:.2} s",
-            cases.len(),
+            audited,
             rejected,
             read_done.as_secs_f64(),
             (audit_done - read_done).as_secs_f64(),
