@@ -168,9 +168,10 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
     }
 
     let los = case.los.unwrap_or(0);
-    if starts_with_any(&case.family, &rules.outpatient_family_prefixes)
-        && los <= rules.low_standard_max_los
+    // Cheapest tests first: the prefix list may be long.
+    if los <= rules.low_standard_max_los
         && ratio <= rules.low_standard_max_cost_ratio
+        && starts_with_any(&case.family, &rules.outpatient_family_prefixes)
     {
         flags.push(flag(
             FlagKind::LowStandardAdmission,
