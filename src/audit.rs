@@ -341,51 +341,38 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
 /// pattern detector. Counted per chunk and merged, so a large file needs no second pass.
 #[derive(Debug, Clone, Default)]
 pub struct FamilyCounts {
-    by_family: rustc_hash::FxHashMap<String, HospitalCounts>,
+    /// (family, hospital) → (cases, MCC cases).
+    counts: rustc_hash::FxHashMap<(ShortText, ShortText), (u64, u64)>,
 }
-
-/// (cases, MCC cases) per hospital.
-type HospitalCounts = rustc_hash::FxHashMap<String, (u64, u64)>;
 
 impl FamilyCounts {
     pub fn add(&mut self, case: &AuditCase) {
         if case.family.is_empty() {
             return;
         }
-        let hospitals = match self.by_family.get_mut(case.family.as_str()) {
-            Some(h) => h,
-            None => self.by_family.entry(case.family.to_string()).or_default(),
-        };
-        let counts = match hospitals.get_mut(case.hospital_id.as_str()) {
-            Some(c) => c,
-            None => hospitals.entry(case.hospital_id.to_string()).or_default(),
-        };
+        let counts = self.counts.entry((case.family.clone(), case.hospital_id.clone())).or_default();
         counts.0 += 1;
         counts.1 += u64::from(case.complication == Some(Severity::Mcc));
     }
 
     pub fn merge(&mut self, other: FamilyCounts) {
-        for (family, hospitals) in other.by_family {
-            let mine = self.by_family.entry(family).or_default();
-            for (hospital, (count, top)) in hospitals {
-                let c = mine.entry(hospital).or_default();
-                c.0 += count;
-                c.1 += top;
-            }
+        for (key, (count, top)) in other.counts {
+            let c = self.counts.entry(key).or_default();
+            c.0 += count;
+            c.1 += top;
         }
     }
 
     /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's,
     /// by family, then hospital.
     pub fn flags(&self, rules: &Audit) -> Vec<Flag> {
-        let mut families: Vec<(&String, &HospitalCounts)> = self.by_family.iter().collect();
-        families.sort_unstable_by_key(|(f, _)| *f);
+        let mut all: Vec<(&(ShortText, ShortText), &(u64, u64))> = self.counts.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut flags = Vec::new();
-        for (family, hospitals) in families {
-            let (region_count, region_top) = hospitals.values().fold((0, 0), |(n, t), (c, x)| (n + c, t + x));
-            let mut hospitals: Vec<(&String, &(u64, u64))> = hospitals.iter().collect();
-            hospitals.sort_unstable_by_key(|(h, _)| *h);
-            for (hospital, &(count, top)) in hospitals {
+        for family_rows in all.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let family = &family_rows[0].0 .0;
+            let (region_count, region_top) = family_rows.iter().fold((0, 0), |(n, t), (_, (c, x))| (n + c, t + x));
+            for ((_, hospital), &(count, top)) in family_rows {
                 if count < rules.pattern_min_cases || region_top == 0 {
                     continue;
                 }

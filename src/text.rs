@@ -33,6 +33,14 @@ impl ShortText {
         }
     }
 
+    /// The text's bytes (no UTF-8 check: for hashing and comparing).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Heap(text) => text.as_bytes(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             // Always the bytes of a `&str` cut at its end: valid UTF-8.
@@ -92,7 +100,9 @@ impl Ord for ShortText {
 
 impl Hash for ShortText {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        // As `str` hashes: the bytes, then a terminator.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 
@@ -144,5 +154,13 @@ mod tests {
             }
         }
         assert_eq!(std::mem::size_of::<ShortText>(), 24);
+        let hash = |h: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut state = std::collections::hash_map::DefaultHasher::new();
+            h(&mut state);
+            state.finish()
+        };
+        for text in texts {
+            assert_eq!(hash(&|s| ShortText::new(text).hash(s)), hash(&|s| text.hash(s)), "hashes as its text");
+        }
     }
 }
