@@ -342,8 +342,11 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
 #[derive(Debug, Clone, Default)]
 pub struct FamilyCounts {
     /// (family, hospital) → (cases, MCC cases).
-    counts: rustc_hash::FxHashMap<(ShortText, ShortText), (u64, u64)>,
+    counts: rustc_hash::FxHashMap<FamilyHospital, (u64, u64)>,
 }
+
+/// (family, hospital).
+type FamilyHospital = (ShortText, ShortText);
 
 impl FamilyCounts {
     pub fn add(&mut self, case: &AuditCase) {
@@ -366,7 +369,7 @@ impl FamilyCounts {
     /// Hospitals whose share of top-severity (MCC) cases in a family far exceeds the region's,
     /// by family, then hospital.
     pub fn flags(&self, rules: &Audit) -> Vec<Flag> {
-        let mut all: Vec<(&(ShortText, ShortText), &(u64, u64))> = self.counts.iter().collect();
+        let mut all: Vec<(&FamilyHospital, &(u64, u64))> = self.counts.iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut flags = Vec::new();
         for family_rows in all.chunk_by(|a, b| a.0 .0 == b.0 .0) {
