@@ -59,27 +59,27 @@ pub fn push_decimal(out: &mut String, value: Decimal) {
     out.push_str(std::str::from_utf8(&text[..at]).unwrap_or_default());
 }
 
-/// Appends `round_half_up(value, decimals).normalize()` (no trailing zeros): integer arithmetic
-/// when the mantissa fits in an i64, the decimal library otherwise. Same text either way.
+/// Appends `round_half_up(value, decimals).normalize()` (no trailing zeros) with integer
+/// arithmetic on the mantissa (i128: every decimal fits), instead of the decimal library's
+/// rounding. Same text (tested against it). `decimals` ≥ 28 just drops trailing zeros.
 pub fn push_rounded(out: &mut String, value: Decimal, decimals: u32) {
-    let scale = value.scale();
-    match i64::try_from(value.mantissa()) {
-        Ok(mut m) if scale <= 18 => {
-            let mut scale = scale;
-            if scale > decimals {
-                let divisor = 10i64.pow(scale - decimals);
-                let (q, r) = (m / divisor, m % divisor);
-                // Half away from zero: |r| ≥ divisor / 2 rounds the magnitude up.
-                m = if r.unsigned_abs() * 2 >= divisor.unsigned_abs() { q + r.signum() } else { q };
-                scale = decimals;
-            }
-            while scale > 0 && m % 10 == 0 {
-                m /= 10;
-                scale -= 1;
-            }
-            push_decimal(out, Decimal::new(m, scale));
-        }
-        _ => push_decimal(out, round_half_up(value, decimals).normalize()),
+    let mut m: i128 = value.mantissa();
+    let mut scale = value.scale();
+    if scale > decimals {
+        // scale ≤ 28, so the divisor fits; |r| < divisor, so 2|r| fits too.
+        let divisor = 10i128.pow(scale - decimals);
+        let (q, r) = (m / divisor, m % divisor);
+        // Half away from zero: |r| ≥ divisor / 2 rounds the magnitude up.
+        m = if r.unsigned_abs() * 2 >= divisor.unsigned_abs() { q + r.signum() } else { q };
+        scale = decimals;
+    }
+    while scale > 0 && m % 10 == 0 {
+        m /= 10;
+        scale -= 1;
+    }
+    match Decimal::try_from_i128_with_scale(m, scale) {
+        Ok(rounded) => push_decimal(out, rounded),
+        Err(_) => push_decimal(out, round_half_up(value, decimals).normalize()),
     }
 }
 
@@ -220,6 +220,26 @@ mod tests {
         let mut out = String::new();
         push_rounded(&mut out, dec!(-0.00005), 4);
         assert_eq!(out, round_half_up(dec!(-0.00005), 4).normalize().to_string());
+        // Quotients carry 28 significant digits: the i128 path.
+        for (a, b) in
+            [(dec!(8008.73), dec!(7123.17)), (dec!(1), dec!(3)), (dec!(-2), dec!(3)), (dec!(12345.67), dec!(0.07)), (dec!(5), dec!(8))]
+        {
+            let value = a / b;
+            for decimals in [0, 2, 4, 28] {
+                let mut out = String::new();
+                push_rounded(&mut out, value, decimals);
+                assert_eq!(out, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");
+            }
+        }
+        for _ in 0..20_000 {
+            let hi = next() as u128 % (1u128 << 32);
+            let mantissa = ((hi << 64) | u128::from(next())) as i128 * if next() % 2 == 0 { 1 } else { -1 };
+            let value = Decimal::from_i128_with_scale(mantissa, (next() % 29) as u32);
+            let decimals = (next() % 8) as u32;
+            let mut fast = String::new();
+            push_rounded(&mut fast, value, decimals);
+            assert_eq!(fast, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");
+        }
     }
 
     #[test]

@@ -240,7 +240,10 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
             row.push_str(part);
         }
         row.push(',');
-        push_decimal(&mut row, Decimal::from(month));
+        if month >= 10 {
+            row.push('1');
+        }
+        row.push(char::from(b'0' + (month % 10) as u8));
         row.push(',');
         row.push_str(assessment.status);
         row.push(',');
@@ -248,7 +251,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         row.push(',');
         row.push_str(assessment.points.category.as_str());
         row.push(',');
-        push_decimal(&mut row, assessment.points.base_score.normalize());
+        push_rounded(&mut row, assessment.points.base_score, 28);
         row.push(',');
         if let Some(ratio) = assessment.points.cost_ratio {
             push_rounded(&mut row, ratio, 4);
