@@ -60,6 +60,18 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let stored_tables = store.get_setting(ACTIVE_TABLE_SET)?;
     let stored = stored_policy.as_deref().zip(stored_tables.as_deref());
     let versions = Versions::load(&policies, &table_sets, stored)?;
+    if let Some((policy, table_set)) = stored {
+        let active = versions.active();
+        if active.policy.name != policy || active.table_set.name != table_set {
+            tracing::warn!(
+                stored_policy = policy,
+                stored_table_set = table_set,
+                policy = %active.policy.name,
+                table_set = %active.table_set.name,
+                "the activated pair stored earlier is not among the loaded versions: serving the configured one"
+            );
+        }
+    }
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: every call will be refused (UNAUTHENTICATED)");
     }
