@@ -19,7 +19,7 @@
 //! caught and reported the same way.
 //!
 //! [`write_cases`] writes cases in the standard layout (money as DECIMAL(18,2), dates as DATE,
-//! codes `|`-joined), for `dipdrg gen --parquet` and tests.
+//! codes `|`-joined): what the tests settle against the same cases as CSV.
 
 use crate::case::{Case, Date};
 use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
