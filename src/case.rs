@@ -73,6 +73,12 @@ impl Date {
         Date::from_ymd(year.parse().ok()?, month.parse().ok()?, day.parse().ok()?)
     }
 
+    /// Whether the date falls in `year` (and `month`, when given): a settlement or audit period.
+    pub fn in_period(self, year: i32, month: Option<u32>) -> bool {
+        let (y, m, _) = self.ymd();
+        y == year && month.is_none_or(|wanted| wanted == m)
+    }
+
     /// Whole days from `earlier` to `self` (negative when `self` comes first).
     pub fn days_since(self, earlier: Date) -> i32 {
         self.days_since_epoch - earlier.days_since_epoch

@@ -174,9 +174,8 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     ))?;
     let fund = case.fund.ok_or_else(|| missing("fund"))?;
     let discharged = case.discharge_date.ok_or_else(|| missing("discharge_date"))?;
-    let (year, month, _) = discharged.ymd();
-    let in_period = year == context.year && context.month.is_none_or(|m| m == month);
-    if !in_period {
+    let month = discharged.ymd().1;
+    if !discharged.in_period(context.year, context.month) {
         return Err(("discharge_date", discharged.to_string(), "is outside the settlement period".to_string()));
     }
     let total_cost = case.total_cost.ok_or_else(|| missing("total_cost"))?;

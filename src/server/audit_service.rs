@@ -27,22 +27,13 @@ fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: D
     let snapshot = state.versions.active();
     let policy = snapshot.policy();
     let mut cases = Vec::new();
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page = state.store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000).map_err(unavailable)?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.hospital_id.clone(), last.case_id.clone()));
-        for row in &page {
-            let Ok(case) = parse_case_row(&row.row) else { continue };
-            let in_period = case.discharge_date.is_some_and(|d| {
-                let (y, m, _) = d.ymd();
-                y == year && month.is_none_or(|wanted| wanted == m)
-            });
-            if in_period {
-                cases.push(AuditCase::new(&case, &snapshot.scorer.assess(policy, &case)));
-            }
+    crate::store::for_each_case(state.store.as_ref(), |row| {
+        let Ok(case) = parse_case_row(&row.row) else { return };
+        if case.discharge_date.is_some_and(|d| d.in_period(year, month)) {
+            cases.push(AuditCase::new(&case, &snapshot.scorer.classify(policy, &case)));
         }
-    }
+    })
+    .map_err(unavailable)?;
     let case_name =
         |hospital: &str, case_id: &str| if case_id.is_empty() { String::new() } else { format!("hospitals/{hospital}/cases/{case_id}") };
     let hospital_of: std::collections::HashMap<&str, &str> = cases.iter().map(|c| (c.case_id.as_str(), c.hospital_id.as_str())).collect();

@@ -89,49 +89,40 @@ fn compute(
     let mut applications = vec![0u64; hospital_ids.len()];
     let mut cases = Vec::new();
     let mut skipped = 0i64;
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page =
-            state.store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000).map_err(|e| e.to_string())?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.hospital_id.clone(), last.case_id.clone()));
-        for row in &page {
-            cases_fingerprint.feed(row.hospital_id.as_bytes());
-            cases_fingerprint.feed(row.case_id.as_bytes());
-            cases_fingerprint.feed(row.row.as_bytes());
-            let Ok(case) = parse_case_row(&row.row) else {
-                skipped += 1;
-                continue;
-            };
-            let hospital = hospital_ids.iter().position(|h| Some(h) == case.hospital_id.as_ref());
-            let in_period = case.discharge_date.is_some_and(|d| {
-                let (y, m, _) = d.ymd();
-                y == year && month.is_none_or(|wanted| wanted == m)
-            });
-            let (Some(hospital), Some(fund), true, Some(total_cost)) = (hospital, case.fund, in_period, case.total_cost) else {
-                skipped += 1;
-                continue;
-            };
-            let assessment = snapshot.scorer.assess(policy, &case);
-            let key = (row.hospital_id.clone(), row.case_id.clone());
-            let penalty_multiple = violations
-                .get(&key)
-                .and_then(|bytes| proto::Violation::decode(&bytes[..]).ok())
-                .map(|v| policy.penalties.multiple(&v.kind));
-            let decision = decisions.get(&key).and_then(|bytes| proto::SpecialReviewDecision::decode(&bytes[..]).ok());
-            applications[hospital] += u64::from(decision.is_some());
-            let reviewed_points = decision
-                .filter(|d| d.decision == proto::ReviewDecision::Approved as i32)
-                .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
-            let month = case.discharge_date.map_or(1, |d| d.ymd().1);
-            let patient_paid = case.patient_paid.unwrap_or_default();
-            cases.push(SettlementCase {
-                reviewed_points,
-                penalty_multiple,
-                ..SettlementCase::assessed(policy, &assessment, hospital as u32, fund, month, total_cost, patient_paid)
-            });
-        }
-    }
+    // Hospital index by id (the policy lists hundreds; cases come by the million).
+    let hospital_index: std::collections::HashMap<&str, usize> = hospital_ids.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    crate::store::for_each_case(state.store.as_ref(), |row| {
+        cases_fingerprint.feed(row.hospital_id.as_bytes());
+        cases_fingerprint.feed(row.case_id.as_bytes());
+        cases_fingerprint.feed(row.row.as_bytes());
+        let Ok(case) = parse_case_row(&row.row) else {
+            skipped += 1;
+            return;
+        };
+        let hospital = case.hospital_id.as_deref().and_then(|h| hospital_index.get(h).copied());
+        let in_period = case.discharge_date.is_some_and(|d| d.in_period(year, month));
+        let (Some(hospital), Some(fund), true, Some(total_cost)) = (hospital, case.fund, in_period, case.total_cost) else {
+            skipped += 1;
+            return;
+        };
+        let assessment = snapshot.scorer.assess(policy, &case);
+        let key = (row.hospital_id.clone(), row.case_id.clone());
+        let penalty_multiple =
+            violations.get(&key).and_then(|bytes| proto::Violation::decode(&bytes[..]).ok()).map(|v| policy.penalties.multiple(&v.kind));
+        let decision = decisions.get(&key).and_then(|bytes| proto::SpecialReviewDecision::decode(&bytes[..]).ok());
+        applications[hospital] += u64::from(decision.is_some());
+        let reviewed_points = decision
+            .filter(|d| d.decision == proto::ReviewDecision::Approved as i32)
+            .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
+        let month = case.discharge_date.map_or(1, |d| d.ymd().1);
+        let patient_paid = case.patient_paid.unwrap_or_default();
+        cases.push(SettlementCase {
+            reviewed_points,
+            penalty_multiple,
+            ..SettlementCase::assessed(policy, &assessment, hospital as u32, fund, month, total_cost, patient_paid)
+        });
+    })
+    .map_err(|e| e.to_string())?;
     let cases_fingerprint = cases_fingerprint.hex();
     if let Some(expected) = expected_cases.filter(|e| *e != cases_fingerprint) {
         return Err(format!(

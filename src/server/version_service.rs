@@ -8,8 +8,9 @@
 use super::auth::{role, Role};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, version_service_server::VersionService};
-use super::versions::{scheme_text, PolicyVersion, Snapshot, TableSetVersion, VersionError, Versions};
+use super::versions::{scheme_text, PolicyVersion, Snapshot, TableSetVersion, VersionError};
 use super::AppState;
+use crate::policy::Scheme;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -70,22 +71,25 @@ fn version_status(error: VersionError) -> Status {
     }
 }
 
-/// The table set to pair with `policy`: the active one when its scheme fits, else the only
-/// loaded table set of the policy's scheme.
-fn pair_for(versions: &Versions, policy: &PolicyVersion) -> Result<String, VersionError> {
-    let active = versions.active();
-    if active.table_set.scheme == policy.policy.scheme {
-        return Ok(active.table_set.name.clone());
+/// The partner of a version of `scheme`: the active partner when its scheme fits, else the only
+/// loaded version of that scheme (`loaded` lists name and scheme); `None` when neither.
+fn partner<'a>(active: (&'a str, Scheme), loaded: impl Iterator<Item = (&'a str, Scheme)>, scheme: Scheme) -> Option<String> {
+    if active.1 == scheme {
+        return Some(active.0.to_string());
     }
-    let fitting: Vec<&Arc<TableSetVersion>> = versions.table_sets.iter().filter(|t| t.scheme == policy.policy.scheme).collect();
-    match fitting.as_slice() {
-        [only] => Ok(only.name.clone()),
-        _ => Err(VersionError::Mismatch {
-            policy: policy.name.clone(),
-            policy_scheme: scheme_text(policy.policy.scheme),
-            table_set: active.table_set.name.clone(),
-            table_scheme: scheme_text(active.table_set.scheme),
-        }),
+    let mut fitting = loaded.filter(|(_, s)| *s == scheme);
+    match (fitting.next(), fitting.next()) {
+        (Some((only, _)), None) => Some(only.to_string()),
+        _ => None,
+    }
+}
+
+fn mismatch(policy: &PolicyVersion, table_set: &TableSetVersion) -> VersionError {
+    VersionError::Mismatch {
+        policy: policy.name.clone(),
+        policy_scheme: scheme_text(policy.policy.scheme),
+        table_set: table_set.name.clone(),
+        table_scheme: scheme_text(table_set.scheme),
     }
 }
 
@@ -140,19 +144,9 @@ impl VersionService for VersionsApi {
         let version = self.state.versions.table_set(&name).ok_or_else(|| version_status(VersionError::NotFound(name.clone())))?;
         let versions = &self.state.versions;
         let active = versions.active();
-        let fitting: Vec<&Arc<PolicyVersion>> = versions.policies.iter().filter(|p| p.policy.scheme == version.scheme).collect();
-        let policy = match fitting.as_slice() {
-            _ if active.policy.policy.scheme == version.scheme => active.policy.name.clone(),
-            [only] => only.name.clone(),
-            _ => {
-                return Err(version_status(VersionError::Mismatch {
-                    policy: active.policy.name.clone(),
-                    policy_scheme: scheme_text(active.policy.policy.scheme),
-                    table_set: version.name.clone(),
-                    table_scheme: scheme_text(version.scheme),
-                }))
-            }
-        };
+        let policies = versions.policies.iter().map(|p| (p.name.as_str(), p.policy.scheme));
+        let policy = partner((&active.policy.name, active.policy.policy.scheme), policies, version.scheme)
+            .ok_or_else(|| version_status(mismatch(&active.policy, &version)))?;
         let snapshot = self.activate(policy, version.name.clone()).await?;
         Ok(Response::new(table_set_message(&version, &snapshot)))
     }
@@ -178,7 +172,11 @@ impl VersionService for VersionsApi {
         fund_office(&request)?;
         let name = request.into_inner().name;
         let version = self.state.versions.policy(&name).ok_or_else(|| version_status(VersionError::NotFound(name.clone())))?;
-        let table_set = pair_for(&self.state.versions, &version).map_err(version_status)?;
+        let versions = &self.state.versions;
+        let active = versions.active();
+        let table_sets = versions.table_sets.iter().map(|t| (t.name.as_str(), t.scheme));
+        let table_set = partner((&active.table_set.name, active.table_set.scheme), table_sets, version.policy.scheme)
+            .ok_or_else(|| version_status(mismatch(&version, &active.table_set)))?;
         let snapshot = self.activate(version.name.clone(), table_set).await?;
         Ok(Response::new(policy_message(&version, &snapshot)))
     }

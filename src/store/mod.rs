@@ -90,6 +90,18 @@ pub trait Store: Send + Sync {
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// Visits every stored case in (hospital, case id) order, a page of 10,000 at a time: how
+/// settlement runs and audits read the whole store.
+pub fn for_each_case(store: &dyn Store, mut visit: impl FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000)?;
+        let Some(last) = page.last() else { return Ok(()) };
+        after = Some((last.hospital_id.clone(), last.case_id.clone()));
+        page.iter().for_each(&mut visit);
+    }
+}
+
 /// Now as RFC 3339 in UTC, to the second.
 pub fn now_rfc3339() -> String {
     let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
