@@ -11,7 +11,7 @@ use dipdrg::drg::DrgTableSet;
 use dipdrg::generate::{Generator, Options, Rng};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
-use dipdrg::settlement::{annual, largest_remainder, SettlementCase};
+use dipdrg::settlement::{annual, largest_remainder, CaseTerms, SettlementCase};
 use rust_decimal::Decimal;
 use std::path::PathBuf;
 
@@ -24,18 +24,18 @@ fn settlement(c: &mut Criterion) {
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
     let mut rng = Rng::new(7);
     let cases: Vec<SettlementCase> = (0..1_000_000)
-        .map(|i| SettlementCase {
-            hospital: rng.below(hospital_ids.len()) as u32,
-            fund: if rng.chance(0.4) { Fund::Employee } else { Fund::Resident },
-            month: 1 + rng.below(12) as u32,
-            points: Decimal::new(100 + rng.below(300_000) as i64, 2),
-            reviewed_points: None,
-            penalty_multiple: (i % 500 == 0).then(|| Decimal::from(3)),
-            exempt: false,
-            case_weight: Decimal::ONE,
-            grouped: true,
-            total_cost: Decimal::new(100_000 + rng.below(5_000_000) as i64, 2),
-            patient_paid: Decimal::new(rng.below(1_000_000) as i64, 2),
+        .map(|i| {
+            let hospital = rng.below(hospital_ids.len()) as u32;
+            let fund = if rng.chance(0.4) { Fund::Employee } else { Fund::Resident };
+            let month = 1 + rng.below(12) as u32;
+            let terms = CaseTerms {
+                points: Decimal::new(100 + rng.below(300_000) as i64, 2),
+                penalty_multiple: (i % 500 == 0).then(|| Decimal::from(3)),
+                group_score: Some(Decimal::ONE_HUNDRED),
+                ..CaseTerms::default()
+            };
+            let total_cost = Decimal::new(100_000 + rng.below(5_000_000) as i64, 2);
+            SettlementCase::new(hospital, fund, month, terms, total_cost, Decimal::new(rng.below(1_000_000) as i64, 2))
         })
         .collect();
     let mut bench = c.benchmark_group("settlement");

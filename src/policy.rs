@@ -816,6 +816,11 @@ impl Policy {
     }
 
     /// The level of a hospital, when the policy lists it.
+    /// The hospital's level and coefficient in one lookup; `None` for an unknown hospital.
+    pub fn hospital_terms(&self, hospital_id: &str) -> Option<(&str, Option<Decimal>)> {
+        self.resolved_hospitals.get(hospital_id).map(|(level, c)| (level.as_str(), *c))
+    }
+
     pub fn hospital_level(&self, hospital_id: &str) -> Option<&str> {
         self.resolved_hospitals.get(hospital_id).map(|(level, _)| level.as_str())
     }

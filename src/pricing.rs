@@ -122,7 +122,6 @@ pub struct Factor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CasePoints {
     pub category: CaseCategory,
-    pub group: Option<String>,
     /// The group's score before any adjustment (0 when none).
     pub base_score: Decimal,
     /// Case cost ÷ group mean cost, when both are known.
@@ -275,9 +274,21 @@ pub fn severity_coefficient(policy: &Policy, case: &Case, complication: Option<S
 /// Computes a case's points under a policy. `group` is `None` when the case was not grouped;
 /// `complication` is the CC/MCC level found by the DRG grouper, when known.
 pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup<'_>>, complication: Option<Severity>) -> CasePoints {
+    let hospital_coefficient = policy.hospital_coefficient(case.hospital_id.as_deref().unwrap_or(""));
+    price_case_at(policy, case, group, complication, hospital_coefficient)
+}
+
+/// [`price_case`] with the case's hospital coefficient already looked up (`None`: the hospital
+/// is not in the policy), for callers that resolved the hospital once for grouping too.
+pub fn price_case_at(
+    policy: &Policy,
+    case: &Case,
+    group: Option<&ScoredGroup<'_>>,
+    complication: Option<Severity>,
+    hospital_coefficient: Option<Decimal>,
+) -> CasePoints {
     let mut result = CasePoints {
         category: CaseCategory::Normal,
-        group: group.map(|g| g.code.to_string()),
         base_score: group.map_or(Decimal::ZERO, |g| g.score),
         cost_ratio: None,
         factors: SmallVec::new(),
@@ -361,11 +372,10 @@ pub fn price_case(policy: &Policy, case: &Case, group: Option<&ScoredGroup<'_>>,
         None => Decimal::ONE,
     };
 
-    let hospital_id = case.hospital_id.as_deref().unwrap_or("");
     let hospital = if group.grassroots && policy.grassroots_coefficient.is_some() {
         policy.grassroots_coefficient.map(|c| (c, Reason::Grassroots))
     } else {
-        policy.hospital_coefficient(hospital_id).map(|c| (c, Reason::Hospital))
+        hospital_coefficient.map(|c| (c, Reason::Hospital))
     };
     let hospital_coefficient = match hospital {
         Some((coefficient, reason)) => {

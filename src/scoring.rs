@@ -10,8 +10,9 @@ use crate::dip::{self, DipCatalog, GroupKind};
 use crate::drg::trace::Severity;
 use crate::drg::{self, DrgTableSet, GroupStatus, MappingMode, NoTrace};
 use crate::policy::{Policy, Scheme};
-use crate::pricing::{price_case, CasePoints, ScoredGroup};
+use crate::pricing::{price_case_at, CasePoints, ScoredGroup};
 use crate::tables::source::{ColumnSpec, SourceTable, TableError};
+use crate::text::ShortText;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -100,9 +101,9 @@ pub struct Assessment {
     /// Grouping status as the scheme names it (`SUCCESS`, `QY`…, or `CORE`, `COMPREHENSIVE`…).
     pub status: &'static str,
     /// DRG code or DIP group code; empty when not grouped.
-    pub group: String,
+    pub group: ShortText,
     /// Diagnosis category key for audit: the ADRG (DRG) or the principal subcategory (DIP).
-    pub family: String,
+    pub family: ShortText,
     pub complication: Option<Severity>,
     /// The group's mean cost (at the hospital's level) and mean stay, when known.
     pub group_mean_cost: Option<Decimal>,
@@ -165,13 +166,14 @@ impl Scorer {
     }
 
     fn assess_with(&self, policy: &Policy, case: &Case, price: bool) -> Assessment {
+        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
+        let level = terms.map(|(level, _)| level);
         let priced = |scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>| {
             if price {
-                price_case(policy, case, scored, complication)
+                price_case_at(policy, case, scored, complication, terms.and_then(|(_, c)| c))
             } else {
                 CasePoints {
                     category: crate::pricing::CaseCategory::Ungrouped,
-                    group: None,
                     base_score: Decimal::ZERO,
                     cost_ratio: None,
                     factors: smallvec::SmallVec::new(),
@@ -179,7 +181,6 @@ impl Scorer {
                 }
             }
         };
-        let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
         match self {
             Scorer::Drg { tables, weights } => {
                 let result = drg::group(tables, case, MappingMode::Map, &mut NoTrace);
@@ -192,10 +193,7 @@ impl Scorer {
                     mean_cost: level.and_then(|l| w.level_mean_cost.get(l)).copied().unwrap_or(w.mean_cost),
                     grassroots: false,
                 });
-                let mut points = priced(scored.as_ref(), complication);
-                if scored.is_none() {
-                    points.group = (!drg_code.is_empty()).then(|| drg_code.to_string());
-                }
+                let points = priced(scored.as_ref(), complication);
                 // The ADRG's unconditional (lowest-severity) DRG, when the case is not in it.
                 let baseline_mean_cost = result.adrg.and_then(|a| {
                     let drgs = &tables.drgs[tables.adrgs[a].drgs.clone()];
@@ -204,8 +202,8 @@ impl Scorer {
                 });
                 Assessment {
                     status: result.status.as_str(),
-                    group: drg_code.to_string(),
-                    family: result.adrg.map(|a| tables.adrgs[a].code.clone()).unwrap_or_default(),
+                    group: ShortText::new(drg_code),
+                    family: ShortText::new(result.adrg.map_or("", |a| tables.adrgs[a].code.as_str())),
                     complication,
                     group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
                     group_mean_los: weight.and_then(|w| w.mean_los),
@@ -234,8 +232,8 @@ impl Scorer {
                 });
                 Assessment {
                     status: result.status.as_str(),
-                    group: group.map(|g| g.code.clone()).unwrap_or_default(),
-                    family: family.to_string(),
+                    group: ShortText::new(group.map_or("", |g| g.code.as_str())),
+                    family: ShortText::new(family),
                     complication: None,
                     group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
                     group_mean_los: group.and_then(|g| g.mean_los),

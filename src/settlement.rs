@@ -195,14 +195,10 @@ pub fn year_end_point_value(
     Ok(PointValueRecord { fund, method, inputs, exact, value, distributable: Some(distributed) })
 }
 
-/// One case as settlement sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SettlementCase {
-    /// Index into the run's hospital list.
-    pub hospital: u32,
-    pub fund: Fund,
-    /// Month 1–12 of discharge.
-    pub month: u32,
+/// What settlement needs to know about a case's points, before they are folded into the
+/// compact [`SettlementCase`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CaseTerms {
     /// Points as assessed.
     pub points: Decimal,
     /// Approved special-review points, replacing the assessed points.
@@ -211,46 +207,28 @@ pub struct SettlementCase {
     pub penalty_multiple: Option<Decimal>,
     /// Paid by item: outside the point pool.
     pub exempt: bool,
-    /// Group weight for CMI (score ÷ the average case's score), 0 when not grouped.
-    pub case_weight: Decimal,
-    pub grouped: bool,
-    pub total_cost: Decimal,
-    pub patient_paid: Decimal,
+    /// The group's base score, when the case is grouped (for CMI).
+    pub group_score: Option<Decimal>,
 }
 
-impl SettlementCase {
+impl CaseTerms {
     /// A case as assessed (grouped and priced), before penalties and reviews, which the caller
     /// adds.
-    pub fn assessed(
-        policy: &Policy,
-        assessment: &crate::scoring::Assessment,
-        hospital: u32,
-        fund: Fund,
-        month: u32,
-        total_cost: Decimal,
-        patient_paid: Decimal,
-    ) -> SettlementCase {
+    pub fn assessed(assessment: &crate::scoring::Assessment) -> CaseTerms {
         use crate::pricing::CaseCategory;
         let category = assessment.points.category;
         let grouped = !assessment.group.is_empty() && category != CaseCategory::Ungrouped;
-        let average = policy.average_case_score();
-        let case_weight = if grouped && average > Decimal::ZERO { assessment.points.base_score / average } else { Decimal::ZERO };
-        SettlementCase {
-            hospital,
-            fund,
-            month,
+        CaseTerms {
             points: assessment.points.points.value(),
             reviewed_points: None,
             penalty_multiple: None,
             exempt: category == CaseCategory::Exempt,
-            case_weight,
-            grouped,
-            total_cost,
-            patient_paid,
+            group_score: grouped.then_some(assessment.points.base_score),
         }
     }
 
-    /// Points the case contributes to its hospital: its points, or −k × points when penalised.
+    /// Points the case contributes to its hospital: its points (the reviewed points when a
+    /// review was approved), 0 when exempt, or −k × points when penalised.
     pub fn counted_points(&self) -> Decimal {
         let points = self.reviewed_points.unwrap_or(self.points);
         match self.penalty_multiple {
@@ -258,6 +236,73 @@ impl SettlementCase {
             None if self.exempt => Decimal::ZERO,
             None => points,
         }
+    }
+}
+
+const EXEMPT: u8 = 1;
+const GROUPED: u8 = 2;
+const REVIEWED: u8 = 4;
+const PENALISED: u8 = 8;
+
+/// One case as settlement sees it: 72 bytes, because a city's year holds millions of them.
+/// Built from [`CaseTerms`], which it keeps only as the counted points and four flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettlementCase {
+    /// Index into the run's hospital list.
+    pub hospital: u32,
+    pub fund: Fund,
+    /// Month 1–12 of discharge.
+    pub month: u8,
+    flags: u8,
+    counted: Decimal,
+    /// The group's base score (0 when not grouped).
+    score: Decimal,
+    pub total_cost: Decimal,
+    pub patient_paid: Decimal,
+}
+
+impl SettlementCase {
+    pub fn new(hospital: u32, fund: Fund, month: u32, terms: CaseTerms, total_cost: Decimal, patient_paid: Decimal) -> SettlementCase {
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        SettlementCase {
+            hospital,
+            fund,
+            month: month.min(u32::from(u8::MAX)) as u8,
+            flags: flag(terms.exempt, EXEMPT)
+                | flag(terms.group_score.is_some(), GROUPED)
+                | flag(terms.reviewed_points.is_some(), REVIEWED)
+                | flag(terms.penalty_multiple.is_some(), PENALISED),
+            counted: terms.counted_points(),
+            score: terms.group_score.unwrap_or_default(),
+            total_cost,
+            patient_paid,
+        }
+    }
+
+    /// Points the case contributes to its hospital: see [`CaseTerms::counted_points`].
+    pub fn counted_points(&self) -> Decimal {
+        self.counted
+    }
+
+    pub fn exempt(&self) -> bool {
+        self.flags & EXEMPT != 0
+    }
+
+    pub fn grouped(&self) -> bool {
+        self.flags & GROUPED != 0
+    }
+
+    pub fn reviewed(&self) -> bool {
+        self.flags & REVIEWED != 0
+    }
+
+    pub fn penalised(&self) -> bool {
+        self.flags & PENALISED != 0
+    }
+
+    /// The group's base score (0 when not grouped).
+    pub fn score(&self) -> Decimal {
+        self.score
     }
 }
 
@@ -275,7 +320,8 @@ pub struct Totals {
     pub penalty_points: Decimal,
     /// points − penalty points.
     pub counted_points: Decimal,
-    pub case_weight: Decimal,
+    /// Σ base scores of the grouped cases (for CMI).
+    pub scores: Decimal,
     pub total_cost: Decimal,
     pub patient_paid: Decimal,
     pub exempt_cost: Decimal,
@@ -283,25 +329,41 @@ pub struct Totals {
 
 impl Totals {
     pub fn add(&mut self, case: &SettlementCase) {
-        self.cases += 1;
-        if case.exempt {
-            self.exempt_cases += 1;
-            self.exempt_cost += case.total_cost;
+        self.apply(case, false);
+    }
+
+    /// Takes back an [`add`](Totals::add) of the same case exactly: every sum is an exact
+    /// decimal, so adding and subtracting in any order gives the same totals.
+    pub fn subtract(&mut self, case: &SettlementCase) {
+        self.apply(case, true);
+    }
+
+    fn apply(&mut self, case: &SettlementCase, negate: bool) {
+        let count = |counter: &mut u64, on: bool| {
+            if on {
+                *counter = if negate { counter.wrapping_sub(1) } else { *counter + 1 };
+            }
+        };
+        let signed = |amount: Decimal| if negate { -amount } else { amount };
+        count(&mut self.cases, true);
+        if case.exempt() {
+            count(&mut self.exempt_cases, true);
+            self.exempt_cost += signed(case.total_cost);
             return;
         }
-        self.grouped_cases += u64::from(case.grouped);
-        self.reviewed_cases += u64::from(case.reviewed_points.is_some());
-        let counted = case.counted_points();
-        if case.penalty_multiple.is_some() {
-            self.penalised_cases += 1;
+        count(&mut self.grouped_cases, case.grouped());
+        count(&mut self.reviewed_cases, case.reviewed());
+        let counted = signed(case.counted);
+        if case.penalised() {
+            count(&mut self.penalised_cases, true);
             self.penalty_points -= counted;
         } else {
             self.points += counted;
         }
         self.counted_points += counted;
-        self.case_weight += case.case_weight;
-        self.total_cost += case.total_cost;
-        self.patient_paid += case.patient_paid;
+        self.scores += signed(case.score);
+        self.total_cost += signed(case.total_cost);
+        self.patient_paid += signed(case.patient_paid);
     }
 
     /// Adds another set of totals (of the same hospital and fund).
@@ -314,18 +376,19 @@ impl Totals {
         self.points += other.points;
         self.penalty_points += other.penalty_points;
         self.counted_points += other.counted_points;
-        self.case_weight += other.case_weight;
+        self.scores += other.scores;
         self.total_cost += other.total_cost;
         self.patient_paid += other.patient_paid;
         self.exempt_cost += other.exempt_cost;
     }
 
-    /// Case mix index: Σ case weights ÷ grouped cases.
-    pub fn cmi(&self) -> Decimal {
-        if self.grouped_cases == 0 {
+    /// Case mix index: Σ base scores ÷ the average case's score ÷ grouped cases, to 4 decimals.
+    /// `average_score` is [`Policy::average_case_score`].
+    pub fn cmi(&self, average_score: Decimal) -> Decimal {
+        if self.grouped_cases == 0 || average_score <= Decimal::ZERO {
             return Decimal::ZERO;
         }
-        round_half_up(self.case_weight / Decimal::from(self.grouped_cases), 4)
+        round_half_up(self.scores / average_score / Decimal::from(self.grouped_cases), 4)
     }
 }
 
@@ -364,8 +427,26 @@ pub fn monthly_parts(
     hospital_count: usize,
 ) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
     debug_assert!(parts.iter().all(|p| p.iter().all(|c| (c.hospital as usize) < hospital_count)));
+    monthly_from_totals(policy, totals_by_month(parts))
+}
+
+/// Totals per (hospital, fund, month of discharge).
+pub type MonthlyTotals = BTreeMap<(u32, Fund, u32), Totals>;
+
+/// Adds `other` into `totals`.
+pub fn merge_monthly_totals(totals: &mut MonthlyTotals, other: &MonthlyTotals) {
+    for (key, t) in other {
+        totals.entry(*key).or_default().merge(t);
+    }
+}
+
+/// [`monthly`] from totals summed elsewhere (for instance chunk by chunk while a file is read).
+pub fn monthly_from_totals(
+    policy: &Policy,
+    monthly_totals: MonthlyTotals,
+) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
-    for ((hospital, fund, _), month) in totals_by_month(parts) {
+    for ((hospital, fund, _), month) in monthly_totals {
         totals.entry((hospital, fund)).or_default().merge(&month);
     }
     let terms = monthly_terms(policy)?;
@@ -377,15 +458,15 @@ pub fn monthly_parts(
     Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
 }
 
-/// Totals per (hospital, fund, month). Large inputs are summed in two halves on two threads:
+/// Totals per (hospital, fund, month) of cases. Large inputs are summed in two halves on two threads:
 /// decimal addition is exact, so the result does not depend on the split.
-fn totals_by_month(parts: &[&[SettlementCase]]) -> BTreeMap<(u32, Fund, u32), Totals> {
-    fn sum(parts: &[&[SettlementCase]]) -> BTreeMap<(u32, Fund, u32), Totals> {
-        let mut totals: BTreeMap<(u32, Fund, u32), Totals> = BTreeMap::new();
+pub fn totals_by_month(parts: &[&[SettlementCase]]) -> MonthlyTotals {
+    fn sum(parts: &[&[SettlementCase]]) -> MonthlyTotals {
+        let mut totals = MonthlyTotals::new();
         let mut last: Option<((u32, Fund, u32), Totals)> = None;
         for case in parts.iter().flat_map(|p| p.iter()) {
             // Cases usually come grouped; avoid a map lookup per case while the key repeats.
-            let key = (case.hospital, case.fund, case.month);
+            let key = (case.hospital, case.fund, u32::from(case.month));
             match &mut last {
                 Some((k, t)) if *k == key => t.add(case),
                 _ => {
@@ -513,7 +594,15 @@ pub fn annual_parts(
     parts: &[&[SettlementCase]],
     hospital_ids: &[String],
 ) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
-    let monthly_totals = totals_by_month(parts);
+    annual_from_totals(policy, totals_by_month(parts), hospital_ids)
+}
+
+/// [`annual`] from totals summed elsewhere (for instance chunk by chunk while a file is read).
+pub fn annual_from_totals(
+    policy: &Policy,
+    monthly_totals: MonthlyTotals,
+    hospital_ids: &[String],
+) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
     for ((hospital, fund, _), month) in &monthly_totals {
         totals.entry((*hospital, *fund)).or_default().merge(month);

@@ -3,7 +3,8 @@
 use dipdrg::case::Fund;
 use dipdrg::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, WeightedAmount};
 use dipdrg::settlement::{
-    annual, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, SettlementCase,
+    annual, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, CaseTerms, SettlementCase,
+    Totals,
 };
 use dipdrg::units::{Points, Yuan};
 use proptest::prelude::*;
@@ -80,20 +81,12 @@ fn other_point_value_methods() {
     assert_eq!(record.value.value(), dec!(10), "(56M + 24M) ÷ 8M");
 }
 
+fn terms(points: Decimal) -> CaseTerms {
+    CaseTerms { points, group_score: Some(dec!(100)), ..CaseTerms::default() }
+}
+
 fn case(hospital: u32, points: Decimal, patient_paid: Decimal) -> SettlementCase {
-    SettlementCase {
-        hospital,
-        fund: Fund::Employee,
-        month: 10,
-        points,
-        reviewed_points: None,
-        penalty_multiple: None,
-        exempt: false,
-        case_weight: dec!(1),
-        grouped: true,
-        total_cost: dec!(0),
-        patient_paid,
-    }
+    SettlementCase::new(hospital, Fund::Employee, 10, terms(points), dec!(0), patient_paid)
 }
 
 #[test]
@@ -111,12 +104,16 @@ fn a_hospital_with_50000_points_and_150000_paid_by_patients_gets_350000() {
 
 #[test]
 fn a_penalised_case_of_1000_points_with_k_3_counts_minus_3000() {
-    let mut penalised = case(0, dec!(1000), dec!(0));
-    penalised.penalty_multiple = Some(demo_policy().penalties.multiple("split_admission"));
+    let penalised = CaseTerms { penalty_multiple: Some(demo_policy().penalties.multiple("split_admission")), ..terms(dec!(1000)) };
     assert_eq!(penalised.counted_points(), dec!(-3000));
-    let mut reviewed = case(0, dec!(1000), dec!(0));
-    reviewed.reviewed_points = Some(dec!(1500));
+    let case = SettlementCase::new(0, Fund::Employee, 10, penalised, dec!(0), dec!(0));
+    assert_eq!((case.counted_points(), case.penalised()), (dec!(-3000), true));
+    let reviewed = CaseTerms { reviewed_points: Some(dec!(1500)), ..terms(dec!(1000)) };
     assert_eq!(reviewed.counted_points(), dec!(1500), "approved special review replaces the points");
+    let both = CaseTerms { penalty_multiple: Some(dec!(3)), ..reviewed };
+    assert_eq!(both.counted_points(), dec!(-4500), "a penalty deducts k × the reviewed points");
+    let exempt = CaseTerms { exempt: true, ..terms(dec!(1000)) };
+    assert_eq!(exempt.counted_points(), dec!(0));
 }
 
 #[test]
@@ -193,12 +190,10 @@ proptest! {
     ) {
         let policy = demo_policy();
         let cases: Vec<SettlementCase> = points.iter().enumerate().map(|(i, (h, p, paid, cost, resident, penalty))| {
-            let mut c = case(*h, Decimal::new(i64::from(*p), 2), Decimal::new(i64::from(*paid), 2));
-            c.fund = if *resident { Fund::Resident } else { Fund::Employee };
-            c.month = 1 + (i as u32 % 12);
-            c.total_cost = Decimal::new(i64::from(*cost), 2);
-            if i % 9 == 0 { c.penalty_multiple = penalty.map(Decimal::from); }
-            c
+            let mut t = terms(Decimal::new(i64::from(*p), 2));
+            if i % 9 == 0 { t.penalty_multiple = penalty.map(Decimal::from); }
+            let fund = if *resident { Fund::Resident } else { Fund::Employee };
+            SettlementCase::new(*h, fund, 1 + (i as u32 % 12), t, Decimal::new(i64::from(*cost), 2), Decimal::new(i64::from(*paid), 2))
         }).collect();
         let ids: Vec<String> = (0..5).map(|i| format!("H{i:03}")).collect();
         match annual(&policy, &cases, &ids) {
@@ -220,4 +215,34 @@ proptest! {
             prop_assert_eq!(s.gross - s.patient_paid, s.amount);
         }
     }
+}
+
+#[test]
+fn subtracting_a_case_takes_back_exactly_what_adding_it_gave() {
+    let penalised = CaseTerms { penalty_multiple: Some(dec!(3)), ..terms(dec!(12.34)) };
+    let reviewed = CaseTerms { reviewed_points: Some(dec!(99.5)), ..terms(dec!(12.34)) };
+    let exempt = CaseTerms { exempt: true, group_score: None, ..terms(dec!(7)) };
+    let cases = [
+        case(0, dec!(100.25), dec!(10.01)),
+        SettlementCase::new(0, Fund::Employee, 10, penalised, dec!(500.10), dec!(20)),
+        SettlementCase::new(0, Fund::Employee, 10, reviewed, dec!(800), dec!(30.3)),
+        SettlementCase::new(0, Fund::Employee, 10, exempt, dec!(900.99), dec!(40)),
+    ];
+    for skipped in 0..cases.len() {
+        let mut without = Totals::default();
+        let mut all_then_subtract = Totals::default();
+        for (i, c) in cases.iter().enumerate() {
+            all_then_subtract.add(c);
+            if i != skipped {
+                without.add(c);
+            }
+        }
+        all_then_subtract.subtract(&cases[skipped]);
+        assert_eq!(all_then_subtract, without, "case {skipped}");
+    }
+    let mut totals = Totals::default();
+    cases.iter().for_each(|c| totals.add(c));
+    assert_eq!((totals.cases, totals.exempt_cases, totals.penalised_cases, totals.reviewed_cases), (4, 1, 1, 1));
+    assert_eq!(totals.counted_points, dec!(100.25) - dec!(37.02) + dec!(99.5));
+    assert_eq!(totals.cmi(dec!(100)), dec!(1), "three grouped cases of base score 100");
 }

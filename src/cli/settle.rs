@@ -14,7 +14,7 @@ use dipdrg::io::case_csv::{CaseReader, Layout};
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
-use dipdrg::settlement::{self, largest_remainder, PointValueRecord, SettlementCase};
+use dipdrg::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
 use dipdrg::units::{push_decimal, push_rounded, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -113,6 +113,11 @@ struct ChunkResult {
     /// End offset of each row in `rows`.
     row_ends: Vec<u32>,
     rejected: Vec<Rejected>,
+    /// The chunk's settlement totals, summed by the worker (repeats are taken out after the
+    /// merge, when they are known).
+    totals: MonthlyTotals,
+    /// Special-review applications per hospital.
+    applications: Vec<u64>,
 }
 
 impl ChunkResult {
@@ -197,8 +202,13 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         rows: Vec::with_capacity(bytes.len()),
         row_ends: Vec::with_capacity(expected),
         rejected: Vec::new(),
+        totals: MonthlyTotals::new(),
+        applications: Vec::new(),
     };
     let mut row = String::with_capacity(256);
+    let hospitals = context.hospital_index.len();
+    let mut grid = vec![settlement::Totals::default(); hospitals * 24];
+    result.applications = vec![0; hospitals];
     let mut case = Case::default();
     let mut reader = CaseReader::headerless(bytes, context.layout.clone(), 0);
     while let Some(item) = reader.next_into(&mut case) {
@@ -227,11 +237,12 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         let violation = context.violations.get(&case.case_id);
         let review = context.reviews.get(&case.case_id);
         let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
-        let settlement = SettlementCase {
-            reviewed_points,
-            penalty_multiple: violation.map(|v| v.multiple),
-            ..SettlementCase::assessed(context.policy, &assessment, hospital, fund, month, total_cost, patient_paid)
-        };
+        let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
+        let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
+        grid[grid_slot(hospital, fund, settlement.month)].add(&settlement);
+        if review.is_some() {
+            result.applications[hospital as usize] += 1;
+        }
         row.clear();
         csv_field(&mut row, &case.case_id);
         for part in [case.hospital_id.as_deref().unwrap_or(""), fund.as_str()] {
@@ -296,7 +307,19 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         result.local_records.push(local_record);
         result.review_applied.push(review.is_some());
     }
+    for (slot, totals) in grid.into_iter().enumerate() {
+        if totals.cases > 0 {
+            let (statement, month) = (slot / 12, slot % 12 + 1);
+            let fund = if statement % 2 == 1 { Fund::Resident } else { Fund::Employee };
+            result.totals.insert(((statement / 2) as u32, fund, month as u32), totals);
+        }
+    }
     result
+}
+
+/// A case's cell in a chunk's dense (hospital, fund, month) totals.
+fn grid_slot(hospital: u32, fund: Fund, month: u8) -> usize {
+    (hospital as usize * 2 + usize::from(fund == Fund::Resident)) * 12 + usize::from(month.clamp(1, 12)) - 1
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -505,6 +528,27 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let kept = |global: usize| !repeats.contains_key(&(global as u32));
+    // The chunks' totals, less the repeats the workers could not know about.
+    let mut monthly_totals = MonthlyTotals::new();
+    let mut applications = vec![0u64; hospital_ids.len()];
+    for chunk in &chunks {
+        settlement::merge_monthly_totals(&mut monthly_totals, &chunk.totals);
+        for (sum, n) in applications.iter_mut().zip(&chunk.applications) {
+            *sum += n;
+        }
+    }
+    for &later in repeats.keys() {
+        let chunk = starts.partition_point(|&s| s <= later as usize) - 1;
+        let local = later as usize - starts[chunk];
+        let case = &chunks[chunk].cases[local];
+        if let Some(totals) = monthly_totals.get_mut(&(case.hospital, case.fund, u32::from(case.month))) {
+            totals.subtract(case);
+        }
+        if chunks[chunk].review_applied[local] {
+            applications[case.hospital as usize] -= 1;
+        }
+    }
+    monthly_totals.retain(|_, t| t.cases > 0);
     // Repeats leave their chunk's records in place (no copy into one big vector).
     for (chunk, &start) in chunks.iter_mut().zip(&starts) {
         if !repeats.is_empty() {
@@ -534,19 +578,17 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let merge_done = started.elapsed();
     // Special-review quota, then settlement.
     let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
-    let mut applications = vec![0u64; hospital_ids.len()];
-    for (case, reviewed) in cases.iter().zip(chunks.iter().flat_map(|c| c.review_applied.iter())) {
-        cases_per_hospital[case.hospital as usize] += 1;
-        applications[case.hospital as usize] += u64::from(*reviewed);
+    for ((hospital, _, _), totals) in &monthly_totals {
+        cases_per_hospital[*hospital as usize] += totals.cases;
     }
     settlement::check_special_review_quota(&policy, &hospital_ids, &cases_per_hospital, &applications)?;
     let outputs = match args.mode {
         Mode::Monthly => {
-            let (values, statements) = settlement::monthly_parts(&policy, &parts, hospital_ids.len())?;
+            let (values, statements) = settlement::monthly_from_totals(&policy, monthly_totals)?;
             Statements::Monthly(values, statements)
         }
         Mode::Annual => {
-            let (values, statements) = settlement::annual_parts(&policy, &parts, &hospital_ids)?;
+            let (values, statements) = settlement::annual_from_totals(&policy, monthly_totals, &hospital_ids)?;
             Statements::Annual(values, statements)
         }
     };
@@ -759,7 +801,7 @@ impl Statements {
                 t.points.normalize().to_string(),
                 t.penalty_points.normalize().to_string(),
                 t.counted_points.normalize().to_string(),
-                t.cmi().to_string(),
+                t.cmi(policy.average_case_score()).to_string(),
                 Yuan(t.total_cost).to_fen().to_string(),
             ]
         };

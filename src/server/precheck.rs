@@ -64,8 +64,8 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
     proto::PreCheckCaseResponse {
         case_id: case.case_id.clone(),
         status: assessment.status.to_string(),
-        group: assessment.group.clone(),
-        family: assessment.family.clone(),
+        group: assessment.group.to_string(),
+        family: assessment.family.to_string(),
         trace: if include_trace { snapshot.scorer.trace(policy, case) } else { Vec::new() },
         category: category(points.category) as i32,
         base_score: points.base_score.normalize().to_string(),

@@ -12,7 +12,7 @@ use super::versions::{Fingerprint, Snapshot, VersionError};
 use super::AppState;
 use crate::case::Fund;
 use crate::io::case_csv::parse_case_row;
-use crate::settlement::{self, PointValueRecord, SettlementCase};
+use crate::settlement::{self, CaseTerms, PointValueRecord, SettlementCase};
 use crate::store::{now_rfc3339, StoreError};
 use prost::Message;
 use rust_decimal::Decimal;
@@ -116,11 +116,8 @@ fn compute(
             .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
         let month = case.discharge_date.map_or(1, |d| d.ymd().1);
         let patient_paid = case.patient_paid.unwrap_or_default();
-        cases.push(SettlementCase {
-            reviewed_points,
-            penalty_multiple,
-            ..SettlementCase::assessed(policy, &assessment, hospital as u32, fund, month, total_cost, patient_paid)
-        });
+        let terms = CaseTerms { reviewed_points, penalty_multiple, ..CaseTerms::assessed(&assessment) };
+        cases.push(SettlementCase::new(hospital as u32, fund, month, terms, total_cost, patient_paid));
     })
     .map_err(|e| e.to_string())?;
     let cases_fingerprint = cases_fingerprint.hex();
@@ -148,7 +145,7 @@ fn compute(
             points: totals.points.normalize().to_string(),
             penalty_points: totals.penalty_points.normalize().to_string(),
             counted_points: totals.counted_points.normalize().to_string(),
-            cmi: totals.cmi().to_string(),
+            cmi: totals.cmi(policy.average_case_score()).to_string(),
             total_cost: crate::units::Yuan(totals.total_cost).to_fen().0.to_string(),
             point_value,
             gross: gross.to_string(),
