@@ -21,7 +21,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -320,6 +320,41 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
 /// A case's cell in a chunk's dense (hospital, fund, month) totals.
 fn grid_slot(hospital: u32, fund: Fund, month: u8) -> usize {
     (hospital as usize * 2 + usize::from(fund == Fund::Resident)) * 12 + usize::from(month.clamp(1, 12)) - 1
+}
+
+/// `work(0..n)` on two threads (even and odd indices), results in index order.
+fn on_two_threads<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let run = |parity: usize| (parity..n).step_by(2).map(&work).collect::<Vec<T>>();
+    let (even, odd) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(1));
+        (run(0), other.join().ok())
+    });
+    let odd = odd.unwrap_or_else(|| run(1));
+    let mut out = Vec::with_capacity(n);
+    let (mut even, mut odd) = (even.into_iter(), odd.into_iter());
+    for i in 0..n {
+        if let Some(item) = if i % 2 == 0 { even.next() } else { odd.next() } {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Writes all of `bytes` at `offset` (the file's own position is not used), so that two threads
+/// can fill one file.
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock();
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    file.write_all(bytes)
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -632,49 +667,77 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
 
     let split_done = started.elapsed();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let mut cases_out = BufWriter::with_capacity(1 << 20, File::create(args.out.join("cases.csv"))?);
-    cases_out.write_all(
-        b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n",
-    )?;
-    // Each chunk's rows with their amounts, assembled two chunks at a time on two threads and
-    // written in file order.
+    let header: &[u8] = b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n";
+    // Each chunk's rows with their amounts. First each chunk's amounts as text, and so its length
+    // in the file; then each chunk is assembled (in a buffer its thread reuses) and written at its
+    // own offset. Both steps run on two threads; the file comes out in file order either way.
     let mut amount_starts = Vec::with_capacity(chunks.len());
     let mut kept_before = 0usize;
     for (chunk, &start) in chunks.iter().zip(&starts) {
         amount_starts.push(kept_before);
         kept_before += (0..chunk.row_ends.len()).filter(|&i| repeats.is_empty() || kept(start + i)).count();
     }
-    let assemble = |c: usize| -> Vec<u8> {
+    let amount_text = |c: usize| -> (Vec<u8>, Vec<u32>, u64) {
         let chunk = &chunks[c];
-        let mut out = Vec::with_capacity(chunk.rows.len() + chunk.row_ends.len() * 12);
+        let mut text = Vec::with_capacity(chunk.row_ends.len() * 12);
+        let mut ends = Vec::with_capacity(chunk.row_ends.len());
         let mut amounts = case_amounts[amount_starts[c]..].iter();
         let mut line = String::with_capacity(32);
-        let mut from = 0usize;
+        let (mut from, mut rows_length) = (0usize, 0u64);
         for (i, &end) in chunk.row_ends.iter().enumerate() {
             let end = end as usize;
             if repeats.is_empty() || kept(starts[c] + i) {
-                out.extend_from_slice(&chunk.rows[from..end]);
+                rows_length += (end - from) as u64;
                 line.clear();
                 line.push(',');
                 push_decimal(&mut line, Decimal::new(amounts.next().copied().unwrap_or(0), 2));
                 line.push('\n');
-                out.extend_from_slice(line.as_bytes());
+                text.extend_from_slice(line.as_bytes());
+                ends.push(text.len() as u32);
             }
             from = end;
         }
-        out
+        let length = rows_length + text.len() as u64;
+        (text, ends, length)
     };
-    for pair in (0..chunks.len()).step_by(2) {
-        let (first, second) = std::thread::scope(|scope| {
-            let other = (pair + 1 < chunks.len()).then(|| scope.spawn(|| assemble(pair + 1)));
-            (assemble(pair), other.and_then(|t| t.join().ok()))
-        });
-        cases_out.write_all(&first)?;
-        if pair + 1 < chunks.len() {
-            cases_out.write_all(&second.unwrap_or_else(|| assemble(pair + 1)))?;
-        }
+    let texts = on_two_threads(chunks.len(), amount_text);
+    let mut offsets = Vec::with_capacity(chunks.len());
+    let mut offset = header.len() as u64;
+    for (_, _, length) in &texts {
+        offsets.push(offset);
+        offset += length;
     }
-    cases_out.flush()?;
+    let cases_path = args.out.join("cases.csv");
+    let cases_file = File::create(&cases_path).with_context(|| format!("creating {}", cases_path.display()))?;
+    write_at(&cases_file, header, 0)?;
+    let write_chunks = |parity: usize| -> std::io::Result<()> {
+        let mut buffer: Vec<u8> = Vec::new();
+        for c in (parity..chunks.len()).step_by(2) {
+            let chunk = &chunks[c];
+            let (text, ends, length) = &texts[c];
+            buffer.clear();
+            buffer.reserve(*length as usize);
+            let (mut from, mut text_from, mut kept_index) = (0usize, 0usize, 0usize);
+            for (i, &end) in chunk.row_ends.iter().enumerate() {
+                let end = end as usize;
+                if repeats.is_empty() || kept(starts[c] + i) {
+                    buffer.extend_from_slice(&chunk.rows[from..end]);
+                    let text_end = ends[kept_index] as usize;
+                    buffer.extend_from_slice(&text[text_from..text_end]);
+                    text_from = text_end;
+                    kept_index += 1;
+                }
+                from = end;
+            }
+            write_at(&cases_file, &buffer, offsets[c])?;
+        }
+        Ok(())
+    };
+    let (mine, other) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| write_chunks(1));
+        (write_chunks(0), other.join())
+    });
+    mine.and(other.unwrap_or_else(|_| write_chunks(1))).with_context(|| format!("writing {}", cases_path.display()))?;
     let mut rejects = csv::Writer::from_path(args.out.join("rejects.csv"))?;
     rejects.write_record(["record", "case_id", "field", "value", "reason"])?;
     for r in &rejected {
