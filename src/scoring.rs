@@ -88,10 +88,37 @@ impl DrgWeights {
     }
 }
 
+/// A table set's DRGs and bare ADRGs with their weights, by table index, so that scoring a case
+/// looks its weight up without hashing a code.
+#[derive(Debug, Default)]
+pub struct WeightIndex {
+    drg: Vec<Option<DrgWeight>>,
+    adrg: Vec<Option<DrgWeight>>,
+    /// Per ADRG: its unconditional (lowest-severity) DRG's code and mean cost, when weighted.
+    baseline: Vec<Option<(usize, Decimal)>>,
+}
+
+impl WeightIndex {
+    pub fn new(tables: &DrgTableSet, weights: &DrgWeights) -> WeightIndex {
+        WeightIndex {
+            drg: tables.drgs.iter().map(|d| weights.get(&d.code).cloned()).collect(),
+            adrg: tables.adrgs.iter().map(|a| weights.get(&a.code).cloned()).collect(),
+            baseline: tables
+                .adrgs
+                .iter()
+                .map(|a| {
+                    let lowest = a.drgs.clone().rev().find(|&d| tables.drgs[d].severity == drg::tables::SeverityCondition::Always)?;
+                    weights.get(&tables.drgs[lowest].code).map(|w| (lowest, w.mean_cost))
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The scheme-specific half of scoring.
 #[derive(Debug, Clone)]
 pub enum Scorer {
-    Drg { tables: Arc<DrgTableSet>, weights: Arc<DrgWeights> },
+    Drg { tables: Arc<DrgTableSet>, weights: Arc<WeightIndex> },
     Dip { catalog: Arc<DipCatalog> },
 }
 
@@ -123,7 +150,9 @@ impl Scorer {
             Scheme::Drg => {
                 let weights_name = policy.drg_weights.clone().unwrap_or_default();
                 let weights_path = policy_path.parent().unwrap_or(Path::new(".")).join(weights_name);
-                Ok(Scorer::Drg { tables: Arc::new(DrgTableSet::load_dir(tables)?), weights: Arc::new(DrgWeights::load(&weights_path)?) })
+                let tables = DrgTableSet::load_dir(tables)?;
+                let weights = WeightIndex::new(&tables, &DrgWeights::load(&weights_path)?);
+                Ok(Scorer::Drg { tables: Arc::new(tables), weights: Arc::new(weights) })
             }
             Scheme::Dip => Ok(Scorer::Dip { catalog: Arc::new(DipCatalog::load_dir(tables)?) }),
         }
@@ -156,17 +185,25 @@ impl Scorer {
 
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
-        self.assess_with(policy, case, true)
+        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
+        self.assess_with(policy, case, terms, true)
+    }
+
+    /// [`assess`](Scorer::assess) with the case's hospital already resolved: its
+    /// [`Policy::hospital_terms`], which a caller settling millions of cases looks up once per
+    /// hospital instead of once per case.
+    pub fn assess_at(&self, policy: &Policy, case: &Case, hospital: Option<(&str, Option<Decimal>)>) -> Assessment {
+        self.assess_with(policy, case, hospital, true)
     }
 
     /// Groups a case and looks up its group's costs without pricing it (`points` is left as an
     /// unpriced, ungrouped zero): what the audit needs, at a fraction of the cost.
     pub fn classify(&self, policy: &Policy, case: &Case) -> Assessment {
-        self.assess_with(policy, case, false)
+        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
+        self.assess_with(policy, case, terms, false)
     }
 
-    fn assess_with(&self, policy: &Policy, case: &Case, price: bool) -> Assessment {
-        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
+    fn assess_with(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Decimal>)>, price: bool) -> Assessment {
         let level = terms.map(|(level, _)| level);
         let priced = |scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>| {
             if price {
@@ -186,7 +223,11 @@ impl Scorer {
                 let result = drg::group(tables, case, MappingMode::Map, &mut NoTrace);
                 let drg_code = if result.status == GroupStatus::Success { result.drg_code(tables) } else { "" };
                 let complication = result.complication.map(|c| c.severity);
-                let weight = weights.get(drg_code);
+                let weight = match (result.status, result.drg, result.adrg) {
+                    (GroupStatus::Success, Some(d), _) => weights.drg[d].as_ref(),
+                    (GroupStatus::Success, None, Some(a)) => weights.adrg[a].as_ref(),
+                    _ => None,
+                };
                 let scored = weight.map(|w| ScoredGroup {
                     code: drg_code,
                     score: w.rw * policy.drg_points_per_rw,
@@ -195,11 +236,10 @@ impl Scorer {
                 });
                 let points = priced(scored.as_ref(), complication);
                 // The ADRG's unconditional (lowest-severity) DRG, when the case is not in it.
-                let baseline_mean_cost = result.adrg.and_then(|a| {
-                    let drgs = &tables.drgs[tables.adrgs[a].drgs.clone()];
-                    let lowest = drgs.iter().rev().find(|d| d.severity == drg::tables::SeverityCondition::Always)?;
-                    (lowest.code != drg_code).then(|| weights.get(&lowest.code).map(|w| w.mean_cost)).flatten()
-                });
+                let baseline_mean_cost = result
+                    .adrg
+                    .and_then(|a| weights.baseline[a])
+                    .and_then(|(lowest, mean_cost)| (tables.drgs[lowest].code != drg_code).then_some(mean_cost));
                 Assessment {
                     status: result.status.as_str(),
                     group: ShortText::new(drg_code),

@@ -83,6 +83,8 @@ struct Shared<'a> {
     scorer: &'a Scorer,
     layout: Layout,
     hospital_index: FxHashMap<&'a str, u32>,
+    /// Each listed hospital's level and coefficient, by index.
+    hospital_terms: Vec<Option<(&'a str, Option<Decimal>)>>,
     year: i32,
     month: Option<u32>,
     violations: FxHashMap<String, Violation>,
@@ -232,7 +234,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
                 continue;
             }
         };
-        let assessment = context.scorer.assess(context.policy, &case);
+        let assessment = context.scorer.assess_at(context.policy, &case, context.hospital_terms[hospital as usize]);
         let points = assessment.points.points.value();
         let violation = context.violations.get(&case.case_id);
         let review = context.reviews.get(&case.case_id);
@@ -520,6 +522,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         scorer: &scorer,
         layout,
         hospital_index: hospital_ids.iter().enumerate().map(|(i, h)| (h.as_str(), i as u32)).collect(),
+        hospital_terms: hospital_ids.iter().map(|h| policy.hospital_terms(h)).collect(),
         year,
         month,
         violations,
