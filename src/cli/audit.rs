@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use dipdrg::audit::{check_case, score_flags, split_admissions_in_parts, AuditCase, FamilyCounts, FlagKind};
 use dipdrg::case::Case;
-use dipdrg::io::case_csv::CaseReader;
+use dipdrg::io::case_csv::ChunkReader;
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
@@ -61,7 +61,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         let mut counts = FamilyCounts::default();
         let mut rejected = 0u64;
         let mut case = Case::default();
-        let mut reader = CaseReader::headerless(bytes, layout.clone(), 0);
+        let mut reader = ChunkReader::new(bytes, layout.clone(), 0);
         while let Some(item) = reader.next_into(&mut case) {
             match item {
                 Ok(()) => {

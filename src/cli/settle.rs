@@ -10,7 +10,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use dipdrg::case::{Case, Fund};
-use dipdrg::io::case_csv::{CaseReader, Layout};
+use dipdrg::io::case_csv::{ChunkReader, Layout};
 use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
@@ -212,7 +212,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
     let mut grid = vec![settlement::Totals::default(); hospitals * 24];
     result.applications = vec![0; hospitals];
     let mut case = Case::default();
-    let mut reader = CaseReader::headerless(bytes, context.layout.clone(), 0);
+    let mut reader = ChunkReader::new(bytes, context.layout.clone(), 0);
     while let Some(item) = reader.next_into(&mut case) {
         result.records += 1;
         let record = result.records;
