@@ -673,7 +673,8 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let header: &[u8] = b"case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n";
     // Each chunk's rows with their amounts. First each chunk's amounts as text, and so its length
     // in the file; then each chunk is assembled (in a buffer its thread reuses) and written at its
-    // own offset. Both steps run on two threads; the file comes out in file order either way.
+    // own offset. Both steps run on two threads (one writes while the other assembles); the file
+    // comes out in file order either way.
     let mut amount_starts = Vec::with_capacity(chunks.len());
     let mut kept_before = 0usize;
     for (chunk, &start) in chunks.iter().zip(&starts) {
@@ -713,6 +714,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let cases_path = args.out.join("cases.csv");
     let cases_file = File::create(&cases_path).with_context(|| format!("creating {}", cases_path.display()))?;
     write_at(&cases_file, header, 0)?;
+    let write_turn = std::sync::Mutex::new(());
     let write_chunks = |parity: usize| -> std::io::Result<()> {
         let mut buffer: Vec<u8> = Vec::new();
         for c in (parity..chunks.len()).step_by(2) {
@@ -732,6 +734,8 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
                 }
                 from = end;
             }
+            // One writer at a time: the file's lock would make a second one spin, not write.
+            let _turn = write_turn.lock();
             write_at(&cases_file, &buffer, offsets[c])?;
         }
         Ok(())
@@ -741,6 +745,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         (write_chunks(0), other.join())
     });
     mine.and(other.unwrap_or_else(|_| write_chunks(1))).with_context(|| format!("writing {}", cases_path.display()))?;
+    let cases_written = started.elapsed();
     let mut rejects = csv::Writer::from_path(args.out.join("rejects.csv"))?;
     rejects.write_record(["record", "case_id", "field", "value", "reason"])?;
     for r in &rejected {
@@ -773,12 +778,13 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         );
         eprintln!(
-            "phases: read+assess {:.2} s, merge {:.2} s, settle {:.2} s, split amounts {:.2} s, write {:.2} s",
+            "phases: read+assess {:.2} s, merge {:.2} s, settle {:.2} s, split amounts {:.2} s, write cases.csv {:.2} s, other outputs {:.2} s",
             read_done.as_secs_f64(),
             (merge_done - read_done).as_secs_f64(),
             (settle_done - merge_done).as_secs_f64(),
             (split_done - settle_done).as_secs_f64(),
-            (started.elapsed() - split_done).as_secs_f64()
+            (cases_written - split_done).as_secs_f64(),
+            (started.elapsed() - cases_written).as_secs_f64()
         );
         for record in outputs.point_values() {
             eprintln!("{} point value ({:?}): {}", record.fund.as_str(), record.method, record.value);

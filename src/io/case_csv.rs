@@ -237,17 +237,24 @@ impl<'a> ChunkReader<'a> {
                 self.lines += 1;
                 continue;
             }
-            if memchr::memchr2(b'"', b'\r', line).is_none() {
+            // One pass: the commas, and whether the line needs the csv reader after all.
+            self.ranges.clear();
+            let mut start = 0u32;
+            let mut plain = true;
+            for (i, &byte) in line.iter().enumerate() {
+                if byte == b',' {
+                    self.ranges.push((start, i as u32));
+                    start = i as u32 + 1;
+                } else if byte == b'"' || byte == b'\r' {
+                    plain = false;
+                    break;
+                }
+            }
+            if plain {
                 if let Ok(text) = std::str::from_utf8(line) {
                     self.position += (end + 1).min(rest.len());
                     self.lines += 1;
                     self.record_number += 1;
-                    self.ranges.clear();
-                    let mut start = 0u32;
-                    for comma in memchr::memchr_iter(b',', line) {
-                        self.ranges.push((start, comma as u32));
-                        start = comma as u32 + 1;
-                    }
                     self.ranges.push((start, line.len() as u32));
                     let view = RecordView { text, ranges: &self.ranges };
                     return Some(parse_record_into(&self.layout, view, self.record_number, self.lines, case));

@@ -15,6 +15,10 @@ pub const CHUNK_BYTES: usize = 16 << 20;
 /// Splits `buffer` (which starts outside quotes) at the last record boundary. Returns the length
 /// of the complete part, or `None` when it holds no complete record.
 fn last_boundary(buffer: &[u8]) -> Option<usize> {
+    // Without quotes, the last newline.
+    if memchr::memchr(b'"', buffer).is_none() {
+        return memchr::memrchr(b'\n', buffer).map(|i| i + 1);
+    }
     // Quotes before a position decide whether it is inside a quoted field. Count them all (a
     // loop the compiler vectorises), then walk back from the end to the last newline outside.
     let mut quotes_before = buffer.iter().filter(|&&b| b == b'"').count();
