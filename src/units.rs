@@ -12,75 +12,106 @@ use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 /// kept), without going through the formatting machinery: the hot path of large outputs.
 pub fn push_decimal(out: &mut String, value: Decimal) {
     let mantissa = value.mantissa();
-    let scale = value.scale() as usize;
-    if mantissa < 0 {
-        out.push('-');
-    }
-    let mut digits = [0u8; 40];
-    let mut len = 0;
-    let wide = mantissa.unsigned_abs();
-    // u64 arithmetic when the mantissa fits (it nearly always does): u128 division is slow.
-    match u64::try_from(wide) {
-        Ok(mut n) => loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            n /= 10;
-            len += 1;
-            if n == 0 {
-                break;
-            }
-        },
-        Err(_) => {
-            let mut n = wide;
-            loop {
-                digits[len] = b'0' + (n % 10) as u8;
+    push_digits(out, mantissa < 0, mantissa.unsigned_abs(), value.scale());
+}
+
+/// Appends `magnitude × 10^-scale` with `scale` decimals (and a minus sign when `negative`):
+/// digits are written right to left, point included, in one pass.
+#[inline]
+fn push_digits(out: &mut String, negative: bool, magnitude: u128, scale: u32) {
+    // 39 digits of a u128, a point, a sign and leading zeros up to scale 28 fit in 72 bytes.
+    let mut text = [0u8; 72];
+    let mut at = text.len();
+    let mut put = |byte: u8| {
+        at -= 1;
+        text[at] = byte;
+    };
+    match u64::try_from(magnitude) {
+        // u64 arithmetic when the magnitude fits (it nearly always does): u128 division is slow.
+        Ok(mut n) => {
+            for _ in 0..scale {
+                put(b'0' + (n % 10) as u8);
                 n /= 10;
-                len += 1;
+            }
+            if scale > 0 {
+                put(b'.');
+            }
+            loop {
+                put(b'0' + (n % 10) as u8);
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        Err(_) => {
+            let mut n = magnitude;
+            for _ in 0..scale {
+                put(b'0' + (n % 10) as u8);
+                n /= 10;
+            }
+            if scale > 0 {
+                put(b'.');
+            }
+            loop {
+                put(b'0' + (n % 10) as u8);
+                n /= 10;
                 if n == 0 {
                     break;
                 }
             }
         }
     }
-    while len <= scale {
-        digits[len] = b'0';
-        len += 1;
+    if negative {
+        put(b'-');
     }
-    let mut text = [0u8; 41];
-    let mut at = 0;
-    for i in (0..len).rev() {
-        text[at] = digits[i];
-        at += 1;
-        if i == scale && scale > 0 {
-            text[at] = b'.';
-            at += 1;
-        }
-    }
-    // Only ASCII digits and '.' were written.
-    out.push_str(std::str::from_utf8(&text[..at]).unwrap_or_default());
+    // Only ASCII digits, '.' and '-' were written.
+    out.push_str(std::str::from_utf8(&text[at..]).unwrap_or_default());
 }
 
 /// Appends `round_half_up(value, decimals).normalize()` (no trailing zeros) with integer
-/// arithmetic on the mantissa (i128: every decimal fits), instead of the decimal library's
-/// rounding. Same text (tested against it). `decimals` ≥ 28 just drops trailing zeros.
+/// arithmetic on the magnitude — u64 when it fits, one u128 division otherwise — instead of the
+/// decimal library's rounding. Same text (tested against it). `decimals` ≥ 28 just drops
+/// trailing zeros.
 pub fn push_rounded(out: &mut String, value: Decimal, decimals: u32) {
-    let mut m: i128 = value.mantissa();
+    let mut magnitude: u128 = value.mantissa().unsigned_abs();
     let mut scale = value.scale();
     if scale > decimals {
-        // scale ≤ 28, so the divisor fits; |r| < divisor, so 2|r| fits too.
-        let divisor = 10i128.pow(scale - decimals);
-        let (q, r) = (m / divisor, m % divisor);
-        // Half away from zero: |r| ≥ divisor / 2 rounds the magnitude up.
-        m = if r.unsigned_abs() * 2 >= divisor.unsigned_abs() { q + r.signum() } else { q };
+        // Half away from zero on the magnitude: a remainder of at least half the divisor rounds
+        // up (`r >= p - r`, which cannot overflow).
+        let drop = scale - decimals;
+        magnitude = match u64::try_from(magnitude) {
+            Ok(m) if drop <= 19 => {
+                let p = 10u64.pow(drop);
+                let (q, r) = (m / p, m % p);
+                u128::from(q) + u128::from(r >= p - r)
+            }
+            // scale ≤ 28, so the divisor fits.
+            _ => {
+                let p = 10u128.pow(drop);
+                let q = magnitude / p;
+                let r = magnitude - q * p;
+                q + u128::from(r >= p - r)
+            }
+        };
         scale = decimals;
     }
-    while scale > 0 && m % 10 == 0 {
-        m /= 10;
-        scale -= 1;
+    match u64::try_from(magnitude) {
+        Ok(mut m) => {
+            while scale > 0 && m % 10 == 0 {
+                m /= 10;
+                scale -= 1;
+            }
+            magnitude = u128::from(m);
+        }
+        Err(_) => {
+            while scale > 0 && magnitude % 10 == 0 {
+                magnitude /= 10;
+                scale -= 1;
+            }
+        }
     }
-    match Decimal::try_from_i128_with_scale(m, scale) {
-        Ok(rounded) => push_decimal(out, rounded),
-        Err(_) => push_decimal(out, round_half_up(value, decimals).normalize()),
-    }
+    push_digits(out, value.mantissa() < 0 && magnitude != 0, magnitude, scale);
 }
 
 /// Rounds half away from zero (四舍五入) to `decimals` places.
@@ -236,6 +267,15 @@ mod tests {
             let mantissa = ((hi << 64) | u128::from(next())) as i128 * if next() % 2 == 0 { 1 } else { -1 };
             let value = Decimal::from_i128_with_scale(mantissa, (next() % 29) as u32);
             let decimals = (next() % 8) as u32;
+            let mut fast = String::new();
+            push_rounded(&mut fast, value, decimals);
+            assert_eq!(fast, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");
+        }
+        // Full 64-bit magnitudes at every scale: the u64 path up to its edges.
+        for _ in 0..20_000 {
+            let mantissa = i128::from(next()) * if next() % 2 == 0 { 1 } else { -1 };
+            let value = Decimal::from_i128_with_scale(mantissa, (next() % 29) as u32);
+            let decimals = (next() % 22) as u32;
             let mut fast = String::new();
             push_rounded(&mut fast, value, decimals);
             assert_eq!(fast, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");

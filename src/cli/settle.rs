@@ -150,7 +150,7 @@ impl ChunkResult {
 }
 
 fn csv_field(out: &mut String, text: &str) {
-    if text.contains([',', '"', '\n', '\r']) {
+    if text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push('"');
         out.push_str(&text.replace('"', "\"\""));
         out.push('"');

@@ -200,6 +200,8 @@ impl<R: Read> CaseReader<R> {
 /// csv reader.
 pub struct ChunkReader<'a> {
     bytes: &'a [u8],
+    /// `bytes` as text when it is all valid UTF-8 (checked once, not per line).
+    text: Option<&'a str>,
     position: usize,
     /// Lines before `position` (1-based line of the next record = lines + 1).
     lines: u64,
@@ -213,6 +215,7 @@ impl<'a> ChunkReader<'a> {
     pub fn new(bytes: &'a [u8], layout: Layout, records_before: u64) -> ChunkReader<'a> {
         ChunkReader {
             bytes,
+            text: std::str::from_utf8(bytes).ok(),
             position: 0,
             lines: 0,
             layout,
@@ -226,44 +229,92 @@ impl<'a> ChunkReader<'a> {
     pub fn next_into(&mut self, case: &mut Case) -> Option<Result<(), RejectedRecord>> {
         loop {
             let rest = self.bytes.get(self.position..).filter(|r| !r.is_empty())?;
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            let mut line = &rest[..end];
-            if let [head @ .., b'\r'] = line {
-                line = head;
-            }
-            if line.is_empty() {
-                // A blank line is no record (as for the csv reader).
-                self.position += (end + 1).min(rest.len());
-                self.lines += 1;
-                continue;
-            }
-            // One pass: the commas, and whether the line needs the csv reader after all.
+            // One pass to the line end: the commas, and whether the line needs a closer look.
             self.ranges.clear();
             let mut start = 0u32;
+            let mut end = rest.len();
             let mut plain = true;
-            for (i, &byte) in line.iter().enumerate() {
-                if byte == b',' {
-                    self.ranges.push((start, i as u32));
-                    start = i as u32 + 1;
-                } else if byte == b'"' || byte == b'\r' {
-                    plain = false;
-                    break;
+            for (i, &byte) in rest.iter().enumerate() {
+                match byte {
+                    b',' => {
+                        self.ranges.push((start, i as u32));
+                        start = i as u32 + 1;
+                    }
+                    b'\n' => {
+                        end = i;
+                        break;
+                    }
+                    b'"' | b'\r' => {
+                        plain = false;
+                        break;
+                    }
+                    _ => {}
                 }
             }
             if plain {
-                if let Ok(text) = std::str::from_utf8(line) {
-                    self.position += (end + 1).min(rest.len());
+                let next = (end + 1).min(rest.len());
+                if end == 0 {
+                    // A blank line is no record (as for the csv reader).
+                    self.position += next;
+                    self.lines += 1;
+                    continue;
+                }
+                // The chunk was checked as UTF-8 once; a line between newlines is a slice of it.
+                let text = match self.text.and_then(|t| t.get(self.position..self.position + end)) {
+                    Some(text) => Some(text),
+                    None => std::str::from_utf8(&rest[..end]).ok(),
+                };
+                if let Some(text) = text {
+                    self.position += next;
                     self.lines += 1;
                     self.record_number += 1;
-                    self.ranges.push((start, line.len() as u32));
+                    self.ranges.push((start, end as u32));
                     let view = RecordView { text, ranges: &self.ranges };
                     return Some(parse_record_into(&self.layout, view, self.record_number, self.lines, case));
+                }
+            } else if let Some(outcome) = self.quote_or_cr_line(rest, case) {
+                match outcome {
+                    Some(outcome) => return Some(outcome),
+                    None => continue,
                 }
             }
             if let Some(outcome) = self.slow_record(rest, case) {
                 return Some(outcome);
             }
         }
+    }
+
+    /// A line with a quote or a CR: a CRLF line end is dropped and a line without quotes or other
+    /// CRs is still split directly (`Some(Some(..))`), a blank line is skipped (`Some(None)`);
+    /// anything else is left to the csv reader (`None`).
+    #[allow(clippy::option_option)]
+    fn quote_or_cr_line(&mut self, rest: &'a [u8], case: &mut Case) -> Option<Option<Result<(), RejectedRecord>>> {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let mut line = &rest[..end];
+        if let [head @ .., b'\r'] = line {
+            line = head;
+        }
+        if line.is_empty() {
+            self.position += (end + 1).min(rest.len());
+            self.lines += 1;
+            return Some(None);
+        }
+        if memchr::memchr2(b'"', b'\r', line).is_some() {
+            return None;
+        }
+        let text = std::str::from_utf8(line).ok()?;
+        self.ranges.clear();
+        let mut start = 0u32;
+        for comma in memchr::memchr_iter(b',', line) {
+            self.ranges.push((start, comma as u32));
+            start = comma as u32 + 1;
+        }
+        self.ranges.push((start, line.len() as u32));
+        self.position += (end + 1).min(rest.len());
+        self.lines += 1;
+        self.record_number += 1;
+        let view = RecordView { text, ranges: &self.ranges };
+        Some(Some(parse_record_into(&self.layout, view, self.record_number, self.lines, case)))
     }
 
     /// One record through the csv reader (quotes, a stray CR, bad UTF-8); `None` when what was
