@@ -59,25 +59,54 @@ pub fn largest_remainder(total_fen: i64, weights: &[Decimal]) -> Result<Vec<i64>
     if weight_sum <= 0 {
         return Err(fail("the weights do not sum to a positive number"));
     }
-    let total = i128::from(total_fen);
-    let mut parts = Vec::with_capacity(weights.len());
-    let mut remainders = Vec::with_capacity(weights.len());
-    for (index, weight) in scaled.iter().enumerate() {
-        let numerator = total.checked_mul(*weight).ok_or_else(|| fail("a share is too large"))?;
-        parts.push(i64::try_from(numerator.div_euclid(weight_sum)).map_err(|_| fail("a share does not fit in fen"))?);
-        remainders.push((numerator.rem_euclid(weight_sum), index));
-    }
-    let assigned: i64 = parts.iter().sum();
-    let left_over = total_fen - assigned;
-    if left_over < 0 || left_over as usize > weights.len() {
-        return Err(fail("rounding left an impossible remainder"));
-    }
-    if left_over > 0 {
-        remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        for &(_, index) in &remainders[..left_over as usize] {
-            parts[index] += 1;
+    // In i64 when every share's numerator fits (nearly always): i128 division is a slow library
+    // call, and the narrow remainders take half the memory. Both paths give the same parts.
+    let largest = scaled.iter().map(|w| w.unsigned_abs()).max().unwrap_or(0);
+    let narrow =
+        i64::try_from(weight_sum).is_ok() && i128::from(total_fen).checked_mul(largest as i128).is_some_and(|n| i64::try_from(n).is_ok());
+    let (parts, left_over) = if narrow {
+        let (total, sum) = (total_fen, weight_sum as i64);
+        let mut parts = Vec::with_capacity(weights.len());
+        let mut remainders: Vec<(i64, u32)> = Vec::with_capacity(weights.len());
+        for (index, &weight) in scaled.iter().enumerate() {
+            let numerator = total * weight as i64;
+            parts.push(numerator.div_euclid(sum));
+            remainders.push((numerator.rem_euclid(sum), index as u32));
         }
-    }
+        drop(scaled);
+        let left_over = total_fen - parts.iter().sum::<i64>();
+        if left_over < 0 || left_over as usize > weights.len() {
+            return Err(fail("rounding left an impossible remainder"));
+        }
+        if left_over > 0 {
+            remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            for &(_, index) in &remainders[..left_over as usize] {
+                parts[index as usize] += 1;
+            }
+        }
+        (parts, left_over)
+    } else {
+        let total = i128::from(total_fen);
+        let mut parts = Vec::with_capacity(weights.len());
+        let mut remainders = Vec::with_capacity(weights.len());
+        for (index, weight) in scaled.iter().enumerate() {
+            let numerator = total.checked_mul(*weight).ok_or_else(|| fail("a share is too large"))?;
+            parts.push(i64::try_from(numerator.div_euclid(weight_sum)).map_err(|_| fail("a share does not fit in fen"))?);
+            remainders.push((numerator.rem_euclid(weight_sum), index));
+        }
+        let left_over = total_fen - parts.iter().sum::<i64>();
+        if left_over < 0 || left_over as usize > weights.len() {
+            return Err(fail("rounding left an impossible remainder"));
+        }
+        if left_over > 0 {
+            remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            for &(_, index) in &remainders[..left_over as usize] {
+                parts[index] += 1;
+            }
+        }
+        (parts, left_over)
+    };
+    debug_assert!(left_over >= 0);
     debug_assert_eq!(parts.iter().sum::<i64>(), total_fen, "Σ allocated = total");
     Ok(parts)
 }

@@ -185,6 +185,19 @@ proptest! {
     }
 
     #[test]
+    fn largest_remainder_is_the_same_in_wide_arithmetic(total in 0i64..10_000_000_000, weights in prop::collection::vec(-300_000i64..1_000_000, 1..60)) {
+        // The same proportions with 12 more digits: shares past i64 take the i128 path and must
+        // come out the same, negative weights included.
+        let narrow: Vec<Decimal> = weights.iter().map(|&w| Decimal::new(w, 2)).collect();
+        let wide: Vec<Decimal> = weights.iter().map(|&w| Decimal::from_i128_with_scale(i128::from(w) * 1_000_000_000_000, 2)).collect();
+        let sum: i64 = weights.iter().sum();
+        prop_assume!(sum > 0);
+        let parts = largest_remainder(total, &narrow).unwrap();
+        prop_assert_eq!(parts.iter().sum::<i64>(), total);
+        prop_assert_eq!(largest_remainder(total, &wide).unwrap(), parts);
+    }
+
+    #[test]
     fn year_end_conserves_money_on_random_cases(
         points in prop::collection::vec((0u32..5, 1u32..500_000, 0u32..100_000, 0u32..3_000_000, prop::bool::ANY, prop::option::of(2u32..4)), 1..120)
     ) {

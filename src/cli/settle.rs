@@ -366,49 +366,81 @@ fn id_hash(id: &str) -> u64 {
 }
 
 /// Finds repeated case ids: for each later occurrence, the global index of the first. Keys are
-/// sorted by (hash, index) in two halves split by the hash's top bit, one per thread; ids are
-/// compared only within runs of equal hashes, so a hash collision never merges two cases.
+/// spread over 256 buckets by the hash's top byte (one counting pass, one scatter), and each
+/// bucket — small enough to stay in cache — goes through a hash table on one of two threads; ids
+/// are compared whenever hashes are equal, so a hash collision never merges two cases.
 fn find_repeats(chunks: &[ChunkResult], starts: &[usize]) -> FxHashMap<u32, u32> {
+    const BUCKETS: usize = 256;
+    let bucket = |hash: u64| (hash >> 56) as usize;
     let locate = |global: u32| {
         let chunk = starts.partition_point(|&s| s <= global as usize) - 1;
         chunks[chunk].id(global as usize - starts[chunk])
     };
-    let mut halves: [Vec<(u64, u32)>; 2] = [Vec::new(), Vec::new()];
-    for (chunk, &start) in chunks.iter().zip(starts) {
-        for (i, &hash) in chunk.id_hashes.iter().enumerate() {
-            halves[(hash >> 63) as usize].push((hash, (start + i) as u32));
+    let mut bounds = [0usize; BUCKETS + 1];
+    for chunk in chunks {
+        for &hash in &chunk.id_hashes {
+            bounds[bucket(hash) + 1] += 1;
         }
     }
-    let scan = |keys: &mut Vec<(u64, u32)>| -> Vec<(u32, u32)> {
-        keys.sort_unstable();
-        let mut repeats = Vec::new();
-        let mut run_start = 0;
-        for i in 1..=keys.len() {
-            if i < keys.len() && keys[i].0 == keys[run_start].0 {
-                continue;
-            }
-            let run = &keys[run_start..i];
-            if run.len() > 1 {
-                // The distinct ids of the run (one, unless hashes collide) with their first index;
-                // indexes ascend within a run, so the first seen is the earliest occurrence.
-                let mut distinct: Vec<(std::borrow::Cow<'_, str>, u32)> = Vec::new();
-                for &(_, index) in run {
-                    let id = locate(index);
-                    match distinct.iter().find(|(d, _)| *d == id) {
-                        Some((_, first)) => repeats.push((index, *first)),
-                        None => distinct.push((id, index)),
-                    }
+    for b in 0..BUCKETS {
+        bounds[b + 1] += bounds[b];
+    }
+    let mut keys: Vec<(u64, u32)> = vec![(0, 0); bounds[BUCKETS]];
+    let mut next = bounds;
+    for (chunk, &start) in chunks.iter().zip(starts) {
+        for (i, &hash) in chunk.id_hashes.iter().enumerate() {
+            let b = bucket(hash);
+            keys[next[b]] = (hash, (start + i) as u32);
+            next[b] += 1;
+        }
+    }
+    // One bucket through a small open-addressing table (in cache, reused): keys arrive in
+    // ascending index order, so the one found in the table is the earlier occurrence. Equal
+    // hashes are confirmed by comparing the ids; a collision probes on as a different key.
+    let scan = |keys: &mut [(u64, u32)], table: &mut Vec<(u64, u32)>, repeats: &mut Vec<(u32, u32)>| {
+        const EMPTY: u32 = u32::MAX;
+        let size = (keys.len() * 2).max(16).next_power_of_two();
+        table.clear();
+        table.resize(size, (0, EMPTY));
+        let mask = size - 1;
+        for &(hash, index) in keys.iter() {
+            // The top byte chose the bucket: the low bits choose the slot.
+            let mut at = hash as usize & mask;
+            loop {
+                let (seen_hash, seen_index) = table[at];
+                if seen_index == EMPTY {
+                    table[at] = (hash, index);
+                    break;
                 }
+                if seen_hash == hash && locate(seen_index) == locate(index) {
+                    repeats.push((index, seen_index));
+                    break;
+                }
+                at = (at + 1) & mask;
             }
-            run_start = i;
+        }
+    };
+    // Buckets alternate between the two threads.
+    let mut parts: [Vec<&mut [(u64, u32)]>; 2] = [Vec::new(), Vec::new()];
+    let mut rest = &mut keys[..];
+    for b in 0..BUCKETS {
+        let (this, tail) = rest.split_at_mut(bounds[b + 1] - bounds[b]);
+        parts[b % 2].push(this);
+        rest = tail;
+    }
+    let [even, odd] = parts;
+    let run_all = |buckets: Vec<&mut [(u64, u32)]>| {
+        let (mut repeats, mut table) = (Vec::new(), Vec::new());
+        for keys in buckets {
+            scan(keys, &mut table, &mut repeats);
         }
         repeats
     };
-    let [mut low, mut high] = halves;
     let (a, b) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| scan(&mut high));
-        let mine = scan(&mut low);
-        (mine, other.join().unwrap_or_default())
+        let other = scope.spawn(|| run_all(odd));
+        let mine = run_all(even);
+        // A panic there is a bug: pass it on rather than lose the other half's repeats.
+        (mine, other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
     a.into_iter().chain(b).collect()
 }
