@@ -55,7 +55,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let threads = super::worker_threads(args.threads);
     // Workers assess, run the single-case detectors and count families per chunk; the split
     // detector needs every stay and runs after. Same flags, same order as `audit::audit`.
-    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| {
+    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, super::csv_size_hint(&args.cases), |_, bytes| {
         let mut cases = Vec::with_capacity(bytes.len() / 100);
         let mut case_flags = Vec::new();
         let mut counts = FamilyCounts::default();

@@ -45,6 +45,16 @@ pub fn open_case_file(path: &Path) -> anyhow::Result<(CaseInput, dipdrg::io::cas
     Ok((input, layout))
 }
 
+/// The length of a CSV case file (the chunked readers' size hint); `None` for Parquet, whose
+/// CSV text is longer than the file.
+pub fn csv_size_hint(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).ok()?;
+    let parquet = file.read_exact(&mut magic).is_ok_and(|()| &magic == b"PAR1");
+    (!parquet).then(|| file.metadata().ok().map(|m| m.len())).flatten()
+}
+
 /// Worker threads: as asked, else one per core.
 pub fn worker_threads(requested: Option<usize>) -> usize {
     requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -561,7 +561,8 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         reviews,
     };
     let threads = super::worker_threads(args.threads);
-    let mut chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, |_, bytes| process_chunk(&context, bytes))?;
+    let mut chunks =
+        map_chunks(input.by_ref(), threads, CHUNK_BYTES, super::csv_size_hint(&args.cases), |_, bytes| process_chunk(&context, bytes))?;
     let read_done = started.elapsed();
 
     // Merge in file order: record numbers, duplicates, every record accounted for.

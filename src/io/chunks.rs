@@ -35,8 +35,10 @@ fn last_boundary(buffer: &[u8]) -> Option<usize> {
 /// Reads `source` to the end in chunks of about `chunk_bytes` (each ending at a record boundary)
 /// and runs `work(index, chunk)` on `threads` workers. Returns the results in chunk order.
 /// Chunk buffers are recycled, so a long file costs a few buffers' worth of memory and no fresh
-/// page faults per chunk.
-pub fn map_chunks<R, T, F>(mut source: R, threads: usize, chunk_bytes: usize, work: F) -> std::io::Result<Vec<T>>
+/// page faults per chunk. Given the source's length (`size_hint`), the last few chunks are cut a
+/// quarter as long, so that the workers finish close together instead of one waiting on the
+/// other's last full chunk; the results do not depend on where the cuts fall.
+pub fn map_chunks<R, T, F>(mut source: R, threads: usize, chunk_bytes: usize, size_hint: Option<u64>, work: F) -> std::io::Result<Vec<T>>
 where
     R: Read,
     T: Send,
@@ -67,7 +69,10 @@ where
         }
         let mut carry: Vec<u8> = Vec::new();
         let mut index = 0;
+        let mut consumed = 0u64;
         loop {
+            let remaining = size_hint.map_or(u64::MAX, |size| size.saturating_sub(consumed));
+            let chunk_bytes = if remaining < (threads * 2 * chunk_bytes) as u64 { (chunk_bytes / 4).max(1) } else { chunk_bytes };
             let mut buffer = pool.lock().ok().and_then(|mut free| free.pop()).unwrap_or_default();
             buffer.extend_from_slice(&carry);
             carry.clear();
@@ -77,6 +82,7 @@ where
             let mut limited = source.by_ref().take(chunk_bytes as u64);
             limited.read_to_end(&mut buffer)?;
             let filled = buffer.len();
+            consumed += (filled - start) as u64;
             let at_end = filled < start + chunk_bytes;
             if at_end {
                 if !buffer.is_empty() {
@@ -113,7 +119,7 @@ mod tests {
             text.push_str(&format!("C{i},\"a\nquoted, field\",{i}\n"));
         }
         for threads in [1, 2, 4] {
-            let chunks = map_chunks(text.as_bytes(), threads, 777, |_, chunk| chunk.to_vec()).unwrap();
+            let chunks = map_chunks(text.as_bytes(), threads, 777, Some(text.len() as u64), |_, chunk| chunk.to_vec()).unwrap();
             let joined: Vec<u8> = chunks.concat();
             assert_eq!(joined, text.as_bytes());
             for chunk in &chunks {
@@ -129,7 +135,7 @@ mod tests {
     fn a_file_without_final_newline_and_a_long_record() {
         let long = "x".repeat(5000);
         let text = format!("a,{long}\nb,c");
-        let chunks = map_chunks(text.as_bytes(), 2, 100, |_, chunk| chunk.to_vec()).unwrap();
+        let chunks = map_chunks(text.as_bytes(), 2, 100, None, |_, chunk| chunk.to_vec()).unwrap();
         assert_eq!(chunks.concat(), text.as_bytes());
     }
 }
