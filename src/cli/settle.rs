@@ -241,7 +241,6 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
         let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
         let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
-        grid[grid_slot(hospital, fund, settlement.month)].add(&settlement);
         if review.is_some() {
             result.applications[hospital as usize] += 1;
         }
@@ -308,6 +307,11 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         result.id_hashes.push(id_hash(&case.case_id));
         result.local_records.push(local_record);
         result.review_applied.push(review.is_some());
+    }
+    // Totals in one pass after the chunk: the grid's cells are scattered over a megabyte, and a
+    // tight loop overlaps their cache misses where the per-case work above would wait on each.
+    for case in &result.cases {
+        grid[grid_slot(case.hospital, case.fund, case.month)].add(case);
     }
     for (slot, totals) in grid.into_iter().enumerate() {
         if totals.cases > 0 {
