@@ -14,11 +14,27 @@ cargo build --release -q --examples
 bin=target/release/dipdrg
 [ -f "$dir/y2026.csv" ] || $bin gen -q --tables $tables --cases "$cases" --hospitals 300 --year 2026 --seed 2026 --out "$dir/y2026.csv"
 [ -f "$dir/h2025.csv" ] || $bin gen -q --tables $tables --cases $((cases < 3000000 ? cases : 3000000)) --hospitals 300 --year 2025 --seed 2025 --out "$dir/h2025.csv"
-# The demo DRG policy with the generated hospitals (and their levels) and weights from history.
-awk -F, 'NR == FNR { if (FNR > 1) levels[FNR] = $1 " = { level = \"" $2 "\" }"; n = FNR; next }
+# The demo DRG policy with the generated hospitals (and their levels) and weights from history,
+# and its budgets and expected points (sized for about 10,000 cases) scaled to the year's volume,
+# so that point values and payments come out at a city's scale. Amounts are integers with an
+# optional fraction, scaled in whole numbers (exact below 2^53).
+awk -F, -v f=$((cases / 10000 > 0 ? cases / 10000 : 1)) '
+  function scaled(line, key,   out, amount) {
+    out = ""
+    while (match(line, key "[0-9]+")) {
+      amount = substr(line, RSTART + length(key), RLENGTH - length(key))
+      out = out substr(line, 1, RSTART - 1 + length(key)) sprintf("%.0f", amount * f)
+      line = substr(line, RSTART + RLENGTH)
+    }
+    return out line
+  }
+  NR == FNR { if (FNR > 1) levels[FNR] = $1 " = { level = \"" $2 "\" }"; n = FNR; next }
   /^\[hospitals\]/ { print; for (i = 2; i <= n; i++) print levels[i]; skip = 1; next }
   /^\[/ { skip = 0 }
   /^drg_weights/ { print "drg_weights = \"drg-weights.csv\""; next }
+  /^(annual_budget|budget_history|expected_points)/ {
+    $0 = scaled(scaled(scaled($0, "annual_budget = \""), "amount = \""), "expected_points = ")
+  }
   !skip { print }' "$dir/y2026.hospitals.csv" policies/demo-city-2026-drg.toml > "$dir/policy-drg.toml"
 [ -f "$dir/drg-weights.csv" ] || $bin catalog build --scheme drg --tables $tables --history "$dir/h2025.csv" --weights 1 --policy "$dir/policy-drg.toml" --out "$dir/drg-weights.csv"
 # This machine's speed varies with its neighbours' load (by a quarter, run to run): each settle
