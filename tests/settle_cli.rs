@@ -153,7 +153,7 @@ fn a_broken_parquet_file_is_a_clear_error() {
 }
 
 /// Repeated case ids (a quoted one among them) are rejected naming the first record; the first
-/// occurrence is settled.
+/// occurrence is settled. Rejected records in between shift the record numbers named.
 #[test]
 fn repeated_case_ids_are_rejected_naming_the_first_record() {
     let text = std::fs::read_to_string(root().join("grouper-tables/demo/cases.csv")).unwrap();
@@ -166,7 +166,8 @@ fn repeated_case_ids_are_rejected_naming_the_first_record() {
         let (_, rest) = row.split_once(',').unwrap();
         format!("\"Q,1\"\"x\",{rest}")
     };
-    let body = [a.to_string(), quoted(b), a.to_string(), quoted(b), a.to_string()].join("\n");
+    let broken = "BROKEN1,not a settlement list row";
+    let body = [a.to_string(), quoted(b), broken.to_string(), a.to_string(), quoted(b), broken.replace('1', "2"), a.to_string()].join("\n");
     let base = std::env::temp_dir().join(format!("dipdrg-settle-repeats-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
     let input = base.join("cases.csv");
@@ -182,15 +183,19 @@ fn repeated_case_ids_are_rejected_naming_the_first_record() {
         .expect("dipdrg runs");
     assert!(status.success());
     let rejects = read(&out.join("rejects.csv"));
-    let found: Vec<(String, String, String)> =
-        rejects.iter().map(|r| (r["record"].clone(), r["case_id"].clone(), r["reason"].clone())).collect();
+    assert_eq!(rejects.iter().filter(|r| r["case_id"].starts_with("BROKEN")).map(|r| r["record"].as_str()).collect::<Vec<_>>(), ["3", "6"]);
+    let found: Vec<(String, String, String)> = rejects
+        .iter()
+        .filter(|r| !r["case_id"].starts_with("BROKEN"))
+        .map(|r| (r["record"].clone(), r["case_id"].clone(), r["reason"].clone()))
+        .collect();
     let first_id = a.split(',').next().unwrap().to_string();
     assert_eq!(
         found,
         [
-            ("3".to_string(), first_id.clone(), "repeats the case id of record 1: a case is settled once".to_string()),
-            ("4".to_string(), "Q,1\"x".to_string(), "repeats the case id of record 2: a case is settled once".to_string()),
-            ("5".to_string(), first_id, "repeats the case id of record 1: a case is settled once".to_string()),
+            ("4".to_string(), first_id.clone(), "repeats the case id of record 1: a case is settled once".to_string()),
+            ("5".to_string(), "Q,1\"x".to_string(), "repeats the case id of record 2: a case is settled once".to_string()),
+            ("7".to_string(), first_id, "repeats the case id of record 1: a case is settled once".to_string()),
         ]
     );
     assert_eq!(read(&out.join("cases.csv")).len(), 2);

@@ -108,8 +108,6 @@ struct ChunkResult {
     cases: Vec<SettlementCase>,
     /// FxHash of each case id.
     id_hashes: Vec<u64>,
-    /// Record number within the chunk.
-    local_records: Vec<u32>,
     review_applied: Vec<bool>,
     rows: Vec<u8>,
     /// End offset of each row in `rows`.
@@ -199,7 +197,6 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         records: 0,
         cases: Vec::with_capacity(expected),
         id_hashes: Vec::with_capacity(expected),
-        local_records: Vec::with_capacity(expected),
         review_applied: Vec::with_capacity(expected),
         rows: Vec::with_capacity(bytes.len()),
         row_ends: Vec::with_capacity(expected),
@@ -216,7 +213,6 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
     while let Some(item) = reader.next_into(&mut case) {
         result.records += 1;
         let record = result.records;
-        let local_record = record as u32;
         if let Err(r) = item {
             result.rejected.push(Rejected {
                 record,
@@ -305,7 +301,6 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         result.row_ends.push(result.rows.len() as u32);
         result.cases.push(settlement);
         result.id_hashes.push(id_hash(&case.case_id));
-        result.local_records.push(local_record);
         result.review_applied.push(review.is_some());
     }
     // Totals in one pass after the chunk: the grid's cells are scattered over a megabyte, and a
@@ -580,26 +575,42 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         bail!("{accepted_before} cases in one run: at most {} are supported", u32::MAX);
     }
     let repeats = find_repeats(&chunks, &starts);
-    let mut global_records: Vec<u64> = Vec::with_capacity(accepted_before);
+    // Record numbers: each chunk's records before it, and its rejected records (ascending), from
+    // which an accepted case's record number follows (no number stored per case).
     let mut rejected: Vec<Rejected> = Vec::new();
+    let mut chunk_records_before = Vec::with_capacity(chunks.len());
+    let mut chunk_rejected_records: Vec<Vec<u64>> = Vec::with_capacity(chunks.len());
     let mut records_before = 0u64;
     for chunk in &mut chunks {
+        chunk_records_before.push(records_before);
+        chunk_rejected_records.push(chunk.rejected.iter().map(|r| r.record).collect());
         for mut r in chunk.rejected.drain(..) {
             r.record += records_before;
             rejected.push(r);
         }
-        global_records.extend(chunk.local_records.iter().map(|&r| u64::from(r) + records_before));
         records_before += chunk.records;
     }
+    let record_of = |global: u32| -> u64 {
+        let chunk = starts.partition_point(|&s| s <= global as usize) - 1;
+        // The (j+1)-th accepted record: step past each rejected record at or before it.
+        let mut record = (global as usize - starts[chunk]) as u64 + 1;
+        for &skipped in &chunk_rejected_records[chunk] {
+            if skipped > record {
+                break;
+            }
+            record += 1;
+        }
+        chunk_records_before[chunk] + record
+    };
     for (&later, &first) in &repeats {
         let chunk = starts.partition_point(|&s| s <= later as usize) - 1;
         let id = chunks[chunk].id(later as usize - starts[chunk]).to_string();
         rejected.push(Rejected {
-            record: global_records[later as usize],
+            record: record_of(later),
             case_id: id.clone(),
             field: "case_id".into(),
             value: id,
-            reason: format!("repeats the case id of record {}: a case is settled once", global_records[first as usize]),
+            reason: format!("repeats the case id of record {}: a case is settled once", record_of(first)),
         });
     }
     let kept = |global: usize| !repeats.contains_key(&(global as u32));
@@ -639,11 +650,9 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             });
         }
         chunk.id_hashes = Vec::new();
-        chunk.local_records = Vec::new();
     }
     let parts: Vec<&[SettlementCase]> = chunks.iter().map(|c| &c.cases[..]).collect();
     let cases: Vec<&SettlementCase> = parts.iter().flat_map(|p| p.iter()).collect();
-    drop(global_records);
     rejected.sort_by_key(|r| r.record);
     let submitted = records_before;
     if cases.len() as u64 + rejected.len() as u64 != submitted {
