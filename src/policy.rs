@@ -815,14 +815,14 @@ impl Policy {
             .collect();
     }
 
-    /// The level of a hospital, when the policy lists it.
     /// The hospital's level and coefficient in one lookup; `None` for an unknown hospital.
     pub fn hospital_terms(&self, hospital_id: &str) -> Option<(&str, Option<Decimal>)> {
         self.resolved_hospitals.get(hospital_id).map(|(level, c)| (level.as_str(), *c))
     }
 
+    /// The level of a hospital, when the policy lists it.
     pub fn hospital_level(&self, hospital_id: &str) -> Option<&str> {
-        self.resolved_hospitals.get(hospital_id).map(|(level, _)| level.as_str())
+        self.hospital_terms(hospital_id).map(|(level, _)| level)
     }
 
     /// The hospital's coefficient: its own, else its level's; `None` for an unknown hospital.

@@ -115,6 +115,11 @@ impl WeightIndex {
     }
 }
 
+/// The case's hospital's [`Policy::hospital_terms`], when it names one the policy lists.
+fn hospital_terms<'p>(policy: &'p Policy, case: &Case) -> Option<(&'p str, Option<Decimal>)> {
+    case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h))
+}
+
 /// The scheme-specific half of scoring.
 #[derive(Debug, Clone)]
 pub enum Scorer {
@@ -185,8 +190,7 @@ impl Scorer {
 
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
-        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
-        self.assess_with(policy, case, terms, true)
+        self.assess_with(policy, case, hospital_terms(policy, case), true)
     }
 
     /// [`assess`](Scorer::assess) with the case's hospital already resolved: its
@@ -199,8 +203,7 @@ impl Scorer {
     /// Groups a case and looks up its group's costs without pricing it (`points` is left as an
     /// unpriced, ungrouped zero): what the audit needs, at a fraction of the cost.
     pub fn classify(&self, policy: &Policy, case: &Case) -> Assessment {
-        let terms = case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h));
-        self.assess_with(policy, case, terms, false)
+        self.assess_with(policy, case, hospital_terms(policy, case), false)
     }
 
     fn assess_with(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Decimal>)>, price: bool) -> Assessment {

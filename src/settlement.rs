@@ -64,51 +64,45 @@ pub fn largest_remainder(total_fen: i64, weights: &[Decimal]) -> Result<Vec<i64>
     let largest = scaled.iter().map(|w| w.unsigned_abs()).max().unwrap_or(0);
     let narrow =
         i64::try_from(weight_sum).is_ok() && i128::from(total_fen).checked_mul(largest as i128).is_some_and(|n| i64::try_from(n).is_ok());
-    let (parts, left_over) = if narrow {
+    let mut parts = Vec::with_capacity(weights.len());
+    if narrow {
         let (total, sum) = (total_fen, weight_sum as i64);
-        let mut parts = Vec::with_capacity(weights.len());
-        let mut remainders: Vec<(i64, u32)> = Vec::with_capacity(weights.len());
+        let mut remainders: Vec<(i64, usize)> = Vec::with_capacity(weights.len());
         for (index, &weight) in scaled.iter().enumerate() {
             let numerator = total * weight as i64;
             parts.push(numerator.div_euclid(sum));
-            remainders.push((numerator.rem_euclid(sum), index as u32));
+            remainders.push((numerator.rem_euclid(sum), index));
         }
         drop(scaled);
-        let left_over = total_fen - parts.iter().sum::<i64>();
-        if left_over < 0 || left_over as usize > weights.len() {
-            return Err(fail("rounding left an impossible remainder"));
-        }
-        if left_over > 0 {
-            remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            for &(_, index) in &remainders[..left_over as usize] {
-                parts[index as usize] += 1;
-            }
-        }
-        (parts, left_over)
+        hand_out_left_over(total_fen, &mut parts, remainders)?;
     } else {
         let total = i128::from(total_fen);
-        let mut parts = Vec::with_capacity(weights.len());
         let mut remainders = Vec::with_capacity(weights.len());
         for (index, weight) in scaled.iter().enumerate() {
             let numerator = total.checked_mul(*weight).ok_or_else(|| fail("a share is too large"))?;
             parts.push(i64::try_from(numerator.div_euclid(weight_sum)).map_err(|_| fail("a share does not fit in fen"))?);
             remainders.push((numerator.rem_euclid(weight_sum), index));
         }
-        let left_over = total_fen - parts.iter().sum::<i64>();
-        if left_over < 0 || left_over as usize > weights.len() {
-            return Err(fail("rounding left an impossible remainder"));
-        }
-        if left_over > 0 {
-            remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            for &(_, index) in &remainders[..left_over as usize] {
-                parts[index] += 1;
-            }
-        }
-        (parts, left_over)
-    };
-    debug_assert!(left_over >= 0);
+        hand_out_left_over(total_fen, &mut parts, remainders)?;
+    }
     debug_assert_eq!(parts.iter().sum::<i64>(), total_fen, "Σ allocated = total");
     Ok(parts)
+}
+
+/// The fen the floors left over (total − Σ parts) go one each to the largest remainders, ties to
+/// the earlier index.
+fn hand_out_left_over<R: Ord + Copy>(total_fen: i64, parts: &mut [i64], mut remainders: Vec<(R, usize)>) -> Result<(), SettlementError> {
+    let left_over = total_fen - parts.iter().sum::<i64>();
+    if left_over < 0 || left_over as usize > parts.len() {
+        return Err(SettlementError::Allocation { total_fen, reason: "rounding left an impossible remainder".to_string() });
+    }
+    if left_over > 0 {
+        remainders.select_nth_unstable_by(left_over as usize - 1, |a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, index) in &remainders[..left_over as usize] {
+            parts[index] += 1;
+        }
+    }
+    Ok(())
 }
 
 fn fen(amount: Yuan) -> i64 {
@@ -469,15 +463,21 @@ pub fn merge_monthly_totals(totals: &mut MonthlyTotals, other: &MonthlyTotals) {
     }
 }
 
+/// Totals per (hospital, fund): the months added up.
+fn totals_by_statement(monthly_totals: &MonthlyTotals) -> BTreeMap<(u32, Fund), Totals> {
+    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
+    for ((hospital, fund, _), month) in monthly_totals {
+        totals.entry((*hospital, *fund)).or_default().merge(month);
+    }
+    totals
+}
+
 /// [`monthly`] from totals summed elsewhere (for instance chunk by chunk while a file is read).
 pub fn monthly_from_totals(
     policy: &Policy,
     monthly_totals: MonthlyTotals,
 ) -> Result<(Vec<PointValueRecord>, Vec<MonthlyStatement>), SettlementError> {
-    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
-    for ((hospital, fund, _), month) in monthly_totals {
-        totals.entry((hospital, fund)).or_default().merge(&month);
-    }
+    let totals = totals_by_statement(&monthly_totals);
     let terms = monthly_terms(policy)?;
     let mut statements = Vec::with_capacity(totals.len());
     for ((hospital, fund), totals) in totals {
@@ -632,10 +632,7 @@ pub fn annual_from_totals(
     monthly_totals: MonthlyTotals,
     hospital_ids: &[String],
 ) -> Result<(Vec<PointValueRecord>, Vec<AnnualStatement>), SettlementError> {
-    let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();
-    for ((hospital, fund, _), month) in &monthly_totals {
-        totals.entry((*hospital, *fund)).or_default().merge(month);
-    }
+    let totals = totals_by_statement(&monthly_totals);
     // What the months paid and held.
     let terms = monthly_terms(policy)?;
     let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();

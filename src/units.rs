@@ -15,6 +15,23 @@ pub fn push_decimal(out: &mut String, value: Decimal) {
     push_digits(out, mantissa < 0, mantissa.unsigned_abs(), value.scale());
 }
 
+/// Divides `n` by 10 and returns the digit taken off: u64 arithmetic when `n` fits (it nearly
+/// always does), since u128 division is a slow library call.
+#[inline]
+fn pop_digit(n: &mut u128) -> u8 {
+    match u64::try_from(*n) {
+        Ok(small) => {
+            *n = u128::from(small / 10);
+            (small % 10) as u8
+        }
+        Err(_) => {
+            let digit = (*n % 10) as u8;
+            *n /= 10;
+            digit
+        }
+    }
+}
+
 /// Appends `magnitude × 10^-scale` with `scale` decimals (and a minus sign when `negative`):
 /// digits are written right to left, point included, in one pass.
 #[inline]
@@ -26,40 +43,17 @@ fn push_digits(out: &mut String, negative: bool, magnitude: u128, scale: u32) {
         at -= 1;
         text[at] = byte;
     };
-    match u64::try_from(magnitude) {
-        // u64 arithmetic when the magnitude fits (it nearly always does): u128 division is slow.
-        Ok(mut n) => {
-            for _ in 0..scale {
-                put(b'0' + (n % 10) as u8);
-                n /= 10;
-            }
-            if scale > 0 {
-                put(b'.');
-            }
-            loop {
-                put(b'0' + (n % 10) as u8);
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-        Err(_) => {
-            let mut n = magnitude;
-            for _ in 0..scale {
-                put(b'0' + (n % 10) as u8);
-                n /= 10;
-            }
-            if scale > 0 {
-                put(b'.');
-            }
-            loop {
-                put(b'0' + (n % 10) as u8);
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
+    let mut n = magnitude;
+    for _ in 0..scale {
+        put(b'0' + pop_digit(&mut n));
+    }
+    if scale > 0 {
+        put(b'.');
+    }
+    loop {
+        put(b'0' + pop_digit(&mut n));
+        if n == 0 {
+            break;
         }
     }
     if negative {
@@ -96,20 +90,14 @@ pub fn push_rounded(out: &mut String, value: Decimal, decimals: u32) {
         };
         scale = decimals;
     }
-    match u64::try_from(magnitude) {
-        Ok(mut m) => {
-            while scale > 0 && m % 10 == 0 {
-                m /= 10;
-                scale -= 1;
-            }
-            magnitude = u128::from(m);
+    // Trailing zeros dropped.
+    while scale > 0 {
+        let mut shorter = magnitude;
+        if pop_digit(&mut shorter) != 0 {
+            break;
         }
-        Err(_) => {
-            while scale > 0 && magnitude % 10 == 0 {
-                magnitude /= 10;
-                scale -= 1;
-            }
-        }
+        magnitude = shorter;
+        scale -= 1;
     }
     push_digits(out, value.mantissa() < 0 && magnitude != 0, magnitude, scale);
 }

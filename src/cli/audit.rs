@@ -51,11 +51,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         policy.audit.outpatient_family_prefixes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
     }
     let scorer = Scorer::load(&policy, &args.policy, &args.tables).with_context(|| format!("loading {}", args.tables.display()))?;
-    let (mut input, layout) = super::open_case_file(&args.cases)?;
+    let (mut input, layout, size_hint) = super::open_case_file(&args.cases)?;
     let threads = super::worker_threads(args.threads);
     // Workers assess, run the single-case detectors and count families per chunk; the split
     // detector needs every stay and runs after. Same flags, same order as `audit::audit`.
-    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, super::csv_size_hint(&args.cases), |_, bytes| {
+    let chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, size_hint, |_, bytes| {
         let mut cases = Vec::with_capacity(bytes.len() / 100);
         let mut case_flags = Vec::new();
         let mut counts = FamilyCounts::default();

@@ -19,40 +19,34 @@ pub type CaseInput = Box<dyn std::io::BufRead + Send>;
 
 /// Opens a case file — CSV, or Parquet (recognised by its magic bytes; build with
 /// `--features parquet`), read as the same CSV text — for chunked reading: the reader
-/// positioned after the header, and the header's layout.
-pub fn open_case_file(path: &Path) -> anyhow::Result<(CaseInput, dipdrg::io::case_csv::Layout)> {
+/// positioned after the header, the header's layout, and the CSV file's length (`None` for
+/// Parquet).
+pub fn open_case_file(path: &Path) -> anyhow::Result<(CaseInput, dipdrg::io::case_csv::Layout, Option<u64>)> {
     use std::io::{BufRead, Read};
     let mut magic = [0u8; 4];
     let is_parquet = std::fs::File::open(path)
         .with_context(|| format!("opening {}", path.display()))?
         .read_exact(&mut magic)
         .is_ok_and(|()| &magic == b"PAR1");
-    let mut input: CaseInput = if is_parquet {
+    // With the CSV file's length, for the chunked readers; none for Parquet, whose CSV text is
+    // longer than the file.
+    let (mut input, size_hint): (CaseInput, Option<u64>) = if is_parquet {
         #[cfg(feature = "parquet")]
         {
             let reader = dipdrg::io::parquet::ParquetAsCsv::open(path).with_context(|| format!("opening {}", path.display()))?;
-            Box::new(std::io::BufReader::with_capacity(1 << 20, reader))
+            (Box::new(std::io::BufReader::with_capacity(1 << 20, reader)), None)
         }
         #[cfg(not(feature = "parquet"))]
         anyhow::bail!("{} is a Parquet file: this build reads CSV only (build with --features parquet)", path.display())
     } else {
         let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+        let length = file.metadata().ok().map(|m| m.len());
+        (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), length)
     };
     let mut header = Vec::new();
     input.read_until(b'\n', &mut header).with_context(|| format!("reading {}", path.display()))?;
     let layout = dipdrg::io::case_csv::Layout::from_header_line(&header).with_context(|| format!("reading {}", path.display()))?;
-    Ok((input, layout))
-}
-
-/// The length of a CSV case file (the chunked readers' size hint); `None` for Parquet, whose
-/// CSV text is longer than the file.
-pub fn csv_size_hint(path: &Path) -> Option<u64> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path).ok()?;
-    let parquet = file.read_exact(&mut magic).is_ok_and(|()| &magic == b"PAR1");
-    (!parquet).then(|| file.metadata().ok().map(|m| m.len())).flatten()
+    Ok((input, layout, size_hint))
 }
 
 /// Worker threads: as asked, else one per core.

@@ -393,16 +393,17 @@ fn find_repeats(chunks: &[ChunkResult], starts: &[usize]) -> FxHashMap<u32, u32>
             next[b] += 1;
         }
     }
-    // One bucket through a small open-addressing table (in cache, reused): keys arrive in
+    // One bucket through a small open-addressing table (in cache): keys arrive in
     // ascending index order, so the one found in the table is the earlier occurrence. Equal
     // hashes are confirmed by comparing the ids; a collision probes on as a different key.
-    let scan = |keys: &mut [(u64, u32)], table: &mut Vec<(u64, u32)>, repeats: &mut Vec<(u32, u32)>| {
+    let scan = |b: usize| -> Vec<(u32, u32)> {
         const EMPTY: u32 = u32::MAX;
+        let keys = &keys[bounds[b]..bounds[b + 1]];
         let size = (keys.len() * 2).max(16).next_power_of_two();
-        table.clear();
-        table.resize(size, (0, EMPTY));
+        let mut table = vec![(0u64, EMPTY); size];
         let mask = size - 1;
-        for &(hash, index) in keys.iter() {
+        let mut repeats = Vec::new();
+        for &(hash, index) in keys {
             // The top byte chose the bucket: the low bits choose the slot.
             let mut at = hash as usize & mask;
             loop {
@@ -418,30 +419,9 @@ fn find_repeats(chunks: &[ChunkResult], starts: &[usize]) -> FxHashMap<u32, u32>
                 at = (at + 1) & mask;
             }
         }
-    };
-    // Buckets alternate between the two threads.
-    let mut parts: [Vec<&mut [(u64, u32)]>; 2] = [Vec::new(), Vec::new()];
-    let mut rest = &mut keys[..];
-    for b in 0..BUCKETS {
-        let (this, tail) = rest.split_at_mut(bounds[b + 1] - bounds[b]);
-        parts[b % 2].push(this);
-        rest = tail;
-    }
-    let [even, odd] = parts;
-    let run_all = |buckets: Vec<&mut [(u64, u32)]>| {
-        let (mut repeats, mut table) = (Vec::new(), Vec::new());
-        for keys in buckets {
-            scan(keys, &mut table, &mut repeats);
-        }
         repeats
     };
-    let (a, b) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| run_all(odd));
-        let mine = run_all(even);
-        // A panic there is a bug: pass it on rather than lose the other half's repeats.
-        (mine, other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
-    a.into_iter().chain(b).collect()
+    on_two_threads(BUCKETS, scan).into_iter().flatten().collect()
 }
 
 fn read_violations(path: &Path, policy: &Policy) -> anyhow::Result<FxHashMap<String, Violation>> {
@@ -547,7 +527,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose()?.unwrap_or_default();
     let reviews = args.reviews.as_deref().map(read_reviews).transpose()?.unwrap_or_default();
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
-    let (mut input, layout) = super::open_case_file(&args.cases)?;
+    let (mut input, layout, size_hint) = super::open_case_file(&args.cases)?;
     let context = Shared {
         policy: &policy,
         scorer: &scorer,
@@ -560,8 +540,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         reviews,
     };
     let threads = super::worker_threads(args.threads);
-    let mut chunks =
-        map_chunks(input.by_ref(), threads, CHUNK_BYTES, super::csv_size_hint(&args.cases), |_, bytes| process_chunk(&context, bytes))?;
+    let mut chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, size_hint, |_, bytes| process_chunk(&context, bytes))?;
     let read_done = started.elapsed();
 
     // Merge in file order: record numbers, duplicates, every record accounted for.
@@ -691,25 +670,12 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|((hospital, fund), gross)| (&by_statement[slot(hospital, fund)][..], to_fen(gross)))
         .collect();
-    let split = |parity: usize| -> Vec<Vec<i64>> {
-        jobs.iter()
-            .skip(parity)
-            .step_by(2)
-            .map(|(members, gross)| {
-                let weights: Vec<Decimal> = members.iter().map(|&i| cases[i as usize].counted_points()).collect();
-                split_over_cases(*gross, &weights)
-            })
-            .collect()
-    };
-    let (even, odd) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| split(1));
-        let mine = split(0);
-        (mine, other.join().ok())
+    let split = on_two_threads(jobs.len(), |k| {
+        let weights: Vec<Decimal> = jobs[k].0.iter().map(|&i| cases[i as usize].counted_points()).collect();
+        split_over_cases(jobs[k].1, &weights)
     });
-    let odd = odd.unwrap_or_else(|| split(1));
-    for (k, parts) in even.into_iter().enumerate().map(|(k, p)| (2 * k, p)).chain(odd.into_iter().enumerate().map(|(k, p)| (2 * k + 1, p)))
-    {
-        for (&i, part) in jobs[k].0.iter().zip(parts) {
+    for ((members, _), parts) in jobs.iter().zip(split) {
+        for (&i, part) in members.iter().zip(parts) {
             case_amounts[i as usize] = part;
         }
     }

@@ -265,12 +265,8 @@ impl<'a> ChunkReader<'a> {
                     None => std::str::from_utf8(&rest[..end]).ok(),
                 };
                 if let Some(text) = text {
-                    self.position += next;
-                    self.lines += 1;
-                    self.record_number += 1;
                     self.ranges.push((start, end as u32));
-                    let view = RecordView { text, ranges: &self.ranges };
-                    return Some(parse_record_into(&self.layout, view, self.record_number, self.lines, case));
+                    return Some(self.parse_line(text, next, case));
                 }
             } else if let Some(outcome) = self.quote_or_cr_line(rest, case) {
                 match outcome {
@@ -310,11 +306,16 @@ impl<'a> ChunkReader<'a> {
             start = comma as u32 + 1;
         }
         self.ranges.push((start, line.len() as u32));
-        self.position += (end + 1).min(rest.len());
+        Some(Some(self.parse_line(text, (end + 1).min(rest.len()), case)))
+    }
+
+    /// Parses a one-line record split into `self.ranges`, then moves `advance` bytes on.
+    fn parse_line(&mut self, text: &str, advance: usize, case: &mut Case) -> Result<(), RejectedRecord> {
+        self.position += advance;
         self.lines += 1;
         self.record_number += 1;
         let view = RecordView { text, ranges: &self.ranges };
-        Some(Some(parse_record_into(&self.layout, view, self.record_number, self.lines, case)))
+        parse_record_into(&self.layout, view, self.record_number, self.lines, case)
     }
 
     /// One record through the csv reader (quotes, a stray CR, bad UTF-8); `None` when what was
