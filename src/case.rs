@@ -19,10 +19,13 @@ pub enum Fund {
 impl Fund {
     /// Parses the CSV spelling: `employee`/`职工` or `resident`/`居民` (ASCII case-insensitive).
     pub fn parse(text: &str) -> Option<Fund> {
-        match text.to_ascii_lowercase().as_str() {
-            "employee" | "职工" | "1" => Some(Fund::Employee),
-            "resident" | "居民" | "2" => Some(Fund::Resident),
-            _ => None,
+        let is = |word: &str| text.eq_ignore_ascii_case(word);
+        if is("employee") || text == "职工" || text == "1" {
+            Some(Fund::Employee)
+        } else if is("resident") || text == "居民" || text == "2" {
+            Some(Fund::Resident)
+        } else {
+            None
         }
     }
 

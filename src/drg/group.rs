@@ -5,7 +5,7 @@
 //! no allocation) and tells a [`Tracer`] why. Semantics follow the reference README, section by
 //! section; comments cite the section.
 
-use super::tables::{CodeId, DrgTableSet, Mdc, RuleConditions, SeverityCondition};
+use super::tables::{CodeId, DrgTableSet, Found, Mdc, RuleConditions, SeverityCondition};
 use super::trace::{Complication, DrgFailure, EntryFailure, RuleFailure, Severity, Step, Tracer, ValidationFailure};
 use crate::case::Case;
 use smallvec::SmallVec;
@@ -139,17 +139,25 @@ fn map_codes(
     tables: &DrgTableSet,
     submitted: &[String],
     mode: MappingMode,
-    lookup: fn(&DrgTableSet, CodeId) -> Option<CodeId>,
+    target_of: fn(&Found) -> Option<CodeId>,
     mut on_mapped: impl FnMut(usize, CodeId, CodeId),
 ) -> Result<Codes, usize> {
-    let mut codes: Codes = submitted.iter().map(|c| tables.code_id(c)).collect();
+    // One index lookup per code gives its id and its map target together. Slot i is only
+    // rewritten at step i (earlier steps rewrite earlier slots), so the target found for the
+    // submitted code is the target of `codes[i]` when step i reads it.
+    let mut codes = Codes::new();
+    let mut targets: SmallVec<[Option<CodeId>; 12]> = SmallVec::new();
+    for code in submitted {
+        let found = tables.find_code(code);
+        codes.push(found.map_or(CodeId::UNKNOWN, |f| f.id));
+        targets.push(found.as_ref().and_then(target_of));
+    }
     if mode == MappingMode::NoMap {
         return Ok(codes);
     }
     for i in 0..codes.len() {
         let current = codes[i];
-        let target = if current == CodeId::UNKNOWN { None } else { lookup(tables, current) };
-        let Some(target) = target else { return Err(i) };
+        let Some(target) = targets[i] else { return Err(i) };
         let slot = codes[..i].iter().position(|&c| c == current).unwrap_or(i);
         codes[slot] = target;
         if target != current {
@@ -185,18 +193,26 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
         tracer.step(Step::DiagnosisNotMapped { position: 0 });
         return GroupResult::not_grouped(GroupStatus::ZdNotMapping, Detail::UnmappedDiagnosis { position: 0 });
     }
-    let diagnoses = match map_codes(tables, &case.diagnoses, mode, DrgTableSet::map_diagnosis, |position, from, to| {
-        tracer.step(Step::DiagnosisMapped { position, from, to })
-    }) {
+    let diagnoses = match map_codes(
+        tables,
+        &case.diagnoses,
+        mode,
+        |f| f.diagnosis_target,
+        |position, from, to| tracer.step(Step::DiagnosisMapped { position, from, to }),
+    ) {
         Ok(codes) => codes,
         Err(position) => {
             tracer.step(Step::DiagnosisNotMapped { position });
             return GroupResult::not_grouped(GroupStatus::ZdNotMapping, Detail::UnmappedDiagnosis { position });
         }
     };
-    let procedures = match map_codes(tables, &case.procedures, mode, DrgTableSet::map_procedure, |position, from, to| {
-        tracer.step(Step::ProcedureMapped { position, from, to })
-    }) {
+    let procedures = match map_codes(
+        tables,
+        &case.procedures,
+        mode,
+        |f| f.procedure_target,
+        |position, from, to| tracer.step(Step::ProcedureMapped { position, from, to }),
+    ) {
         Ok(codes) => codes,
         Err(position) => {
             tracer.step(Step::ProcedureNotMapped { position });

@@ -62,10 +62,12 @@ impl CodeIndex {
     }
 }
 
-/// The code index as grouping reads it: built once from a [`CodeIndex`], open addressing over
-/// 32-byte slots (a 24-byte key and an id, two slots to a cache line) with linear probing. A
-/// lookup of a table this size misses the cache; this layout makes it one miss (the slot), where
-/// a general hash map takes two (its control bytes, then the bucket).
+/// The code index as grouping reads it: built once from the interned codes, open addressing over
+/// 32-byte slots (a 16-byte key, the code's id and where each map sends it; two slots to a cache
+/// line) with linear probing. A lookup of a table this size misses the cache; this layout makes
+/// it one miss for the code and its mapping, where a general hash map and a separate map vector
+/// take three. Codes longer than 15 bytes (none in the national code sets' common use) go through
+/// an ordinary map.
 #[derive(Debug)]
 struct CodeLookup {
     /// A power of two long, at most two thirds full; an empty slot has id 0 (the unknown code,
@@ -73,45 +75,89 @@ struct CodeLookup {
     slots: Vec<Slot>,
     /// 64 − log2(slots): the hash's top bits pick the first slot.
     shift: u32,
-    long: FxHashMap<Box<str>, CodeId>,
+    long: FxHashMap<Box<str>, Found>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(32))]
 struct Slot {
-    key: [u64; 3],
+    key: [u64; 2],
     id: u32,
+    /// `diagnosis_map` / `procedure_map` targets, [`NONE_U32`] when the code is not a from-code.
+    diagnosis_target: u32,
+    procedure_target: u32,
+}
+
+/// A code found in the index: its id and where each map sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub id: CodeId,
+    pub diagnosis_target: Option<CodeId>,
+    pub procedure_target: Option<CodeId>,
+}
+
+/// The key of a code of up to 15 bytes: its bytes, zero-padded, and its length in the last byte.
+#[inline]
+fn slot_key(code: &str) -> Option<[u64; 2]> {
+    let bytes = code.as_bytes();
+    if bytes.len() > 15 {
+        return None;
+    }
+    let mut buffer = [0u8; 16];
+    buffer[..bytes.len()].copy_from_slice(bytes);
+    buffer[15] = bytes.len() as u8;
+    let (low, high) = buffer.split_at(8);
+    let word = |half: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(half);
+        u64::from_le_bytes(w)
+    };
+    Some([word(low), word(high)])
 }
 
 impl CodeLookup {
-    fn new(index: CodeIndex) -> CodeLookup {
-        let wanted = (index.short.len() * 3 / 2).max(16).next_power_of_two();
+    /// Indexes `code_text` (id order; id 0 is the unknown code and is skipped) with each code's
+    /// map targets.
+    fn new(code_text: &[Box<str>], diagnosis_map: &[Option<CodeId>], procedure_map: &[Option<CodeId>]) -> CodeLookup {
+        let short = code_text.iter().skip(1).filter(|c| c.len() <= 15).count();
+        let wanted = (short * 3 / 2).max(16).next_power_of_two();
         let shift = 64 - wanted.trailing_zeros();
         let mut slots = vec![Slot::default(); wanted];
+        let mut long = FxHashMap::default();
         let mask = wanted - 1;
-        // Insert in id order, so the layout does not depend on the map's iteration order.
-        let mut entries: Vec<([u64; 3], CodeId)> = index.short.into_iter().collect();
-        entries.sort_unstable_by_key(|&(_, id)| id);
-        for (key, id) in entries {
+        let target = |map: &[Option<CodeId>], id: usize| map.get(id).copied().flatten();
+        for (id, code) in code_text.iter().enumerate().skip(1) {
+            let found =
+                Found { id: CodeId(id as u32), diagnosis_target: target(diagnosis_map, id), procedure_target: target(procedure_map, id) };
+            let Some(key) = slot_key(code) else {
+                long.insert(code.clone(), found);
+                continue;
+            };
             let mut at = Self::first_slot(&key, shift);
             while slots[at].id != 0 {
                 at = (at + 1) & mask;
             }
-            slots[at] = Slot { key, id: id.0 };
+            let encode = |t: Option<CodeId>| t.map_or(NONE_U32, |t| t.0);
+            slots[at] = Slot {
+                key,
+                id: found.id.0,
+                diagnosis_target: encode(found.diagnosis_target),
+                procedure_target: encode(found.procedure_target),
+            };
         }
-        CodeLookup { slots, shift, long: index.long }
+        CodeLookup { slots, shift, long }
     }
 
     #[inline]
-    fn first_slot(key: &[u64; 3], shift: u32) -> usize {
+    fn first_slot(key: &[u64; 2], shift: u32) -> usize {
         const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        let h = (key[0].wrapping_mul(K) ^ key[1]).wrapping_mul(K) ^ key[2];
+        let h = key[0].wrapping_mul(K) ^ key[1];
         (h.wrapping_mul(K) >> shift) as usize
     }
 
     #[inline]
-    fn get(&self, code: &str) -> Option<CodeId> {
-        let Some(key) = short_key(code) else { return self.long.get(code).copied() };
+    fn get(&self, code: &str) -> Option<Found> {
+        let Some(key) = slot_key(code) else { return self.long.get(code).copied() };
         let mask = self.slots.len() - 1;
         let mut at = Self::first_slot(&key, self.shift);
         loop {
@@ -120,7 +166,12 @@ impl CodeLookup {
                 return None;
             }
             if slot.key == key {
-                return Some(CodeId(slot.id));
+                let decode = |t: u32| (t != NONE_U32).then_some(CodeId(t));
+                return Some(Found {
+                    id: CodeId(slot.id),
+                    diagnosis_target: decode(slot.diagnosis_target),
+                    procedure_target: decode(slot.procedure_target),
+                });
             }
             at = (at + 1) & mask;
         }
@@ -133,101 +184,134 @@ pub struct ListId(pub u32);
 
 const NONE_U32: u32 = u32::MAX;
 
-/// Everything the grouper needs to know about one code, gathered from all tables at load time so
-/// that grouping is array lookups and tiny binary searches.
-#[derive(Debug, Clone, Default)]
-pub struct CodeInfo {
-    /// Lists the code belongs to, sorted.
-    lists: Box<[ListId]>,
-    /// (tag list, tag) pairs, sorted by list.
-    tags: Box<[(ListId, u8)]>,
+/// Per-code facts while the table set is being built; frozen into [`HotCode`] rows and one
+/// shared arena of lists and rules when it is done.
+#[derive(Debug, Clone)]
+struct CodeFacts {
     mcc_table: u32,
     cc_table: u32,
     principal_exclusion_table: u32,
     trauma_region: u32,
     is_or_procedure: bool,
-    /// Bit i set: the code is in the `pdx_list` of MDC i (for the first 64 MDCs).
     mdc_pdx_mask: u64,
-    /// Rules (indices into [`DrgTableSet::rules`], sorted) whose `pdx_list` holds this code.
-    pdx_rules: Box<[u32]>,
-    /// Rules whose `pproc_list` holds this code.
-    pproc_rules: Box<[u32]>,
 }
 
-impl CodeInfo {
-    fn empty() -> CodeInfo {
-        CodeInfo {
-            lists: Box::new([]),
-            tags: Box::new([]),
+impl CodeFacts {
+    fn empty() -> CodeFacts {
+        CodeFacts {
             mcc_table: NONE_U32,
             cc_table: NONE_U32,
             principal_exclusion_table: NONE_U32,
             trauma_region: NONE_U32,
             is_or_procedure: false,
             mdc_pdx_mask: 0,
-            pdx_rules: Box::new([]),
-            pproc_rules: Box::new([]),
         }
+    }
+}
+
+/// One code's facts as grouping reads them: one cache line, whose `start..` part of the arena
+/// holds the code's lists, then the rules it anchors (principal diagnosis, then principal
+/// procedure), then its (tag list, tag) pairs — so that a principal diagnosis costs two cache
+/// lines where separately boxed lists cost five.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct HotCode {
+    /// Bit i set: the code is in the `pdx_list` of MDC i (for the first 64 MDCs).
+    mdc_pdx_mask: u64,
+    mcc_table: u32,
+    cc_table: u32,
+    principal_exclusion_table: u32,
+    trauma_region: u32,
+    start: u32,
+    lists: u32,
+    pdx_rules: u32,
+    pproc_rules: u32,
+    /// Number of (list, tag) pairs (two arena entries each).
+    tags: u32,
+    is_or_procedure: bool,
+}
+
+/// Everything the grouper needs to know about one code, gathered from all tables at load time so
+/// that grouping is array lookups and tiny binary searches. A view into the table set.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeInfo<'t> {
+    hot: &'t HotCode,
+    arena: &'t [u32],
+}
+
+impl<'t> CodeInfo<'t> {
+    #[inline]
+    fn part(&self, offset: u32, len: u32) -> &'t [u32] {
+        let start = (self.hot.start + offset) as usize;
+        self.arena.get(start..start + len as usize).unwrap_or(&[])
+    }
+
+    /// Lists the code belongs to, sorted (as `ListId` numbers).
+    #[inline]
+    fn lists(&self) -> &'t [u32] {
+        self.part(0, self.hot.lists)
     }
 
     /// Whether the code is in the `pdx_list` of the MDC at `mdc_index` (< 64).
     #[inline]
     pub fn in_mdc_pdx(&self, mdc_index: usize) -> bool {
-        self.mdc_pdx_mask & (1u64 << mdc_index) != 0
+        self.hot.mdc_pdx_mask & (1u64 << mdc_index) != 0
     }
 
-    /// Rules whose principal-diagnosis list holds this code, sorted.
+    /// Rules (indices into [`DrgTableSet::rules`], sorted) whose `pdx_list` holds this code.
     #[inline]
-    pub fn pdx_rules(&self) -> &[u32] {
-        &self.pdx_rules
+    pub fn pdx_rules(&self) -> &'t [u32] {
+        self.part(self.hot.lists, self.hot.pdx_rules)
     }
 
-    /// Rules whose principal-procedure list holds this code, sorted.
+    /// Rules whose `pproc_list` holds this code, sorted.
     #[inline]
-    pub fn pproc_rules(&self) -> &[u32] {
-        &self.pproc_rules
+    pub fn pproc_rules(&self) -> &'t [u32] {
+        self.part(self.hot.lists + self.hot.pdx_rules, self.hot.pproc_rules)
     }
 
     #[inline]
     pub fn in_list(&self, list: ListId) -> bool {
-        match self.lists.len() {
+        let lists = self.lists();
+        match lists.len() {
             0 => false,
-            1 => self.lists[0] == list,
-            _ => self.lists.binary_search(&list).is_ok(),
+            1 => lists[0] == list.0,
+            _ => lists.binary_search(&list.0).is_ok(),
         }
     }
 
     #[inline]
     pub fn tag_in(&self, list: ListId) -> Option<u8> {
-        self.tags.iter().find(|(l, _)| *l == list).map(|&(_, tag)| tag)
+        let pairs = self.part(self.hot.lists + self.hot.pdx_rules + self.hot.pproc_rules, self.hot.tags * 2);
+        pairs.chunks_exact(2).find(|pair| pair[0] == list.0).map(|pair| pair[1] as u8)
     }
 
     /// MCC exclusion-table id, when the code is an MCC.
     #[inline]
     pub fn mcc_table(&self) -> Option<u32> {
-        Some(self.mcc_table).filter(|&t| t != NONE_U32)
+        Some(self.hot.mcc_table).filter(|&t| t != NONE_U32)
     }
 
     /// CC exclusion-table id, when the code is a CC.
     #[inline]
     pub fn cc_table(&self) -> Option<u32> {
-        Some(self.cc_table).filter(|&t| t != NONE_U32)
+        Some(self.hot.cc_table).filter(|&t| t != NONE_U32)
     }
 
     /// The exclusion table applied when this code is the principal diagnosis.
     #[inline]
     pub fn principal_exclusion_table(&self) -> Option<u32> {
-        Some(self.principal_exclusion_table).filter(|&t| t != NONE_U32)
+        Some(self.hot.principal_exclusion_table).filter(|&t| t != NONE_U32)
     }
 
     #[inline]
     pub fn trauma_region(&self) -> Option<u32> {
-        Some(self.trauma_region).filter(|&t| t != NONE_U32)
+        Some(self.hot.trauma_region).filter(|&t| t != NONE_U32)
     }
 
     #[inline]
     pub fn is_or_procedure(&self) -> bool {
-        self.is_or_procedure
+        self.hot.is_or_procedure
     }
 }
 
@@ -341,7 +425,9 @@ pub struct DrgTableSet {
     pub fingerprint: String,
     code_index: CodeLookup,
     code_text: Vec<Box<str>>,
-    code_info: Vec<CodeInfo>,
+    hot: Vec<HotCode>,
+    /// Every code's lists and rules, one after the other (see [`HotCode`]).
+    arena: Vec<u32>,
     /// `diagnosis_map`: from-code → to-code (`None` = not a from-code).
     diagnosis_map: Vec<Option<CodeId>>,
     procedure_map: Vec<Option<CodeId>>,
@@ -428,7 +514,7 @@ fn spec_of(file: &str) -> ColumnSpec<'static> {
 struct Builder {
     code_index: CodeIndex,
     code_text: Vec<Box<str>>,
-    info: Vec<CodeInfo>,
+    info: Vec<CodeFacts>,
     list_members: Vec<Vec<ListId>>,
     tag_members: Vec<Vec<(ListId, u8)>>,
     list_index: FxHashMap<String, ListId>,
@@ -448,7 +534,7 @@ impl Builder {
         };
         // CodeId(0): the unknown code. Its text is never looked up (no real code is "\0").
         builder.code_text.push("\0".into());
-        builder.info.push(CodeInfo::empty());
+        builder.info.push(CodeFacts::empty());
         builder.list_members.push(Vec::new());
         builder.tag_members.push(Vec::new());
         builder
@@ -461,7 +547,7 @@ impl Builder {
         let id = CodeId(self.code_text.len() as u32);
         self.code_index.insert(code, id);
         self.code_text.push(code.into());
-        self.info.push(CodeInfo::empty());
+        self.info.push(CodeFacts::empty());
         self.list_members.push(Vec::new());
         self.tag_members.push(Vec::new());
         id
@@ -477,7 +563,7 @@ impl Builder {
         list
     }
 
-    fn info_mut(&mut self, code: CodeId) -> &mut CodeInfo {
+    fn info_mut(&mut self, code: CodeId) -> &mut CodeFacts {
         &mut self.info[code.0 as usize]
     }
 }
@@ -495,7 +581,7 @@ fn load_code_to_table(
     builder: &mut Builder,
     table: &CheckedTable<'_>,
     code_column: &str,
-    field: fn(&mut CodeInfo) -> &mut u32,
+    field: fn(&mut CodeFacts) -> &mut u32,
 ) -> Result<(), TableError> {
     for row in table.rows() {
         let code_text = row.required(code_column)?;
@@ -754,16 +840,6 @@ impl DrgTableSet {
                 }
             }
         }
-        for (id, info) in builder.info.iter_mut().enumerate() {
-            let mut rules_of_code = std::mem::take(&mut pdx_rules[id]);
-            rules_of_code.sort_unstable();
-            rules_of_code.dedup();
-            info.pdx_rules = rules_of_code.into_boxed_slice();
-            let mut rules_of_code = std::mem::take(&mut pproc_rules[id]);
-            rules_of_code.sort_unstable();
-            rules_of_code.dedup();
-            info.pproc_rules = rules_of_code.into_boxed_slice();
-        }
 
         // DRGs, grouped by ADRG and sorted by order.
         let drg_table = checked(sources, "drg.csv", &empty)?;
@@ -810,15 +886,39 @@ impl DrgTableSet {
         let count = builder.code_text.len();
         let diagnosis_map = map_vector(count, &diagnosis_pairs, "diagnosis_map.csv")?;
         let procedure_map = map_vector(count, &procedure_pairs, "procedure_map.csv")?;
-        let mut code_info = std::mem::take(&mut builder.info);
-        for (id, info) in code_info.iter_mut().enumerate() {
-            let mut lists = std::mem::take(&mut builder.list_members[id]);
-            lists.sort_unstable();
-            lists.dedup();
-            info.lists = lists.into_boxed_slice();
+        let mut hot = Vec::with_capacity(count);
+        let mut arena: Vec<u32> = Vec::new();
+        for (id, facts) in builder.info.iter().enumerate() {
+            let sorted = |mut values: Vec<u32>| {
+                values.sort_unstable();
+                values.dedup();
+                values
+            };
+            let lists = sorted(std::mem::take(&mut builder.list_members[id]).into_iter().map(|l| l.0).collect());
+            let pdx = sorted(std::mem::take(&mut pdx_rules[id]));
+            let pproc = sorted(std::mem::take(&mut pproc_rules[id]));
             let mut tags = std::mem::take(&mut builder.tag_members[id]);
             tags.sort_unstable();
-            info.tags = tags.into_boxed_slice();
+            // Checked after the loop: every length is at most the arena's final length.
+            let len = |n: usize| n as u32;
+            hot.push(HotCode {
+                mdc_pdx_mask: facts.mdc_pdx_mask,
+                mcc_table: facts.mcc_table,
+                cc_table: facts.cc_table,
+                principal_exclusion_table: facts.principal_exclusion_table,
+                trauma_region: facts.trauma_region,
+                start: len(arena.len()),
+                lists: len(lists.len()),
+                pdx_rules: len(pdx.len()),
+                pproc_rules: len(pproc.len()),
+                tags: len(tags.len()),
+                is_or_procedure: facts.is_or_procedure,
+            });
+            arena.extend(lists.into_iter().chain(pdx).chain(pproc));
+            arena.extend(tags.into_iter().flat_map(|(list, tag)| [list.0, u32::from(tag)]));
+        }
+        if u32::try_from(arena.len()).is_err() {
+            return Err(TableError::BadRow { file: "code_lists.csv".into(), line: 0, message: "more list memberships than 2^32".into() });
         }
         let mut lists = builder.lists;
         for list in &mut lists {
@@ -831,9 +931,10 @@ impl DrgTableSet {
             name,
             mdcs_without_pdx_list,
             fingerprint: format!("{:016x}", fingerprint(sources)),
-            code_index: CodeLookup::new(builder.code_index),
+            code_index: CodeLookup::new(&builder.code_text, &diagnosis_map, &procedure_map),
             code_text: builder.code_text,
-            code_info,
+            hot,
+            arena,
             diagnosis_map,
             procedure_map,
             mdcs,
@@ -856,13 +957,20 @@ impl DrgTableSet {
         if self.mdcs.len() > 64 {
             return u64::MAX;
         }
-        self.info(principal).mdc_pdx_mask | self.mdcs_without_pdx_list
+        self.hot[principal.0 as usize].mdc_pdx_mask | self.mdcs_without_pdx_list
     }
 
     /// The interned id of a code exactly as written, or [`CodeId::UNKNOWN`].
     #[inline]
     pub fn code_id(&self, code: &str) -> CodeId {
-        self.code_index.get(code).unwrap_or(CodeId::UNKNOWN)
+        self.code_index.get(code).map_or(CodeId::UNKNOWN, |found| found.id)
+    }
+
+    /// A code exactly as written, with where `diagnosis_map.csv` and `procedure_map.csv` send it
+    /// (one lookup for all three); `None` when the table set does not know the code.
+    #[inline]
+    pub fn find_code(&self, code: &str) -> Option<Found> {
+        self.code_index.get(code)
     }
 
     /// The text of an interned code (`""` for the unknown code).
@@ -874,8 +982,8 @@ impl DrgTableSet {
     }
 
     #[inline]
-    pub fn info(&self, code: CodeId) -> &CodeInfo {
-        &self.code_info[code.0 as usize]
+    pub fn info(&self, code: CodeId) -> CodeInfo<'_> {
+        CodeInfo { hot: &self.hot[code.0 as usize], arena: &self.arena }
     }
 
     /// Where `diagnosis_map.csv` sends `code`, or `None` when it is not a from-code.
