@@ -1,8 +1,9 @@
 //! Times the per-case stages of a settlement read on one thread:
 //! `cargo run --release --example assess_stages -- POLICY TABLES FILE`.
-//! Reports CSV → case model, + grouping and pricing (Scorer::assess), in cases/s.
+//! Reports CSV → case model (the csv-crate reader, and the chunk reader `settle` uses), then
+//! grouping and pricing (Scorer::assess), in cases/s.
 use dipdrg::case::Case;
-use dipdrg::io::case_csv::CaseReader;
+use dipdrg::io::case_csv::{CaseReader, ChunkReader, Layout};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
 use std::path::Path;
@@ -31,6 +32,21 @@ fn main() {
         if pass == 1 {
             let s = started.elapsed().as_secs_f64();
             println!("parse: {n} cases in {s:.2} s = {:.0} cases/s", n as f64 / s);
+        }
+    }
+    let header_end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+    let Ok(layout) = Layout::from_header_line(&bytes[..header_end]) else { return eprintln!("bad header") };
+    for pass in 0..2 {
+        let started = Instant::now();
+        let mut reader = ChunkReader::new(&bytes[header_end..], layout.clone(), 0);
+        let mut case = Case::default();
+        let mut n = 0u64;
+        while let Some(item) = reader.next_into(&mut case) {
+            n += u64::from(item.is_ok());
+        }
+        if pass == 1 {
+            let s = started.elapsed().as_secs_f64();
+            println!("chunk parse: {n} cases in {s:.2} s = {:.0} cases/s", n as f64 / s);
         }
     }
     let started = Instant::now();

@@ -501,16 +501,16 @@ impl<'r> Fields<'r> {
 /// without the general decimal parser; `None` for anything else, which that parser then reads.
 /// Same value and scale as `Decimal::from_str`.
 fn plain_amount(raw: &str) -> Option<Decimal> {
-    let (whole, fraction) = match raw.split_once('.') {
-        Some((whole, fraction)) if (1..=2).contains(&fraction.len()) => (whole, fraction),
+    let (whole, fraction) = match raw.bytes().position(|b| b == b'.') {
+        Some(dot) if (2..=3).contains(&(raw.len() - dot)) => (&raw.as_bytes()[..dot], &raw.as_bytes()[dot + 1..]),
         Some(_) => return None,
-        None => (raw, ""),
+        None => (raw.as_bytes(), &[][..]),
     };
     if whole.is_empty() || whole.len() > 16 {
         return None;
     }
     let mut mantissa: i64 = 0;
-    for byte in whole.bytes().chain(fraction.bytes()) {
+    for &byte in whole.iter().chain(fraction) {
         if !byte.is_ascii_digit() {
             return None;
         }
@@ -523,7 +523,17 @@ fn plain_amount(raw: &str) -> Option<Decimal> {
 fn split_codes_into(raw: &str, slot: &mut Vec<String>) {
     let mut n = 0;
     if !raw.is_empty() {
-        for code in raw.split('|') {
+        // Split on `|` by bytes (an ASCII byte never occurs inside a multi-byte character).
+        let mut from = 0;
+        let bytes = raw.as_bytes();
+        let codes = std::iter::from_fn(|| {
+            let rest = bytes.get(from..)?;
+            let len = rest.iter().position(|&b| b == b'|').unwrap_or(rest.len());
+            let code = raw.get(from..from + len);
+            from += len + 1;
+            code
+        });
+        for code in codes {
             match slot.get_mut(n) {
                 Some(existing) => {
                     existing.clear();
