@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use dipdrg::case::{Case, Fund};
 use dipdrg::io::case_csv::{ChunkReader, Layout};
-use dipdrg::io::chunks::{map_chunks, CHUNK_BYTES};
+use dipdrg::io::chunks::{map_chunks_with, CHUNK_BYTES};
 use dipdrg::policy::Policy;
 use dipdrg::scoring::Scorer;
 use dipdrg::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
@@ -140,11 +140,20 @@ struct ChunkResult {
     /// End offset of each row in `rows`.
     row_ends: Vec<u32>,
     rejected: Vec<Rejected>,
-    /// The chunk's settlement totals, summed by the worker (repeats are taken out after the
-    /// merge, when they are known).
-    totals: MonthlyTotals,
-    /// Special-review applications per hospital.
+}
+
+/// What a worker sums over all its chunks: the settlement totals per (hospital, fund, month) as a
+/// dense grid, and the special-review applications per hospital. Exact sums, so which worker
+/// took which chunk does not matter; repeats are taken out after the merge, when they are known.
+struct WorkerTotals {
+    grid: Vec<settlement::Totals>,
     applications: Vec<u64>,
+}
+
+impl WorkerTotals {
+    fn new(hospitals: usize) -> WorkerTotals {
+        WorkerTotals { grid: vec![settlement::Totals::default(); hospitals * 24], applications: vec![0; hospitals] }
+    }
 }
 
 impl ChunkResult {
@@ -218,7 +227,7 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     Ok(SettlementFields { hospital: index, fund, month, total_cost, patient_paid })
 }
 
-fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
+fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) -> ChunkResult {
     let expected = bytes.len() / 100 + 16;
     let mut result = ChunkResult {
         records: 0,
@@ -228,13 +237,8 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         rows: Vec::with_capacity(bytes.len()),
         row_ends: Vec::with_capacity(expected),
         rejected: Vec::new(),
-        totals: MonthlyTotals::new(),
-        applications: Vec::new(),
     };
     let mut row = String::with_capacity(256);
-    let hospitals = context.hospital_index.len();
-    let mut grid = vec![settlement::Totals::default(); hospitals * 24];
-    result.applications = vec![0; hospitals];
     let mut case = Case::default();
     let mut reader = ChunkReader::new(bytes, context.layout.clone(), 0);
     while let Some(item) = reader.next_into(&mut case) {
@@ -267,7 +271,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
         let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
         let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
         if review.is_some() {
-            result.applications[hospital as usize] += 1;
+            sums.applications[hospital as usize] += 1;
         }
         row.clear();
         csv_field(&mut row, &case.case_id);
@@ -335,14 +339,7 @@ fn process_chunk(context: &Shared<'_>, bytes: &[u8]) -> ChunkResult {
     // Totals in one pass after the chunk: the grid's cells are scattered over a megabyte, and a
     // tight loop overlaps their cache misses where the per-case work above would wait on each.
     for case in &result.cases {
-        grid[grid_slot(case.hospital, case.fund, case.month)].add(case);
-    }
-    for (slot, totals) in grid.into_iter().enumerate() {
-        if totals.cases > 0 {
-            let (statement, month) = (slot / 12, slot % 12 + 1);
-            let fund = if statement % 2 == 1 { Fund::Resident } else { Fund::Employee };
-            result.totals.insert(((statement / 2) as u32, fund, month as u32), totals);
-        }
+        sums.grid[grid_slot(case.hospital, case.fund, case.month)].add(case);
     }
     result
 }
@@ -571,7 +568,15 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         listed,
     };
     let threads = super::worker_threads(args.threads);
-    let mut chunks = map_chunks(input.by_ref(), threads, CHUNK_BYTES, size_hint, |_, bytes| process_chunk(&context, bytes))?;
+    let hospitals = hospital_ids.len();
+    let (mut chunks, sums) = map_chunks_with(
+        input.by_ref(),
+        threads,
+        CHUNK_BYTES,
+        size_hint,
+        || WorkerTotals::new(hospitals),
+        |sums, _, bytes| process_chunk(&context, sums, bytes),
+    )?;
     let read_done = started.elapsed();
 
     // Merge in file order: record numbers, duplicates, every record accounted for.
@@ -627,9 +632,15 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     // The chunks' totals, less the repeats the workers could not know about.
     let mut monthly_totals = MonthlyTotals::new();
     let mut applications = vec![0u64; hospital_ids.len()];
-    for chunk in &chunks {
-        settlement::merge_monthly_totals(&mut monthly_totals, &chunk.totals);
-        for (sum, n) in applications.iter_mut().zip(&chunk.applications) {
+    for worker in &sums {
+        for (slot, totals) in worker.grid.iter().enumerate() {
+            if totals.cases > 0 {
+                let (statement, month) = (slot / 12, slot % 12 + 1);
+                let fund = if statement % 2 == 1 { Fund::Resident } else { Fund::Employee };
+                monthly_totals.entry(((statement / 2) as u32, fund, month as u32)).or_default().merge(totals);
+            }
+        }
+        for (sum, n) in applications.iter_mut().zip(&worker.applications) {
             *sum += n;
         }
     }
@@ -758,13 +769,23 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let cases_file = File::create(&cases_path).with_context(|| format!("creating {}", cases_path.display()))?;
     write_at(&cases_file, header, 0)?;
     let write_turn = std::sync::Mutex::new(());
+    // Rows are assembled and written a piece at a time: a piece stays in cache between the copy
+    // that assembles it and the one that writes it.
+    const PIECE: usize = 2 << 20;
     let write_chunks = |parity: usize| -> std::io::Result<()> {
-        let mut buffer: Vec<u8> = Vec::new();
+        let mut buffer: Vec<u8> = Vec::with_capacity(PIECE + 4096);
+        let flush = |buffer: &mut Vec<u8>, offset: &mut u64| -> std::io::Result<()> {
+            // One writer at a time: the file's lock would make a second one spin, not write.
+            let _turn = write_turn.lock();
+            write_at(&cases_file, buffer, *offset)?;
+            *offset += buffer.len() as u64;
+            buffer.clear();
+            Ok(())
+        };
         for c in (parity..chunks.len()).step_by(2) {
             let chunk = &chunks[c];
-            let (text, ends, length) = &texts[c];
-            buffer.clear();
-            buffer.reserve(*length as usize);
+            let (text, ends, _) = &texts[c];
+            let mut offset = offsets[c];
             let (mut from, mut text_from, mut kept_index) = (0usize, 0usize, 0usize);
             for (i, &end) in chunk.row_ends.iter().enumerate() {
                 let end = end as usize;
@@ -774,12 +795,15 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
                     buffer.extend_from_slice(&text[text_from..text_end]);
                     text_from = text_end;
                     kept_index += 1;
+                    if buffer.len() >= PIECE {
+                        flush(&mut buffer, &mut offset)?;
+                    }
                 }
                 from = end;
             }
-            // One writer at a time: the file's lock would make a second one spin, not write.
-            let _turn = write_turn.lock();
-            write_at(&cases_file, &buffer, offsets[c])?;
+            if !buffer.is_empty() {
+                flush(&mut buffer, &mut offset)?;
+            }
         }
         Ok(())
     };

@@ -40,32 +40,62 @@ fn last_boundary(buffer: &[u8]) -> Option<usize> {
 /// page faults per chunk. Given the source's length (`size_hint`), the last few chunks are cut a
 /// quarter as long, so that the workers finish close together instead of one waiting on the
 /// other's last full chunk; the results do not depend on where the cuts fall.
-pub fn map_chunks<R, T, F>(mut source: R, threads: usize, chunk_bytes: usize, size_hint: Option<u64>, work: F) -> std::io::Result<Vec<T>>
+pub fn map_chunks<R, T, F>(source: R, threads: usize, chunk_bytes: usize, size_hint: Option<u64>, work: F) -> std::io::Result<Vec<T>>
 where
     R: Read,
     T: Send,
     F: Fn(usize, &[u8]) -> T + Sync,
+{
+    let (results, _) = map_chunks_with(source, threads, chunk_bytes, size_hint, || (), |_, index, chunk| work(index, chunk))?;
+    Ok(results)
+}
+
+/// [`map_chunks`] with a state per worker: `init` makes one for each worker thread, `work`
+/// receives its worker's, and the states come back (in no particular order) with the results.
+/// For sums whose order does not matter — exact decimal totals, counts — a worker adds into its
+/// own state instead of each chunk carrying its own copy.
+pub fn map_chunks_with<R, S, T, I, F>(
+    mut source: R,
+    threads: usize,
+    chunk_bytes: usize,
+    size_hint: Option<u64>,
+    init: I,
+    work: F,
+) -> std::io::Result<(Vec<T>, Vec<S>)>
+where
+    R: Read,
+    S: Send,
+    T: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize, &[u8]) -> T + Sync,
 {
     let threads = threads.max(1);
     let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
     let receiver = Mutex::new(receiver);
     let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let results: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::new());
+    let states: Mutex<Vec<S>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| -> std::io::Result<()> {
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let next = match receiver.lock() {
-                    Ok(guard) => guard.recv(),
-                    Err(_) => return,
-                };
-                let Ok((index, mut chunk)) = next else { return };
-                let result = work(index, &chunk);
-                chunk.clear();
-                if let Ok(mut free) = pool.lock() {
-                    free.push(chunk);
+            scope.spawn(|| {
+                let mut state = init();
+                loop {
+                    let next = match receiver.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((index, mut chunk)) = next else { break };
+                    let result = work(&mut state, index, &chunk);
+                    chunk.clear();
+                    if let Ok(mut free) = pool.lock() {
+                        free.push(chunk);
+                    }
+                    if let Ok(mut all) = results.lock() {
+                        all.push((index, result));
+                    }
                 }
-                if let Ok(mut all) = results.lock() {
-                    all.push((index, result));
+                if let Ok(mut all) = states.lock() {
+                    all.push(state);
                 }
             });
         }
@@ -107,7 +137,7 @@ where
     })?;
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().map(|(_, r)| r).collect())
+    Ok((results.into_iter().map(|(_, r)| r).collect(), states.into_inner().unwrap_or_default()))
 }
 
 #[cfg(test)]
