@@ -207,18 +207,25 @@ fn write_reason(out: &mut String, reason: &Reason, policy: &Policy, case: &Case)
     };
 }
 
+/// Whether `code` starts with `prefix`: a byte loop, because codes and prefixes are a few bytes
+/// long and every case checks several (a `memcmp` call per pair costs more than the compare).
+fn has_prefix(code: &str, prefix: &str) -> bool {
+    let (code, prefix) = (code.as_bytes(), prefix.as_bytes());
+    code.len() >= prefix.len() && code.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
 fn any_prefix<'c>(codes: &'c [String], prefixes: &[String]) -> Option<&'c str> {
     if prefixes.is_empty() {
         return None;
     }
-    codes.iter().find(|c| prefixes.iter().any(|p| c.starts_with(p.as_str()))).map(String::as_str)
+    codes.iter().find(|c| prefixes.iter().any(|p| has_prefix(c, p))).map(String::as_str)
 }
 
 fn any_code<'c>(codes: &'c [String], wanted: &[String]) -> Option<&'c str> {
     if wanted.is_empty() {
         return None;
     }
-    codes.iter().find(|c| wanted.contains(c)).map(String::as_str)
+    codes.iter().find(|c| wanted.iter().any(|w| w.len() == c.len() && has_prefix(c, w))).map(String::as_str)
 }
 
 fn code_adjustment<'c>(case: &'c Case, adjustment: &CodeAdjustment) -> Option<&'c str> {
@@ -309,7 +316,7 @@ pub fn price_case_at(
     }
 
     for (index, bed_day) in policy.bed_day.iter().enumerate() {
-        let by_diagnosis = case.principal_diagnosis().filter(|d| bed_day.diagnosis_prefixes.iter().any(|p| d.starts_with(p.as_str())));
+        let by_diagnosis = case.principal_diagnosis().filter(|d| bed_day.diagnosis_prefixes.iter().any(|p| has_prefix(d, p)));
         let by_department = case.department.as_deref().filter(|d| bed_day.departments.iter().any(|x| x == d));
         if (by_diagnosis.is_some() || by_department.is_some()) && los >= bed_day.min_los && los > 0 {
             let paid_days = los.min(bed_day.max_days);
@@ -389,4 +396,21 @@ pub fn price_case_at(
     };
     result.points = Points(round_half_up(adjusted * severity * hospital_coefficient, policy.points_decimals));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_codes_match_by_bytes() {
+        assert!(has_prefix("C78.001", "C78") && has_prefix("C78", "C78") && has_prefix("C78", ""));
+        assert!(!has_prefix("C7", "C78") && !has_prefix("C79.0", "C78") && !has_prefix("c78.0", "C78"));
+        assert!(has_prefix("肺癌C78", "肺癌") && !has_prefix("肺", "肺癌"));
+        let codes = ["A01.000".to_string(), "99.2500".to_string()];
+        assert_eq!(any_code(&codes, &["99.2500".to_string()]), Some("99.2500"));
+        assert_eq!(any_code(&codes, &["99.25".to_string()]), None, "a code list matches whole codes only");
+        assert_eq!(any_prefix(&codes, &["99.25".to_string()]), Some("99.2500"));
+        assert_eq!(any_prefix(&codes, &[]), None);
+    }
 }

@@ -13,6 +13,7 @@ use dipdrg::case::{Case, Fund};
 use dipdrg::io::case_csv::{ChunkReader, Layout};
 use dipdrg::io::chunks::{map_chunks_with, CHUNK_BYTES};
 use dipdrg::policy::Policy;
+use dipdrg::pricing::Reason;
 use dipdrg::scoring::Scorer;
 use dipdrg::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
 use dipdrg::units::{push_decimal, push_rounded, Yuan};
@@ -254,6 +255,9 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
             });
             continue;
         }
+        // The filter probe first: it often misses the cache, and grouping goes on meanwhile.
+        let hash = id_hash(&case.case_id);
+        let listed = context.listed.might_hold(hash);
         let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(&case, context) {
             Ok(fields) => fields,
             Err((field, value, reason)) => {
@@ -263,8 +267,6 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
         };
         let assessment = context.scorer.assess_at(context.policy, &case, context.hospital_terms[hospital as usize]);
         let points = assessment.points.points.value();
-        let hash = id_hash(&case.case_id);
-        let listed = context.listed.might_hold(hash);
         let violation = if listed { context.violations.get(&case.case_id) } else { None };
         let review = if listed { context.reviews.get(&case.case_id) } else { None };
         let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
@@ -315,11 +317,11 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
         // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
         let mut factors: [Option<Decimal>; 4] = [None; 4];
         for factor in &assessment.points.factors {
-            let slot = match factor.name {
-                "high outlier" | "low outlier" => 0,
-                "severity" => 1,
-                "hospital" => 2,
-                "bed days" => 3,
+            let slot = match factor.reason {
+                Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
+                Reason::Severity(_) => 1,
+                Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
+                Reason::BedDay { .. } => 3,
                 _ => continue,
             };
             factors[slot] = Some(factor.value);
