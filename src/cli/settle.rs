@@ -701,28 +701,30 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     };
 
     let settle_done = started.elapsed();
-    // Per-case amounts: each statement's gross split over its cases.
-    let mut case_amounts = vec![0i64; cases.len()];
+    // Per-case amounts: each statement's gross split over its cases, by counted points. One pass
+    // in file order gathers each statement's weights (reading the cases in order, not by index,
+    // which missed the cache once per case), the statements are split on two threads, and a
+    // second pass in file order hands each case the next part of its statement.
     let slot = |hospital: u32, fund: Fund| hospital as usize * 2 + usize::from(fund == Fund::Resident);
-    let mut by_statement: Vec<Vec<u32>> = vec![Vec::new(); hospital_ids.len() * 2];
-    for (i, case) in cases.iter().enumerate() {
-        by_statement[slot(case.hospital, case.fund)].push(i as u32);
+    let mut counts = vec![0usize; hospital_ids.len() * 2];
+    for case in &cases {
+        counts[slot(case.hospital, case.fund)] += 1;
     }
-    // Statements are independent: split them on two threads (alternating), then scatter.
-    let jobs: Vec<(&[u32], i64)> = outputs
-        .gross_by_statement()
-        .into_iter()
-        .map(|((hospital, fund), gross)| (&by_statement[slot(hospital, fund)][..], to_fen(gross)))
-        .collect();
-    let split = on_two_threads(jobs.len(), |k| {
-        let weights: Vec<Decimal> = jobs[k].0.iter().map(|&i| cases[i as usize].counted_points()).collect();
-        split_over_cases(jobs[k].1, &weights)
-    });
-    for ((members, _), parts) in jobs.iter().zip(split) {
-        for (&i, part) in members.iter().zip(parts) {
-            case_amounts[i as usize] = part;
-        }
+    let mut weights: Vec<Vec<Decimal>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+    for case in &cases {
+        weights[slot(case.hospital, case.fund)].push(case.counted_points());
     }
+    let jobs: Vec<(usize, i64)> =
+        outputs.gross_by_statement().into_iter().map(|((hospital, fund), gross)| (slot(hospital, fund), to_fen(gross))).collect();
+    let split = on_two_threads(jobs.len(), |k| split_over_cases(jobs[k].1, &weights[jobs[k].0]));
+    drop(weights);
+    let mut parts: Vec<std::vec::IntoIter<i64>> = (0..counts.len()).map(|_| Vec::new().into_iter()).collect();
+    for (&(statement, _), split) in jobs.iter().zip(split) {
+        parts[statement] = split.into_iter();
+    }
+    // A case of a statement without a gross (none in practice) gets 0.
+    let case_amounts: Vec<i64> = cases.iter().map(|case| parts[slot(case.hospital, case.fund)].next().unwrap_or(0)).collect();
+    drop(parts);
 
     let split_done = started.elapsed();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
