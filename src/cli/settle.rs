@@ -551,9 +551,19 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     if year != policy.year {
         bail!("--period {} is not in the policy's year {}", args.period, policy.year);
     }
-    let scorer = Scorer::load(&policy, &args.policy, &args.tables).with_context(|| format!("loading {}", args.tables.display()))?;
-    let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose()?.unwrap_or_default();
-    let reviews = args.reviews.as_deref().map(read_reviews).transpose()?.unwrap_or_default();
+    // The tables load on a second thread while this one reads the violations and reviews.
+    let (scorer, listed) = std::thread::scope(|scope| {
+        let tables = scope.spawn(|| Scorer::load(&policy, &args.policy, &args.tables));
+        let listed = (|| -> anyhow::Result<_> {
+            let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose()?.unwrap_or_default();
+            let reviews = args.reviews.as_deref().map(read_reviews).transpose()?.unwrap_or_default();
+            Ok((violations, reviews))
+        })();
+        let scorer = tables.join().map_err(|_| anyhow::anyhow!("loading {} stopped unexpectedly", args.tables.display()));
+        (scorer, listed)
+    });
+    let scorer = scorer?.with_context(|| format!("loading {}", args.tables.display()))?;
+    let (violations, reviews) = listed?;
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
     let (mut input, layout, size_hint) = super::open_case_file(&args.cases)?;
     let listed = IdFilter::new(violations.keys().chain(reviews.keys()));
