@@ -918,9 +918,7 @@ mod tests {
         let slow: Vec<_> = CaseReader::new(&with_header[..]).unwrap().collect();
         // Rejections name the same record, line and field (the csv reader's message quotes its
         // own byte offsets, and its lines count the header).
-        let key = |r: &Result<Case, RejectedRecord>, header: u64| {
-            r.as_ref().map(Case::clone).map_err(|e| (e.record, e.line - header, e.field.clone()))
-        };
+        let key = |r: &Result<Case, RejectedRecord>, header: u64| r.clone().map_err(|e| (e.record, e.line - header, e.field));
         assert_eq!(fast.len(), 6000);
         let differing = (0..6000).filter(|&i| key(&fast[i], 0) != key(&slow[i], 1)).collect::<Vec<_>>();
         assert!(differing.is_empty(), "records differ at {differing:?}");
