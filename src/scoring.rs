@@ -188,6 +188,14 @@ impl Scorer {
         }
     }
 
+    /// Starts loading what grouping `case` will look up first into the cache (no effect on
+    /// results): for a reader that parses the next case before it assesses the current one.
+    pub fn prefetch(&self, case: &Case) {
+        if let Scorer::Drg { tables, .. } = self {
+            tables.prefetch_codes(case.diagnoses.iter().chain(&case.procedures));
+        }
+    }
+
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
         self.assess_with(policy, case, hospital_terms(policy, case), true)

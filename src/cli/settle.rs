@@ -113,6 +113,11 @@ impl IdFilter {
         filter
     }
 
+    /// Asks the cache for the word `might_hold(hash)` will read (no effect on results).
+    fn prefetch(&self, hash: u64) {
+        prefetch_index::prefetch_index(&self.bits, ((hash & self.mask) / 64) as usize);
+    }
+
     fn might_hold(&self, hash: u64) -> bool {
         let bit = hash & self.mask;
         self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0
@@ -228,6 +233,93 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     Ok(SettlementFields { hospital: index, fund, month, total_cost, patient_paid })
 }
 
+/// Settles one parsed case (record `record` of its chunk): checks its settlement fields, groups
+/// and prices it, applies a confirmed violation or a special review, and adds its settlement
+/// record, id hash and output row (without the amount) to `result`.
+fn settle_case(context: &Shared<'_>, sums: &mut WorkerTotals, result: &mut ChunkResult, row: &mut String, case: &Case, record: u64) {
+    let hash = id_hash(&case.case_id);
+    let listed = context.listed.might_hold(hash);
+    let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(case, context) {
+        Ok(fields) => fields,
+        Err((field, value, reason)) => {
+            result.rejected.push(Rejected { record, case_id: case.case_id.clone(), field: field.to_string(), value, reason });
+            return;
+        }
+    };
+    let assessment = context.scorer.assess_at(context.policy, case, context.hospital_terms[hospital as usize]);
+    let points = assessment.points.points.value();
+    let violation = if listed { context.violations.get(&case.case_id) } else { None };
+    let review = if listed { context.reviews.get(&case.case_id) } else { None };
+    let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
+    let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
+    let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
+    if review.is_some() {
+        sums.applications[hospital as usize] += 1;
+    }
+    row.clear();
+    csv_field(row, &case.case_id);
+    for part in [case.hospital_id.as_deref().unwrap_or(""), fund.as_str()] {
+        row.push(',');
+        row.push_str(part);
+    }
+    row.push(',');
+    if month >= 10 {
+        row.push('1');
+    }
+    row.push(char::from(b'0' + (month % 10) as u8));
+    row.push(',');
+    row.push_str(assessment.status);
+    row.push(',');
+    csv_field(row, &assessment.group);
+    row.push(',');
+    row.push_str(assessment.points.category.as_str());
+    row.push(',');
+    push_rounded(row, assessment.points.base_score, 28);
+    row.push(',');
+    if let Some(ratio) = assessment.points.cost_ratio {
+        push_rounded(row, ratio, 4);
+    }
+    row.push(',');
+    push_decimal(row, points);
+    row.push(',');
+    push_decimal(row, settlement.counted_points());
+    row.push(',');
+    if let Some(v) = violation {
+        let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
+    }
+    row.push(',');
+    match review {
+        Some(r) if r.approved => {
+            let _ = write!(row, "approved {}", reviewed_points.unwrap_or_default());
+        }
+        Some(_) => row.push_str("rejected"),
+        None => {}
+    }
+    // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
+    let mut factors: [Option<Decimal>; 4] = [None; 4];
+    for factor in &assessment.points.factors {
+        let slot = match factor.reason {
+            Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
+            Reason::Severity(_) => 1,
+            Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
+            Reason::BedDay { .. } => 3,
+            _ => continue,
+        };
+        factors[slot] = Some(factor.value);
+    }
+    for factor in factors {
+        row.push(',');
+        if let Some(value) = factor {
+            push_rounded(row, value, 4);
+        }
+    }
+    result.rows.extend_from_slice(row.as_bytes());
+    result.row_ends.push(result.rows.len() as u32);
+    result.cases.push(settlement);
+    result.id_hashes.push(hash);
+    result.review_applied.push(review.is_some());
+}
+
 fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) -> ChunkResult {
     let expected = bytes.len() / 100 + 16;
     let mut result = ChunkResult {
@@ -240,104 +332,48 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
         rejected: Vec::new(),
     };
     let mut row = String::with_capacity(256);
-    let mut case = Case::default();
+    // Two cases in flight: the next record is parsed, and the cache lines its lookups will need
+    // are requested (prefetched), before the one parsed last time is settled — so those misses
+    // overlap the settling instead of stalling it.
+    let mut cases = [Case::default(), Case::default()];
+    // The slot the next record is parsed into; the other one holds the case waiting, if any.
+    let mut next = 0;
+    let mut waiting: Option<u64> = None;
     let mut reader = ChunkReader::new(bytes, context.layout.clone(), 0);
-    while let Some(item) = reader.next_into(&mut case) {
-        result.records += 1;
-        let record = result.records;
-        if let Err(r) = item {
-            result.rejected.push(Rejected {
-                record,
-                case_id: r.case_id.unwrap_or_default(),
-                field: r.field,
-                value: r.value,
-                reason: r.reason,
-            });
-            continue;
-        }
-        // The filter probe first: it often misses the cache, and grouping goes on meanwhile.
-        let hash = id_hash(&case.case_id);
-        let listed = context.listed.might_hold(hash);
-        let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(&case, context) {
-            Ok(fields) => fields,
-            Err((field, value, reason)) => {
-                result.rejected.push(Rejected { record, case_id: case.case_id.clone(), field: field.to_string(), value, reason });
-                continue;
-            }
-        };
-        let assessment = context.scorer.assess_at(context.policy, &case, context.hospital_terms[hospital as usize]);
-        let points = assessment.points.points.value();
-        let violation = if listed { context.violations.get(&case.case_id) } else { None };
-        let review = if listed { context.reviews.get(&case.case_id) } else { None };
-        let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
-        let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
-        let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
-        if review.is_some() {
-            sums.applications[hospital as usize] += 1;
-        }
-        row.clear();
-        csv_field(&mut row, &case.case_id);
-        for part in [case.hospital_id.as_deref().unwrap_or(""), fund.as_str()] {
-            row.push(',');
-            row.push_str(part);
-        }
-        row.push(',');
-        if month >= 10 {
-            row.push('1');
-        }
-        row.push(char::from(b'0' + (month % 10) as u8));
-        row.push(',');
-        row.push_str(assessment.status);
-        row.push(',');
-        csv_field(&mut row, &assessment.group);
-        row.push(',');
-        row.push_str(assessment.points.category.as_str());
-        row.push(',');
-        push_rounded(&mut row, assessment.points.base_score, 28);
-        row.push(',');
-        if let Some(ratio) = assessment.points.cost_ratio {
-            push_rounded(&mut row, ratio, 4);
-        }
-        row.push(',');
-        push_decimal(&mut row, points);
-        row.push(',');
-        push_decimal(&mut row, settlement.counted_points());
-        row.push(',');
-        if let Some(v) = violation {
-            let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
-        }
-        row.push(',');
-        match review {
-            Some(r) if r.approved => {
-                let _ = write!(row, "approved {}", reviewed_points.unwrap_or_default());
-            }
-            Some(_) => row.push_str("rejected"),
-            None => {}
-        }
-        // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
-        let mut factors: [Option<Decimal>; 4] = [None; 4];
-        for factor in &assessment.points.factors {
-            let slot = match factor.reason {
-                Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
-                Reason::Severity(_) => 1,
-                Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
-                Reason::BedDay { .. } => 3,
-                _ => continue,
-            };
-            factors[slot] = Some(factor.value);
-        }
-        for factor in factors {
-            row.push(',');
-            if let Some(value) = factor {
-                push_rounded(&mut row, value, 4);
+    loop {
+        let item = reader.next_into(&mut cases[next]);
+        let done = item.is_none();
+        let mut parsed = None;
+        if let Some(item) = item {
+            result.records += 1;
+            match item {
+                Ok(()) => {
+                    context.scorer.prefetch(&cases[next]);
+                    context.listed.prefetch(id_hash(&cases[next].case_id));
+                    parsed = Some(result.records);
+                }
+                Err(r) => result.rejected.push(Rejected {
+                    record: result.records,
+                    case_id: r.case_id.unwrap_or_default(),
+                    field: r.field,
+                    value: r.value,
+                    reason: r.reason,
+                }),
             }
         }
-        result.rows.extend_from_slice(row.as_bytes());
-        result.row_ends.push(result.rows.len() as u32);
-        result.cases.push(settlement);
-        result.id_hashes.push(hash);
-        result.review_applied.push(review.is_some());
+        if let Some(record) = waiting.take() {
+            settle_case(context, sums, &mut result, &mut row, &cases[1 - next], record);
+        }
+        if let Some(record) = parsed {
+            next = 1 - next;
+            waiting = Some(record);
+        }
+        if done {
+            break;
+        }
     }
+    // A settled case's rejection can follow the next record's parse rejection.
+    result.rejected.sort_by_key(|r| r.record);
     // Totals in one pass after the chunk: the grid's cells are scattered over a megabyte, and a
     // tight loop overlaps their cache misses where the per-case work above would wait on each.
     for case in &result.cases {

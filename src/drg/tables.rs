@@ -155,6 +155,14 @@ impl CodeLookup {
         (h.wrapping_mul(K) >> shift) as usize
     }
 
+    /// Asks the cache for the slot a lookup of `code` starts at (no effect on results).
+    #[inline]
+    fn prefetch(&self, code: &str) {
+        if let Some(key) = slot_key(code) {
+            prefetch_index::prefetch_index(&self.slots, Self::first_slot(&key, self.shift));
+        }
+    }
+
     #[inline]
     fn get(&self, code: &str) -> Option<Found> {
         let Some(key) = slot_key(code) else { return self.long.get(code).copied() };
@@ -964,6 +972,15 @@ impl DrgTableSet {
     #[inline]
     pub fn code_id(&self, code: &str) -> CodeId {
         self.code_index.get(code).map_or(CodeId::UNKNOWN, |found| found.id)
+    }
+
+    /// Starts loading the index slots of `codes` into the cache, for a lookup soon after: a
+    /// batch reader calls it for the next case while it groups the current one.
+    #[inline]
+    pub fn prefetch_codes<'c>(&self, codes: impl IntoIterator<Item = &'c String>) {
+        for code in codes {
+            self.code_index.prefetch(code);
+        }
     }
 
     /// A code exactly as written, with where `diagnosis_map.csv` and `procedure_map.csv` send it
