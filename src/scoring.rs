@@ -196,6 +196,22 @@ impl Scorer {
         }
     }
 
+    /// The second step ahead, after [`prefetch`](Scorer::prefetch) had time: starts loading the
+    /// facts of the case's mapped codes.
+    pub fn prefetch_facts(&self, case: &Case) {
+        if let Scorer::Drg { tables, .. } = self {
+            tables.prefetch_facts(&case.diagnoses, &case.procedures);
+        }
+    }
+
+    /// The third step ahead, after [`prefetch_facts`](Scorer::prefetch_facts) had time: starts
+    /// loading the principal diagnosis's lists and rules.
+    pub fn prefetch_rules(&self, case: &Case) {
+        if let (Scorer::Drg { tables, .. }, Some(principal)) = (self, case.diagnoses.first()) {
+            tables.prefetch_rules(principal);
+        }
+    }
+
     /// Groups and prices one case under `policy`.
     pub fn assess(&self, policy: &Policy, case: &Case) -> Assessment {
         self.assess_with(policy, case, hospital_terms(policy, case), true)

@@ -341,6 +341,9 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
     let mut waiting: Option<u64> = None;
     let mut reader = ChunkReader::new(bytes, context.layout.clone(), 0);
     loop {
+        if waiting.is_some() {
+            context.scorer.prefetch_facts(&cases[1 - next]);
+        }
         let item = reader.next_into(&mut cases[next]);
         let done = item.is_none();
         let mut parsed = None;
@@ -362,6 +365,7 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
             }
         }
         if let Some(record) = waiting.take() {
+            context.scorer.prefetch_rules(&cases[1 - next]);
             settle_case(context, sums, &mut result, &mut row, &cases[1 - next], record);
         }
         if let Some(record) = parsed {

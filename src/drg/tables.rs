@@ -983,6 +983,30 @@ impl DrgTableSet {
         }
     }
 
+    /// Starts loading the facts of a case's mapped codes into the cache, once their index slots
+    /// are there (see [`prefetch_codes`](Self::prefetch_codes)): the second step ahead.
+    #[inline]
+    pub fn prefetch_facts<'c>(&self, diagnoses: &'c [String], procedures: &'c [String]) {
+        let fetch = |code: &String, target: fn(&Found) -> Option<CodeId>| {
+            if let Some(to) = self.code_index.get(code).as_ref().and_then(target) {
+                prefetch_index::prefetch_index(&self.hot, to.0 as usize);
+            }
+        };
+        diagnoses.iter().for_each(|d| fetch(d, |f| f.diagnosis_target));
+        procedures.iter().for_each(|p| fetch(p, |f| f.procedure_target));
+    }
+
+    /// The third step ahead, once the facts are there: starts loading the principal diagnosis's
+    /// lists and rules from the arena.
+    #[inline]
+    pub fn prefetch_rules(&self, principal: &str) {
+        if let Some(to) = self.code_index.get(principal).and_then(|f| f.diagnosis_target) {
+            if let Some(hot) = self.hot.get(to.0 as usize) {
+                prefetch_index::prefetch_index(&self.arena, hot.start as usize);
+            }
+        }
+    }
+
     /// A code exactly as written, with where `diagnosis_map.csv` and `procedure_map.csv` send it
     /// (one lookup for all three); `None` when the table set does not know the code.
     #[inline]
