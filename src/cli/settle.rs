@@ -239,11 +239,18 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     Ok(SettlementFields { hospital: index, fund, month, total_cost, patient_paid })
 }
 
-/// Settles one parsed case (record `record` of its chunk): checks its settlement fields, groups
+/// Settles one parsed case (record `record` of its chunk, `hash` its [`id_hash`]): checks its settlement fields, groups
 /// and prices it, applies a confirmed violation or a special review, and adds its settlement
 /// record, id hash and output row (without the amount) to `result`.
-fn settle_case(context: &Shared<'_>, sums: &mut WorkerTotals, result: &mut ChunkResult, row: &mut String, case: &Case, record: u64) {
-    let hash = id_hash(&case.case_id);
+fn settle_case(
+    context: &Shared<'_>,
+    sums: &mut WorkerTotals,
+    result: &mut ChunkResult,
+    row: &mut String,
+    case: &Case,
+    record: u64,
+    hash: u64,
+) {
     let listed = context.listed.might_hold(hash);
     let SettlementFields { hospital, fund, month, total_cost, patient_paid } = match required_for_settlement(case, context) {
         Ok(fields) => fields,
@@ -344,7 +351,7 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
     let mut cases = [Case::default(), Case::default()];
     // The slot the next record is parsed into; the other one holds the case waiting, if any.
     let mut next = 0;
-    let mut waiting: Option<u64> = None;
+    let mut waiting: Option<(u64, u64)> = None;
     let mut reader = ChunkReader::new(bytes, context.layout.clone(), 0);
     loop {
         if waiting.is_some() {
@@ -357,9 +364,10 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
             result.records += 1;
             match item {
                 Ok(()) => {
+                    let hash = id_hash(&cases[next].case_id);
                     context.scorer.prefetch(&cases[next]);
-                    context.listed.prefetch(id_hash(&cases[next].case_id));
-                    parsed = Some(result.records);
+                    context.listed.prefetch(hash);
+                    parsed = Some((result.records, hash));
                 }
                 Err(r) => result.rejected.push(Rejected {
                     record: result.records,
@@ -370,13 +378,13 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
                 }),
             }
         }
-        if let Some(record) = waiting.take() {
+        if let Some((record, hash)) = waiting.take() {
             context.scorer.prefetch_rules(&cases[1 - next]);
-            settle_case(context, sums, &mut result, &mut row, &cases[1 - next], record);
+            settle_case(context, sums, &mut result, &mut row, &cases[1 - next], record, hash);
         }
-        if let Some(record) = parsed {
+        if let Some(waits) = parsed {
             next = 1 - next;
-            waiting = Some(record);
+            waiting = Some(waits);
         }
         if done {
             break;
