@@ -456,13 +456,6 @@ pub fn monthly_parts(
 /// Totals per (hospital, fund, month of discharge).
 pub type MonthlyTotals = BTreeMap<(u32, Fund, u32), Totals>;
 
-/// Adds `other` into `totals`.
-pub fn merge_monthly_totals(totals: &mut MonthlyTotals, other: &MonthlyTotals) {
-    for (key, t) in other {
-        totals.entry(*key).or_default().merge(t);
-    }
-}
-
 /// Totals per (hospital, fund): the months added up.
 fn totals_by_statement(monthly_totals: &MonthlyTotals) -> BTreeMap<(u32, Fund), Totals> {
     let mut totals: BTreeMap<(u32, Fund), Totals> = BTreeMap::new();

@@ -227,8 +227,8 @@ fn required_for_settlement(case: &Case, context: &Shared<'_>) -> Result<Settleme
     ))?;
     let fund = case.fund.ok_or_else(|| missing("fund"))?;
     let discharged = case.discharge_date.ok_or_else(|| missing("discharge_date"))?;
-    let (year, month, _) = discharged.ymd();
-    if year != context.year || context.month.is_some_and(|wanted| wanted != month) {
+    let month = discharged.ymd().1;
+    if !discharged.in_period(context.year, context.month) {
         return Err(("discharge_date", discharged.to_string(), "is outside the settlement period".to_string()));
     }
     let total_cost = case.total_cost.ok_or_else(|| missing("total_cost"))?;
@@ -403,6 +403,13 @@ fn process_chunk(context: &Shared<'_>, sums: &mut WorkerTotals, bytes: &[u8]) ->
 /// A case's cell in a chunk's dense (hospital, fund, month) totals.
 fn grid_slot(hospital: u32, fund: Fund, month: u8) -> usize {
     (hospital as usize * 2 + usize::from(fund == Fund::Resident)) * 12 + usize::from(month.clamp(1, 12)) - 1
+}
+
+/// The (hospital, fund, month) of a cell of the totals grid: [`grid_slot`] undone.
+fn grid_key(slot: usize) -> (u32, Fund, u32) {
+    let (statement, month) = (slot / 12, slot % 12 + 1);
+    let fund = if statement % 2 == 1 { Fund::Resident } else { Fund::Employee };
+    ((statement / 2) as u32, fund, month as u32)
 }
 
 /// `work(0..n)` on two threads (even and odd indices), results in index order.
@@ -606,18 +613,16 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
         bail!("--period {} is not in the policy's year {}", args.period, policy.year);
     }
     // The tables load on a second thread while this one reads the violations and reviews.
-    let (scorer, listed) = std::thread::scope(|scope| {
+    let (scorer, violations, reviews) = std::thread::scope(|scope| {
         let tables = scope.spawn(|| Scorer::load(&policy, &args.policy, &args.tables));
-        let listed = (|| -> anyhow::Result<_> {
-            let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose()?.unwrap_or_default();
-            let reviews = args.reviews.as_deref().map(read_reviews).transpose()?.unwrap_or_default();
-            Ok((violations, reviews))
-        })();
+        let violations = args.violations.as_deref().map(|p| read_violations(p, &policy)).transpose();
+        let reviews = args.reviews.as_deref().map(read_reviews).transpose();
         let scorer = tables.join().map_err(|_| anyhow::anyhow!("loading {} stopped unexpectedly", args.tables.display()));
-        (scorer, listed)
+        (scorer, violations, reviews)
     });
     let scorer = scorer?.with_context(|| format!("loading {}", args.tables.display()))?;
-    let (violations, reviews) = listed?;
+    let violations = violations?.unwrap_or_default();
+    let reviews = reviews?.unwrap_or_default();
     let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
     let (mut input, layout, size_hint) = super::open_case_file(&args.cases)?;
     let listed = IdFilter::new(violations.keys().chain(reviews.keys()));
@@ -701,9 +706,7 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     for worker in &sums {
         for (slot, totals) in worker.grid.iter().enumerate() {
             if totals.cases > 0 {
-                let (statement, month) = (slot / 12, slot % 12 + 1);
-                let fund = if statement % 2 == 1 { Fund::Resident } else { Fund::Employee };
-                monthly_totals.entry(((statement / 2) as u32, fund, month as u32)).or_default().merge(totals);
+                monthly_totals.entry(grid_key(slot)).or_default().merge(totals);
             }
         }
         for (sum, n) in applications.iter_mut().zip(&worker.applications) {

@@ -20,48 +20,6 @@ impl CodeId {
     pub const UNKNOWN: CodeId = CodeId(0);
 }
 
-/// Exact-string index of codes. Codes of up to 23 bytes (all real ICD codes) are keyed by a
-/// fixed 24-byte array — hashing and comparing three words instead of calling `memcmp`.
-#[derive(Debug, Default)]
-struct CodeIndex {
-    short: FxHashMap<[u64; 3], CodeId>,
-    long: FxHashMap<Box<str>, CodeId>,
-}
-
-#[inline]
-fn short_key(code: &str) -> Option<[u64; 3]> {
-    let bytes = code.as_bytes();
-    if bytes.len() > 23 {
-        return None;
-    }
-    let mut buffer = [0u8; 24];
-    buffer[..bytes.len()].copy_from_slice(bytes);
-    buffer[23] = bytes.len() as u8;
-    let word = |i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&buffer[i * 8..i * 8 + 8]);
-        u64::from_le_bytes(w)
-    };
-    Some([word(0), word(1), word(2)])
-}
-
-impl CodeIndex {
-    #[inline]
-    fn get(&self, code: &str) -> Option<CodeId> {
-        match short_key(code) {
-            Some(key) => self.short.get(&key).copied(),
-            None => self.long.get(code).copied(),
-        }
-    }
-
-    fn insert(&mut self, code: &str, id: CodeId) {
-        match short_key(code) {
-            Some(key) => self.short.insert(key, id),
-            None => self.long.insert(code.into(), id),
-        };
-    }
-}
-
 /// The code index as grouping reads it: built once from the interned codes, open addressing over
 /// 32-byte slots (a 16-byte key, the code's id and where each map sends it; two slots to a cache
 /// line) with linear probing. A lookup of a table this size misses the cache; this layout makes
@@ -520,7 +478,8 @@ fn spec_of(file: &str) -> ColumnSpec<'static> {
 
 /// Builder state: interning and per-code facts.
 struct Builder {
-    code_index: CodeIndex,
+    /// Code text → id while building (grouping reads the frozen [`CodeLookup`]).
+    code_index: FxHashMap<Box<str>, CodeId>,
     code_text: Vec<Box<str>>,
     info: Vec<CodeFacts>,
     list_members: Vec<Vec<ListId>>,
@@ -532,7 +491,7 @@ struct Builder {
 impl Builder {
     fn new() -> Builder {
         let mut builder = Builder {
-            code_index: CodeIndex::default(),
+            code_index: FxHashMap::default(),
             code_text: Vec::new(),
             info: Vec::new(),
             list_members: Vec::new(),
@@ -549,11 +508,11 @@ impl Builder {
     }
 
     fn intern(&mut self, code: &str) -> CodeId {
-        if let Some(id) = self.code_index.get(code) {
+        if let Some(&id) = self.code_index.get(code) {
             return id;
         }
         let id = CodeId(self.code_text.len() as u32);
-        self.code_index.insert(code, id);
+        self.code_index.insert(code.into(), id);
         self.code_text.push(code.into());
         self.info.push(CodeFacts::empty());
         self.list_members.push(Vec::new());

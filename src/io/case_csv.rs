@@ -110,17 +110,13 @@ impl Layout {
                 position[k] = Some(i);
             }
         }
-        for required in ["case_id", "diagnoses"] {
-            if position[column(required)].is_none() {
-                return Err(CaseFileError::MissingColumn(required));
+        for required in [field::CASE_ID, field::DIAGNOSES] {
+            if position[required].is_none() {
+                return Err(CaseFileError::MissingColumn(COLUMNS[required]));
             }
         }
         Ok(Layout { position })
     }
-}
-
-fn column(name: &str) -> usize {
-    COLUMNS.iter().position(|c| *c == name).unwrap_or(usize::MAX)
 }
 
 /// A known column's position in [`COLUMNS`], found at compile time (a misspelt name does not
