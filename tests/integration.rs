@@ -4,10 +4,12 @@
 mod audit;
 mod demo_grouping;
 mod dip_grouping;
+mod golden;
 mod policy_and_points;
 mod properties;
 mod reference;
 mod server;
+mod service_runs;
 mod settle_cli;
 mod settlement;
 mod store;

@@ -12,11 +12,11 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-const FUND_OFFICE: &str = "fund-office-token-1";
+pub(crate) const FUND_OFFICE: &str = "fund-office-token-1";
 const H001: &str = "hospital-h001-token";
 
 /// A running `dipdrg serve`; killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     address: String,
 }
@@ -33,7 +33,7 @@ fn start(data_dir: &Path, database: Option<(&str, &str)>) -> Server {
 }
 
 /// Starts the server with `extra` top-level config keys.
-fn start_with(data_dir: &Path, database: Option<(&str, &str)>, extra: &str) -> Server {
+pub(crate) fn start_with(data_dir: &Path, database: Option<(&str, &str)>, extra: &str) -> Server {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = data_dir.join("server.toml");
     std::fs::create_dir_all(data_dir).unwrap();
@@ -62,9 +62,9 @@ fn start_with(data_dir: &Path, database: Option<(&str, &str)>, extra: &str) -> S
 }
 
 type AddToken = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
-type Authed = InterceptedService<Channel, AddToken>;
+pub(crate) type Authed = InterceptedService<Channel, AddToken>;
 
-async fn channel(server: &Server) -> Channel {
+pub(crate) async fn channel(server: &Server) -> Channel {
     let endpoint = format!("http://{}", server.address);
     for _ in 0..50 {
         if let Ok(channel) = Channel::from_shared(endpoint.clone()).unwrap().connect().await {
@@ -75,7 +75,7 @@ async fn channel(server: &Server) -> Channel {
     panic!("server at {endpoint} did not answer");
 }
 
-fn with_token(channel: Channel, token: Option<&'static str>) -> Authed {
+pub(crate) fn with_token(channel: Channel, token: Option<&'static str>) -> Authed {
     let add: AddToken = Box::new(move |mut request: Request<()>| {
         if let Some(token) = token {
             let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| Status::internal("token"))?;
