@@ -17,6 +17,7 @@ pub mod pricing;
 pub mod report;
 pub mod scoring;
 pub mod server;
+pub mod settle;
 pub mod settlement;
 pub mod store;
 pub mod tables;

@@ -480,58 +480,11 @@ pub fn monthly_from_totals(
     Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
 }
 
-/// Totals per (hospital, fund, month) of cases. Large inputs are summed in two halves on two threads:
-/// decimal addition is exact, so the result does not depend on the split.
+/// Totals per (hospital, fund, month) of cases, summed case by case.
 pub fn totals_by_month(parts: &[&[SettlementCase]]) -> MonthlyTotals {
-    fn sum(parts: &[&[SettlementCase]]) -> MonthlyTotals {
-        let mut totals = MonthlyTotals::new();
-        let mut last: Option<((u32, Fund, u32), Totals)> = None;
-        for case in parts.iter().flat_map(|p| p.iter()) {
-            // Cases usually come grouped; avoid a map lookup per case while the key repeats.
-            let key = (case.hospital, case.fund, u32::from(case.month));
-            match &mut last {
-                Some((k, t)) if *k == key => t.add(case),
-                _ => {
-                    if let Some((k, t)) = last.take() {
-                        totals.entry(k).or_default().merge(&t);
-                    }
-                    let mut t = Totals::default();
-                    t.add(case);
-                    last = Some((key, t));
-                }
-            }
-        }
-        if let Some((k, t)) = last.take() {
-            totals.entry(k).or_default().merge(&t);
-        }
-        totals
-    }
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    if total < 200_000 {
-        return sum(parts);
-    }
-    let half = total / 2;
-    let (mut first, mut second): (Vec<&[SettlementCase]>, Vec<&[SettlementCase]>) = (Vec::new(), Vec::new());
-    let mut seen = 0;
-    for part in parts {
-        if seen >= half {
-            second.push(part);
-        } else if seen + part.len() <= half {
-            first.push(part);
-        } else {
-            let (a, b) = part.split_at(half - seen);
-            first.push(a);
-            second.push(b);
-        }
-        seen += part.len();
-    }
-    let (mut totals, rest) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| sum(&second));
-        let mine = sum(&first);
-        (mine, other.join().ok())
-    });
-    for (key, t) in rest.unwrap_or_else(|| sum(&second)) {
-        totals.entry(key).or_default().merge(&t);
+    let mut totals = MonthlyTotals::new();
+    for case in parts.iter().flat_map(|p| p.iter()) {
+        totals.entry((case.hospital, case.fund, u32::from(case.month))).or_default().add(case);
     }
     totals
 }

@@ -1,5 +1,5 @@
 //! Golden outputs of `dipdrg settle` on the demo data, frozen in `tests/golden/`: monthly and
-//! annual × DIP and DRG × `--threads` 1/2/4, from CSV and from Parquet. Every output file must be
+//! annual × DIP and DRG × `--threads` 1/2/4 and the reference executor, from CSV and from Parquet. Every output file must be
 //! byte-identical to the frozen one; a deliberate change re-freezes them with
 //! `DIPDRG_BLESS=1 cargo test --release --all-features --test integration golden` in a commit of
 //! its own that says why.
@@ -54,12 +54,16 @@ const SCENARIOS: [Scenario; 4] = [
 ];
 
 fn settle(scenario: &Scenario, cases: &Path, threads: u32, out: &Path) {
+    settle_with(scenario, cases, threads, "parallel", out)
+}
+
+fn settle_with(scenario: &Scenario, cases: &Path, threads: u32, executor: &str, out: &Path) {
     let output = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
         .current_dir(root())
         .args(["settle", "-q", "--policy", scenario.policy, "--tables", scenario.tables, "--cases"])
         .arg(cases)
         .args(["--violations", "grouper-tables/demo/violations.csv", "--reviews", "grouper-tables/demo/reviews.csv"])
-        .args(["--mode", scenario.mode, "--period", scenario.period, "--threads", &threads.to_string()])
+        .args(["--mode", scenario.mode, "--period", scenario.period, "--threads", &threads.to_string(), "--executor", executor])
         .arg("--out")
         .arg(out)
         .output()
@@ -106,6 +110,10 @@ fn settle_outputs_equal_the_frozen_ones_from_csv_with_1_2_and_4_threads() {
             settle(scenario, Path::new("grouper-tables/demo/cases.csv"), threads, &out);
             compare(scenario.name, &out);
         }
+        // The reference executor gives the same bytes.
+        let out = base.join(format!("{}-reference", scenario.name));
+        settle_with(scenario, Path::new("grouper-tables/demo/cases.csv"), 1, "reference", &out);
+        compare(scenario.name, &out);
     }
     let _ = std::fs::remove_dir_all(base);
 }
@@ -134,6 +142,9 @@ fn settle_outputs_equal_the_frozen_ones_from_parquet() {
             settle(scenario, &parquet, threads, &out);
             compare(&format!("{}-parquet", scenario.name), &out);
         }
+        let out = base.join(format!("{}-reference", scenario.name));
+        settle_with(scenario, &parquet, 1, "reference", &out);
+        compare(&format!("{}-parquet", scenario.name), &out);
     }
     let _ = std::fs::remove_dir_all(base);
 }

@@ -1,0 +1,834 @@
+//! The settlement engine: one month-end pre-settlement or year-end final settlement over a batch
+//! of cases, exactly as `dipdrg settle` and the service's settlement runs both run it.
+//!
+//! This module states, in one place, the rules a run applies to every record: which cases are
+//! admitted ([`admit`], each refusal with a stable code), how confirmed violations and
+//! special-review decisions annotate a case ([`Annotations`]), how a statement's gross is split
+//! over its cases ([`split_over_cases`]), and the outcome tables (cases, statements, summary,
+//! rejects). Two executors apply the rules behind one API and must agree byte for byte:
+//! [`reference`] (one thread, the plainest code that states the rules) and [`parallel`] (the fast
+//! path: chunked parallel reading, two cases in flight, per-worker totals). The executors start
+//! threads; this module does no I/O and starts none.
+//!
+//! Admission (one place for the CLI and the service), in order:
+//! 1. the record reads as a case (see [`crate::io::case_csv`]);
+//! 2. `hospital_id` is present and a hospital of the policy;
+//! 3. `fund` and `discharge_date` are present, and the discharge date is in the period;
+//! 4. `total_cost` and `patient_paid` are present and `patient_paid ≤ total_cost`;
+//! 5. the case id has not been admitted before in this run (case ids are unique in a region's run,
+//!    whichever hospital submits them: the first in input order is settled, later ones are
+//!    rejected naming it).
+
+pub mod parallel;
+pub mod reference;
+
+use crate::case::{Case, Date, Fund};
+use crate::policy::Policy;
+use crate::pricing::Reason;
+use crate::report::Table;
+use crate::scoring::{Assessment, Scorer};
+use crate::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
+use crate::units::{push_decimal, push_rounded, Yuan};
+use rust_decimal::Decimal;
+use rustc_hash::{FxHashMap, FxHasher};
+use smallvec::SmallVec;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+
+/// Month-end pre-settlement (月度预结算) or year-end final settlement (年终清算).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Monthly,
+    Annual,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Monthly => "monthly",
+            Mode::Annual => "annual",
+        }
+    }
+}
+
+/// The period a run settles, by discharge date: a month (`YYYY-MM`) for a monthly run, a year
+/// (`YYYY`) for an annual one. The one parser of periods for every door.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Period {
+    pub year: i32,
+    pub month: Option<u32>,
+}
+
+impl Period {
+    /// Parses `text` for `mode`: exactly four digits for the year, and for a monthly run a dash
+    /// and two digits 01–12.
+    pub fn parse(mode: Mode, text: &str) -> Result<Period, SettleError> {
+        let bad = || SettleError::Period { text: text.to_string(), mode };
+        let digits = |part: &str, n: usize| part.len() == n && part.bytes().all(|b| b.is_ascii_digit());
+        match mode {
+            Mode::Annual if digits(text, 4) => Ok(Period { year: text.parse().map_err(|_| bad())?, month: None }),
+            Mode::Monthly => {
+                let (year, month) = text.split_once('-').ok_or_else(bad)?;
+                if !digits(year, 4) || !digits(month, 2) {
+                    return Err(bad());
+                }
+                let month: u32 = month.parse().map_err(|_| bad())?;
+                if !(1..=12).contains(&month) {
+                    return Err(bad());
+                }
+                Ok(Period { year: year.parse().map_err(|_| bad())?, month: Some(month) })
+            }
+            Mode::Annual => Err(bad()),
+        }
+    }
+
+    /// Parses `text` for `mode` and checks that the period lies in the policy's year.
+    pub fn parse_for(policy: &Policy, mode: Mode, text: &str) -> Result<Period, SettleError> {
+        let period = Period::parse(mode, text)?;
+        if period.year != policy.year {
+            return Err(SettleError::PeriodNotPolicyYear { text: text.to_string(), year: policy.year });
+        }
+        Ok(period)
+    }
+
+    pub fn contains(self, date: Date) -> bool {
+        date.in_period(self.year, self.month)
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.month {
+            Some(month) => write!(f, "{}-{month:02}", self.year),
+            None => write!(f, "{}", self.year),
+        }
+    }
+}
+
+/// Why a run could not be carried out (a rejected record is not an error: see [`Rejected`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error("period {text:?}: expected YYYY-MM for a monthly run or YYYY for an annual one ({} run)", mode.as_str())]
+    Period { text: String, mode: Mode },
+    #[error("period {text:?} is not in the policy's year {year}")]
+    PeriodNotPolicyYear { text: String, year: i32 },
+    #[error("{source_name}: record {record}: field {field}: {reason}")]
+    Annotation { source_name: String, record: u64, field: &'static str, reason: String },
+    #[error("{cases} cases in one run: at most {} are supported", u32::MAX)]
+    TooManyCases { cases: usize },
+    #[error("{0}")]
+    Settlement(#[from] settlement::SettlementError),
+    #[error("reading cases: {0}")]
+    Input(#[from] std::io::Error),
+    #[error("internal error: accepted {accepted} + rejected {rejected} != submitted {submitted}")]
+    Unbalanced { accepted: u64, rejected: u64, submitted: u64 },
+}
+
+impl SettleError {
+    /// A stable code for the error, shown by the CLI and carried by the service.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettleError::Period { .. } => "SETTLE_PERIOD_INVALID",
+            SettleError::PeriodNotPolicyYear { .. } => "SETTLE_PERIOD_NOT_POLICY_YEAR",
+            SettleError::Annotation { .. } => "SETTLE_ANNOTATION_INVALID",
+            SettleError::TooManyCases { .. } => "SETTLE_TOO_MANY_CASES",
+            SettleError::Settlement(inner) => inner.code(),
+            SettleError::Input(_) => "SETTLE_INPUT_UNREADABLE",
+            SettleError::Unbalanced { .. } => "SETTLE_INTERNAL",
+        }
+    }
+}
+
+/// A confirmed violation's penalty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// The hospital of the case, when the annotation names one (the service's do): the violation
+    /// applies only to that hospital's case.
+    pub hospital_id: Option<String>,
+    pub kind: String,
+    pub multiple: Decimal,
+}
+
+/// An approved or rejected special-review application (特病单议).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub hospital_id: Option<String>,
+    pub approved: bool,
+    pub reviewed_points: Option<Decimal>,
+}
+
+impl Review {
+    /// Reads a decision as every door gives it: `decision` is `approved` or `rejected`;
+    /// `reviewed_points` a number from 0 to [`MAX_REVIEWED_POINTS`], required when approved,
+    /// may be empty when rejected (and must still be a number when given). The problem names the field.
+    pub fn parse(hospital_id: Option<&str>, decision: &str, reviewed_points: &str) -> Result<Review, (&'static str, String)> {
+        let approved = match decision {
+            "approved" => true,
+            "rejected" => false,
+            other => return Err(("decision", format!("{other:?} is not approved or rejected"))),
+        };
+        let reviewed_points = match reviewed_points.trim() {
+            "" if approved => return Err(("reviewed_points", "is required when the decision is approved".into())),
+            "" => None,
+            text => match Decimal::from_str(text) {
+                Ok(points) if points >= Decimal::ZERO && points <= MAX_REVIEWED_POINTS => Some(points),
+                _ => return Err(("reviewed_points", format!("{text:?} is not a number from 0 to {MAX_REVIEWED_POINTS}"))),
+            },
+        };
+        Ok(Review { hospital_id: hospital_id.map(str::to_string), approved, reviewed_points })
+    }
+}
+
+/// The largest reviewed points a decision may give a case (a case's points are in the thousands).
+pub const MAX_REVIEWED_POINTS: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 0);
+
+/// Confirmed violations and special-review decisions, by case id. An annotation that names a
+/// hospital applies to that hospital's case only.
+#[derive(Debug, Default)]
+pub struct Annotations {
+    violations: FxHashMap<String, SmallVec<[Violation; 1]>>,
+    reviews: FxHashMap<String, SmallVec<[Review; 1]>>,
+}
+
+/// Which of a case's annotations apply: the one naming its hospital, else one naming none.
+fn for_case<'a, T>(list: Option<&'a SmallVec<[T; 1]>>, case: &Case, hospital_of: impl Fn(&T) -> Option<&str>) -> Option<&'a T> {
+    let list = list?;
+    let hospital = case.hospital_id.as_deref();
+    list.iter().find(|a| hospital_of(a).is_some_and(|h| Some(h) == hospital)).or_else(|| list.iter().find(|a| hospital_of(a).is_none()))
+}
+
+impl Annotations {
+    /// Adds a confirmed violation; `false` when the case (at that hospital) already has one.
+    pub fn add_violation(&mut self, policy: &Policy, case_id: &str, hospital_id: Option<&str>, kind: &str) -> bool {
+        let list = self.violations.entry(case_id.to_string()).or_default();
+        if list.iter().any(|v| v.hospital_id.as_deref() == hospital_id) {
+            return false;
+        }
+        list.push(Violation {
+            hospital_id: hospital_id.map(str::to_string),
+            kind: kind.to_string(),
+            multiple: policy.penalties.multiple(kind),
+        });
+        true
+    }
+
+    /// Adds a special-review decision; `false` when the case (at that hospital) already has one.
+    pub fn add_review(&mut self, case_id: &str, review: Review) -> bool {
+        let list = self.reviews.entry(case_id.to_string()).or_default();
+        if list.iter().any(|r| r.hospital_id == review.hospital_id) {
+            return false;
+        }
+        list.push(review);
+        true
+    }
+
+    pub fn violation(&self, case: &Case) -> Option<&Violation> {
+        for_case(self.violations.get(&case.case_id), case, |v| v.hospital_id.as_deref())
+    }
+
+    pub fn review(&self, case: &Case) -> Option<&Review> {
+        for_case(self.reviews.get(&case.case_id), case, |r| r.hospital_id.as_deref())
+    }
+
+    /// The case ids that have an annotation.
+    fn ids(&self) -> impl Iterator<Item = &String> + Clone {
+        self.violations.keys().chain(self.reviews.keys())
+    }
+}
+
+/// What a run settles: the policy and scorer snapshots, the mode and period, and the annotations.
+pub struct Request<'a> {
+    pub policy: &'a Policy,
+    pub scorer: &'a Scorer,
+    pub mode: Mode,
+    pub period: Period,
+    pub annotations: &'a Annotations,
+}
+
+/// A request resolved for settling cases: hospital indices and terms, and a filter over the
+/// annotated ids. Built once per run and shared read-only by every worker.
+pub struct Prepared<'a> {
+    pub request: &'a Request<'a>,
+    pub hospital_ids: Vec<String>,
+    hospital_index: FxHashMap<String, u32>,
+    hospital_terms: Vec<Option<(&'a str, Option<Decimal>)>>,
+    listed: IdFilter,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(request: &'a Request<'a>) -> Prepared<'a> {
+        let policy = request.policy;
+        let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
+        Prepared {
+            request,
+            hospital_index: hospital_ids.iter().enumerate().map(|(i, h)| (h.clone(), i as u32)).collect(),
+            hospital_terms: policy.hospitals.keys().map(|h| policy.hospital_terms(h)).collect(),
+            listed: IdFilter::new(request.annotations.ids()),
+            hospital_ids,
+        }
+    }
+}
+
+/// A record the run did not settle, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// 1-based number of the record in the input (header not counted).
+    pub record: u64,
+    pub case_id: String,
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+    /// A stable code: see [`rejection_code`].
+    pub code: &'static str,
+}
+
+/// Codes of rejected records.
+pub mod rejection_code {
+    /// The record does not read as a case (the field says which value).
+    pub const UNREADABLE: &str = "CASE_UNREADABLE";
+    /// A field settlement needs is empty.
+    pub const FIELD_REQUIRED: &str = "CASE_FIELD_REQUIRED";
+    /// The hospital is not one of the policy's.
+    pub const HOSPITAL_UNKNOWN: &str = "CASE_HOSPITAL_UNKNOWN";
+    /// Discharged outside the run's period.
+    pub const OUTSIDE_PERIOD: &str = "CASE_OUTSIDE_PERIOD";
+    /// The patient paid more than the case cost.
+    pub const PATIENT_PAID_EXCEEDS_COST: &str = "CASE_PATIENT_PAID_EXCEEDS_COST";
+    /// The case id was admitted earlier in the run.
+    pub const REPEATED_ID: &str = "CASE_ID_REPEATED";
+}
+
+/// A record's admission refused: (field, value, reason, code).
+pub struct Refusal {
+    pub field: &'static str,
+    pub value: String,
+    pub reason: String,
+    pub code: &'static str,
+}
+
+impl Refusal {
+    pub fn into_rejected(self, record: u64, case_id: &str) -> Rejected {
+        Rejected { record, case_id: case_id.to_string(), field: self.field.into(), value: self.value, reason: self.reason, code: self.code }
+    }
+}
+
+/// The settlement fields of an admitted case.
+pub struct Admitted {
+    pub hospital: u32,
+    pub fund: Fund,
+    pub month: u32,
+    pub total_cost: Decimal,
+    pub patient_paid: Decimal,
+}
+
+/// Rules 2–4 of the admission (the module's doc): the case's settlement fields, or why it is
+/// refused. Rule 5 (repeated ids) needs the whole run and is applied by the executors.
+pub fn admit(case: &Case, prepared: &Prepared<'_>) -> Result<Admitted, Refusal> {
+    use rejection_code::*;
+    let missing =
+        |field: &'static str| Refusal { field, value: String::new(), reason: "is required for settlement".into(), code: FIELD_REQUIRED };
+    let hospital = case.hospital_id.as_deref().ok_or_else(|| missing("hospital_id"))?;
+    let index = *prepared.hospital_index.get(hospital).ok_or_else(|| Refusal {
+        field: "hospital_id",
+        value: hospital.to_string(),
+        reason: "is not a hospital of the policy".into(),
+        code: HOSPITAL_UNKNOWN,
+    })?;
+    let fund = case.fund.ok_or_else(|| missing("fund"))?;
+    let discharged = case.discharge_date.ok_or_else(|| missing("discharge_date"))?;
+    if !prepared.request.period.contains(discharged) {
+        return Err(Refusal {
+            field: "discharge_date",
+            value: discharged.to_string(),
+            reason: "is outside the settlement period".into(),
+            code: OUTSIDE_PERIOD,
+        });
+    }
+    let total_cost = case.total_cost.ok_or_else(|| missing("total_cost"))?;
+    let patient_paid = case.patient_paid.ok_or_else(|| missing("patient_paid"))?;
+    if patient_paid > total_cost {
+        return Err(Refusal {
+            field: "patient_paid",
+            value: patient_paid.to_string(),
+            reason: format!("exceeds total_cost {total_cost}"),
+            code: PATIENT_PAID_EXCEEDS_COST,
+        });
+    }
+    Ok(Admitted { hospital: index, fund, month: discharged.ymd().1, total_cost, patient_paid })
+}
+
+/// The refusal of a case whose id was admitted at `first_record`.
+pub fn repeated(case_id: &str, first_record: u64) -> Refusal {
+    Refusal {
+        field: "case_id",
+        value: case_id.to_string(),
+        reason: format!("repeats the case id of record {first_record}: a case is settled once"),
+        code: rejection_code::REPEATED_ID,
+    }
+}
+
+/// An admitted case, settled: its compact settlement record and whether it applied for a
+/// special review (which counts toward the hospital's quota).
+pub struct Settled {
+    pub case: SettlementCase,
+    pub review_applied: bool,
+}
+
+/// Admits, groups and prices one case, and applies its annotations; writes its `cases.csv` row
+/// (without the amount) into `row`. `id_hash` is the case id's [`id_hash`].
+pub fn settle_case(prepared: &Prepared<'_>, case: &Case, id_hash: u64, row: &mut String) -> Result<Settled, Refusal> {
+    let request = prepared.request;
+    let Admitted { hospital, fund, month, total_cost, patient_paid } = admit(case, prepared)?;
+    let assessment = request.scorer.assess_at(request.policy, case, prepared.hospital_terms[hospital as usize]);
+    let listed = prepared.listed.might_hold(id_hash);
+    let violation = if listed { request.annotations.violation(case) } else { None };
+    let review = if listed { request.annotations.review(case) } else { None };
+    let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
+    let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
+    let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
+    case_row(row, case, fund, month, &assessment, &settlement, violation, review, reviewed_points);
+    Ok(Settled { case: settlement, review_applied: review.is_some() })
+}
+
+/// The header of `cases.csv`.
+pub const CASES_HEADER: &str = "case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n";
+
+/// A `cases.csv` row without its amount (and line end).
+#[allow(clippy::too_many_arguments)]
+fn case_row(
+    row: &mut String,
+    case: &Case,
+    fund: Fund,
+    month: u32,
+    assessment: &Assessment,
+    settlement: &SettlementCase,
+    violation: Option<&Violation>,
+    review: Option<&Review>,
+    reviewed_points: Option<Decimal>,
+) {
+    row.clear();
+    csv_field(row, &case.case_id);
+    for part in [case.hospital_id.as_deref().unwrap_or(""), fund.as_str()] {
+        row.push(',');
+        row.push_str(part);
+    }
+    row.push(',');
+    if month >= 10 {
+        row.push('1');
+    }
+    row.push(char::from(b'0' + (month % 10) as u8));
+    row.push(',');
+    row.push_str(assessment.status);
+    row.push(',');
+    csv_field(row, &assessment.group);
+    row.push(',');
+    row.push_str(assessment.points.category.as_str());
+    row.push(',');
+    push_rounded(row, assessment.points.base_score, 28);
+    row.push(',');
+    if let Some(ratio) = assessment.points.cost_ratio {
+        push_rounded(row, ratio, 4);
+    }
+    row.push(',');
+    push_decimal(row, assessment.points.points.value());
+    row.push(',');
+    push_decimal(row, settlement.counted_points());
+    row.push(',');
+    if let Some(v) = violation {
+        let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
+    }
+    row.push(',');
+    match review {
+        Some(r) if r.approved => {
+            let _ = write!(row, "approved {}", reviewed_points.unwrap_or_default());
+        }
+        Some(_) => row.push_str("rejected"),
+        None => {}
+    }
+    // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
+    let mut factors: [Option<Decimal>; 4] = [None; 4];
+    for factor in &assessment.points.factors {
+        let slot = match factor.reason {
+            Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
+            Reason::Severity(_) => 1,
+            Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
+            Reason::BedDay { .. } => 3,
+            _ => continue,
+        };
+        factors[slot] = Some(factor.value);
+    }
+    for factor in factors {
+        row.push(',');
+        if let Some(value) = factor {
+            push_rounded(row, value, 4);
+        }
+    }
+}
+
+/// Appends a row's amount (in fen) and its line end.
+pub fn push_amount(line: &mut String, amount_fen: i64) {
+    line.push(',');
+    push_decimal(line, Decimal::new(amount_fen, 2));
+    line.push('\n');
+}
+
+fn csv_field(out: &mut String, text: &str) {
+    if text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// The hash of a case id that the executors use for repeats and the annotation filter.
+pub fn id_hash(id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A one-hash Bloom filter over case ids ([`id_hash`]): `might_hold` is false only for ids that
+/// were not inserted. About 16 bits per id, so a few percent of misses take the full lookup.
+pub struct IdFilter {
+    bits: Vec<u64>,
+    mask: u64,
+}
+
+impl IdFilter {
+    pub fn new<'a>(ids: impl Iterator<Item = &'a String> + Clone) -> IdFilter {
+        let wanted = (ids.clone().count() * 16).max(64).next_power_of_two();
+        let mut filter = IdFilter { bits: vec![0; wanted / 64], mask: wanted as u64 - 1 };
+        for id in ids {
+            let bit = id_hash(id) & filter.mask;
+            filter.bits[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        filter
+    }
+
+    /// Asks the cache for the word `might_hold(hash)` will read (no effect on results).
+    pub fn prefetch(&self, hash: u64) {
+        prefetch_index::prefetch_index(&self.bits, ((hash & self.mask) / 64) as usize);
+    }
+
+    pub fn might_hold(&self, hash: u64) -> bool {
+        let bit = hash & self.mask;
+        self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+}
+
+impl Prepared<'_> {
+    pub fn prefetch_listed(&self, hash: u64) {
+        self.listed.prefetch(hash);
+    }
+}
+
+/// Splits a statement's gross over its cases by counted points (largest remainder, ties to the
+/// earlier case), so the cases' amounts add up to the statement exactly. Negative weights that
+/// sum negative are split as their negation; weights that sum to zero leave the gross with the
+/// first case.
+pub fn split_over_cases(gross_fen: i64, weights: &[Decimal]) -> Vec<i64> {
+    let sum: Decimal = weights.iter().copied().sum();
+    if sum > Decimal::ZERO {
+        if let Ok(parts) = largest_remainder(gross_fen, weights) {
+            return parts;
+        }
+    } else if sum < Decimal::ZERO {
+        let negated: Vec<Decimal> = weights.iter().map(|w| -*w).collect();
+        if let Ok(parts) = largest_remainder(-gross_fen, &negated) {
+            return parts.into_iter().map(|p| -p).collect();
+        }
+    }
+    let mut parts = vec![0; weights.len()];
+    if let Some(first) = parts.first_mut() {
+        *first = gross_fen;
+    }
+    parts
+}
+
+/// An amount in yuan (to the fen) as whole fen.
+pub fn to_fen(amount: Yuan) -> i64 {
+    let scaled = amount.to_fen().0 * Decimal::from(100);
+    i64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).unwrap_or(0)
+}
+
+/// The run's statements and point values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statements {
+    Monthly(Vec<PointValueRecord>, Vec<settlement::MonthlyStatement>),
+    Annual(Vec<PointValueRecord>, Vec<settlement::AnnualStatement>),
+}
+
+/// From the run's totals per (hospital, fund, month) and its special-review applications per
+/// hospital: the quota check, then the statements. Both executors end here.
+pub fn conclude(prepared: &Prepared<'_>, monthly_totals: MonthlyTotals, applications: &[u64]) -> Result<Statements, SettleError> {
+    let request = prepared.request;
+    let mut cases_per_hospital = vec![0u64; prepared.hospital_ids.len()];
+    for ((hospital, _, _), totals) in &monthly_totals {
+        cases_per_hospital[*hospital as usize] += totals.cases;
+    }
+    settlement::check_special_review_quota(request.policy, &prepared.hospital_ids, &cases_per_hospital, applications)?;
+    Ok(match request.mode {
+        Mode::Monthly => {
+            let (values, statements) = settlement::monthly_from_totals(request.policy, monthly_totals)?;
+            Statements::Monthly(values, statements)
+        }
+        Mode::Annual => {
+            let (values, statements) = settlement::annual_from_totals(request.policy, monthly_totals, &prepared.hospital_ids)?;
+            Statements::Annual(values, statements)
+        }
+    })
+}
+
+/// What a run produced. `cases` holds the `cases.csv` lines, in input order, in the executor's
+/// own form ([`CaseLines`]).
+pub struct Outcome<C> {
+    pub submitted: u64,
+    pub accepted: u64,
+    /// Every record not settled, in record order.
+    pub rejected: Vec<Rejected>,
+    pub statements: Statements,
+    pub hospital_ids: Vec<String>,
+    pub cases: C,
+}
+
+/// The `cases.csv` lines of a run (header not included), however an executor holds them.
+pub trait CaseLines {
+    /// All lines, in input order.
+    fn to_bytes(&self) -> Vec<u8>;
+    /// Writes all lines into `file` from byte `offset` on (the file's own position is not used).
+    fn write_at(&self, file: &std::fs::File, offset: u64) -> std::io::Result<()>;
+}
+
+/// What a run was, for its summary.
+pub struct RunInfo<'a> {
+    pub mode: Mode,
+    pub period: Period,
+    pub policy: &'a Policy,
+    pub tables_fingerprint: &'a str,
+    pub submitted: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub hospital_ids: &'a [String],
+}
+
+impl<C> Outcome<C> {
+    /// The summary's description of this run.
+    pub fn info<'a>(&'a self, request: &'a Request<'a>) -> RunInfo<'a> {
+        RunInfo {
+            mode: request.mode,
+            period: request.period,
+            policy: request.policy,
+            tables_fingerprint: request.scorer.fingerprint(),
+            submitted: self.submitted,
+            accepted: self.accepted,
+            rejected: self.rejected.len() as u64,
+            hospital_ids: &self.hospital_ids,
+        }
+    }
+}
+
+impl Statements {
+    pub fn point_values(&self) -> &[PointValueRecord] {
+        match self {
+            Statements::Monthly(v, _) | Statements::Annual(v, _) => v,
+        }
+    }
+
+    /// Each statement's (hospital, fund) and gross, in statement order.
+    pub fn gross_by_statement(&self) -> Vec<((u32, Fund), Yuan)> {
+        match self {
+            Statements::Monthly(_, s) => s.iter().map(|s| ((s.hospital, s.fund), s.gross)).collect(),
+            Statements::Annual(_, s) => s.iter().map(|s| ((s.hospital, s.fund), s.gross)).collect(),
+        }
+    }
+
+    /// The statements as a table (`statements.csv`, the XLSX sheet, the report).
+    pub fn statements_table(&self, policy: &Policy, hospital_ids: &[String]) -> Table {
+        let hospital = |index: u32| {
+            let id = hospital_ids.get(index as usize).cloned().unwrap_or_default();
+            let info = policy.hospitals.get(&id);
+            (id, info.and_then(|h| h.name.clone()).unwrap_or_default(), info.map(|h| h.level.clone()).unwrap_or_default())
+        };
+        let common = [
+            "hospital_id",
+            "hospital_name",
+            "level",
+            "fund",
+            "cases",
+            "grouped_cases",
+            "exempt_cases",
+            "penalised_cases",
+            "reviewed_cases",
+            "points",
+            "penalty_points",
+            "counted_points",
+            "cmi",
+            "total_cost",
+            "point_value",
+            "gross",
+            "patient_paid",
+        ];
+        let totals_cells = |t: &settlement::Totals| {
+            vec![
+                t.cases.to_string(),
+                t.grouped_cases.to_string(),
+                t.exempt_cases.to_string(),
+                t.penalised_cases.to_string(),
+                t.reviewed_cases.to_string(),
+                t.points.normalize().to_string(),
+                t.penalty_points.normalize().to_string(),
+                t.counted_points.normalize().to_string(),
+                t.cmi(policy.average_case_score()).to_string(),
+                Yuan(t.total_cost).to_fen().to_string(),
+            ]
+        };
+        match self {
+            Statements::Monthly(_, statements) => {
+                let mut header: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+                header.extend(["amount", "paid_now", "deposit"].map(String::from));
+                let rows = statements
+                    .iter()
+                    .map(|s| {
+                        let (id, name, level) = hospital(s.hospital);
+                        let mut row = vec![id, name, level, s.fund.as_str().to_string()];
+                        row.extend(totals_cells(&s.totals));
+                        row.extend([
+                            s.point_value.to_string(),
+                            s.gross.0.to_string(),
+                            s.patient_paid.0.to_string(),
+                            s.amount.0.to_string(),
+                            s.paid_now.0.to_string(),
+                            s.deposit.0.to_string(),
+                        ]);
+                        row
+                    })
+                    .collect();
+                Table { header, rows }
+            }
+            Statements::Annual(_, statements) => {
+                let mut header: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+                header.extend(
+                    [
+                        "fund_due",
+                        "band_adjustment",
+                        "deposit_held",
+                        "assessment",
+                        "deposit_forfeited",
+                        "final_due",
+                        "paid_monthly",
+                        "balance",
+                    ]
+                    .map(String::from),
+                );
+                let rows = statements
+                    .iter()
+                    .map(|s| {
+                        let (id, name, level) = hospital(s.hospital);
+                        let mut row = vec![id, name, level, s.fund.as_str().to_string()];
+                        row.extend(totals_cells(&s.totals));
+                        row.extend([
+                            s.point_value.to_string(),
+                            s.gross.0.to_string(),
+                            s.patient_paid.0.to_string(),
+                            s.fund_due.0.to_string(),
+                            s.band_adjustment.0.to_string(),
+                            s.deposit_held.0.to_string(),
+                            s.assessment.normalize().to_string(),
+                            s.deposit_forfeited.0.to_string(),
+                            s.final_due.0.to_string(),
+                            s.paid_monthly.0.to_string(),
+                            s.balance.0.to_string(),
+                        ]);
+                        row
+                    })
+                    .collect();
+                Table { header, rows }
+            }
+        }
+    }
+
+    /// The run's summary as a key/value table (`summary.csv`).
+    pub fn summary_table(&self, run: &RunInfo<'_>) -> Table {
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut add = |key: &str, value: String| rows.push(vec![key.to_string(), value]);
+        add("mode", run.mode.as_str().to_string());
+        add("period", run.period.to_string());
+        add("region", run.policy.region.clone());
+        add("policy_version", run.policy.version.clone());
+        add("scheme", format!("{:?}", run.policy.scheme).to_lowercase());
+        add("tables_fingerprint", run.tables_fingerprint.to_string());
+        add("submitted", run.submitted.to_string());
+        add("accepted", run.accepted.to_string());
+        add("rejected", run.rejected.to_string());
+        add("hospitals", run.hospital_ids.len().to_string());
+        for record in self.point_values() {
+            let fund = record.fund.as_str();
+            add(&format!("{fund}.point_value_method"), format!("{:?}", record.method).to_lowercase());
+            add(&format!("{fund}.point_value"), record.value.to_string());
+            add(&format!("{fund}.point_value_exact"), record.exact.to_string());
+            if let Some(d) = record.distributable {
+                add(&format!("{fund}.distributable"), d.0.to_string());
+            }
+            for (name, value) in &record.inputs {
+                add(&format!("{fund}.input.{name}"), value.normalize().to_string());
+            }
+        }
+        let gross: Yuan = self.gross_by_statement().iter().map(|(_, g)| *g).sum();
+        add("gross_total", gross.0.to_string());
+        Table { header: vec!["key".into(), "value".into()], rows }
+    }
+}
+
+/// The rejects as a table (`rejects.csv`).
+pub fn rejects_table(rejected: &[Rejected]) -> Table {
+    Table {
+        header: ["record", "case_id", "field", "value", "reason"].map(String::from).to_vec(),
+        rows: rejected
+            .iter()
+            .map(|r| vec![r.record.to_string(), r.case_id.clone(), r.field.clone(), r.value.clone(), r.reason.clone()])
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_strictly() {
+        assert_eq!(Period::parse(Mode::Monthly, "2026-03").unwrap(), Period { year: 2026, month: Some(3) });
+        assert_eq!(Period::parse(Mode::Annual, "2026").unwrap(), Period { year: 2026, month: None });
+        for bad in ["2026-13", "2026-00", "2026-3", "abcd", "2026", "+2026-01", "2026-01-01", "", "20260-01", "2026-1a"] {
+            let error = Period::parse(Mode::Monthly, bad).unwrap_err();
+            assert_eq!(error.code(), "SETTLE_PERIOD_INVALID", "{bad}");
+        }
+        for bad in ["abcd", "2026-03", "+202", "02026", "", "-202"] {
+            assert!(Period::parse(Mode::Annual, bad).is_err(), "{bad}");
+        }
+        assert_eq!(Period::parse(Mode::Monthly, "2026-03").unwrap().to_string(), "2026-03");
+    }
+
+    #[test]
+    fn reviews_parse_like_every_door_gives_them() {
+        assert_eq!(Review::parse(None, "approved", "5000").unwrap().reviewed_points, Some(Decimal::from(5000)));
+        assert_eq!(Review::parse(None, "approved", "").unwrap_err().0, "reviewed_points");
+        assert_eq!(Review::parse(None, "approved", "abc").unwrap_err().0, "reviewed_points");
+        assert_eq!(Review::parse(None, "approved", "-1").unwrap_err().0, "reviewed_points");
+        assert_eq!(Review::parse(None, "maybe", "1").unwrap_err().0, "decision");
+        assert_eq!(Review::parse(None, "rejected", "").unwrap().reviewed_points, None);
+    }
+
+    #[test]
+    fn the_id_filter_holds_every_listed_id_and_few_others() {
+        let listed: Vec<String> = (0..5000).map(|i| format!("C{:010}", i * 7)).collect();
+        let filter = IdFilter::new(listed.iter());
+        assert!(listed.iter().all(|id| filter.might_hold(id_hash(id))));
+        let others = (0..20_000).map(|i| format!("C{:010}", i * 7 + 3)).filter(|id| filter.might_hold(id_hash(id))).count();
+        assert!(others < 20_000 / 10, "{others} false positives");
+        let empty = IdFilter::new([].iter());
+        assert!(!empty.might_hold(id_hash("C1")));
+    }
+}
