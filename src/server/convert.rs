@@ -35,6 +35,17 @@ pub fn invalid_argument(message: &str, errors: &[FieldError]) -> Status {
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
+/// The domain of the `google.rpc.ErrorInfo` every coded error carries.
+pub const ERROR_DOMAIN: &str = "dipdrg.v1";
+
+/// INVALID_ARGUMENT naming one field, with the error's stable code as `ErrorInfo.reason`.
+pub fn coded_invalid_argument(code: &str, field: &str, description: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, description);
+    details.set_error_info(code, ERROR_DOMAIN, std::collections::HashMap::new());
+    Status::with_error_details(Code::InvalidArgument, format!("{field}: {description}"), details)
+}
+
 fn money(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
     if text.is_empty() {
         return None;

@@ -8,8 +8,6 @@ use super::proto::{self, review_service_server::ReviewService};
 use super::AppState;
 use crate::store::{now_rfc3339, Annotation};
 use prost::Message;
-use rust_decimal::Decimal;
-use std::str::FromStr;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -141,18 +139,14 @@ impl ReviewService for Reviews {
         let request = request.into_inner();
         let mut decision = request.decision.ok_or_else(|| invalid("decision", "is required".into()))?;
         let (hospital, case_id) = case_name("decision.case", &decision.case)?;
-        match proto::ReviewDecision::try_from(decision.decision) {
-            Ok(proto::ReviewDecision::Approved) => match Decimal::from_str(&decision.reviewed_points) {
-                Ok(points) if points >= Decimal::ZERO => {}
-                _ => {
-                    return Err(invalid(
-                        "decision.reviewed_points",
-                        format!("{:?} must be a non-negative decimal when approved", decision.reviewed_points),
-                    ))
-                }
-            },
-            Ok(proto::ReviewDecision::Rejected) => {}
+        // The engine's reading of a decision, so a run never meets one it cannot use.
+        let text = match proto::ReviewDecision::try_from(decision.decision) {
+            Ok(proto::ReviewDecision::Approved) => "approved",
+            Ok(proto::ReviewDecision::Rejected) => "rejected",
             _ => return Err(invalid("decision.decision", "must be APPROVED or REJECTED".into())),
+        };
+        if let Err((field, reason)) = crate::settle::Review::parse(Some(&hospital), text, &decision.reviewed_points) {
+            return Err(invalid(&format!("decision.{field}"), reason));
         }
         self.require_case(&hospital, &case_id).await?;
         decision.name = format!("{}/specialReview", decision.case);

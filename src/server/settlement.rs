@@ -6,13 +6,16 @@
 //! token sees its own statements only.
 
 use super::auth::{role, Role};
+use super::convert::coded_invalid_argument;
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, settlement_service_server::SettlementService};
 use super::versions::{Fingerprint, Snapshot, VersionError};
 use super::AppState;
 use crate::case::Fund;
-use crate::io::case_csv::parse_case_row;
-use crate::settlement::{self, CaseTerms, PointValueRecord, SettlementCase};
+use crate::io::case_csv::standard_layout;
+use crate::io::chunks::CHUNK_BYTES;
+use crate::settle::{self, Annotations, Mode, Period, Review, SettleError, Statements};
+use crate::settlement::{self, PointValueRecord};
 use crate::store::{now_rfc3339, StoreError};
 use prost::Message;
 use rust_decimal::Decimal;
@@ -49,92 +52,112 @@ fn point_value_message(record: &PointValueRecord) -> proto::PointValue {
 /// Encoded statements keyed by `{hospital}.{fund}`.
 type KeyedStatements = Vec<(String, Vec<u8>)>;
 
-/// Computes a run over every stored case of the period with `snapshot`'s policy and tables:
-/// (finished run, statements by key). `expected_cases` is the cases fingerprint a re-run must
-/// find.
-fn compute(
-    state: &AppState,
-    snapshot: &Snapshot,
-    mut run: proto::SettlementRun,
-    expected_cases: Option<&str>,
-) -> Result<(proto::SettlementRun, KeyedStatements), String> {
-    let policy = snapshot.policy();
-    let mut cases_fingerprint = Fingerprint::default();
-    let monthly = run.mode == proto::SettlementMode::Monthly as i32;
-    let (year, month) = match (monthly, run.period.split_once('-')) {
-        (true, Some((y, m))) => (y.parse::<i32>().map_err(|_| "bad period")?, Some(m.parse::<u32>().map_err(|_| "bad period")?)),
-        (false, None) => (run.period.parse::<i32>().map_err(|_| "bad period")?, None),
-        _ => return Err(format!("period {:?} does not fit the mode", run.period)),
-    };
-    let hospital_ids: Vec<String> = policy.hospitals.keys().cloned().collect();
-    // Confirmed violations and review decisions, by (hospital, case id).
-    let annotations = |kind: &str| -> Result<std::collections::HashMap<(String, String), Vec<u8>>, String> {
-        let mut all = std::collections::HashMap::new();
+/// How many rejected cases a run lists (all are counted).
+const LISTED_REJECTS: usize = 1000;
+
+/// Why a run failed: (code, message).
+type RunFailure = (&'static str, String);
+
+fn store_failure(e: StoreError) -> RunFailure {
+    ("STORE_UNAVAILABLE", e.to_string())
+}
+
+/// The stored violations and special-review decisions as the engine's annotations, each scoped
+/// to its hospital. A stored decision the engine cannot read fails the run (never dropped).
+fn stored_annotations(state: &AppState, policy: &crate::policy::Policy) -> Result<Annotations, RunFailure> {
+    let mut annotations = Annotations::default();
+    let each = |kind: &str, visit: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), RunFailure>| -> Result<(), RunFailure> {
         let mut after: Option<(String, String)> = None;
         loop {
             let page = state
                 .store
                 .list_annotations(kind, None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000)
-                .map_err(|e| e.to_string())?;
+                .map_err(store_failure)?;
             let Some((h, c, _)) = page.last() else { break };
             after = Some((h.clone(), c.clone()));
-            for (h, c, record) in page {
-                all.insert((h, c), record);
+            for (hospital, case_id, record) in &page {
+                visit(hospital, case_id, record)?;
             }
         }
-        Ok(all)
+        Ok(())
     };
-    let violations = annotations(super::reviews::VIOLATION)?;
-    let decisions = annotations(super::reviews::DECISION)?;
-    let mut applications = vec![0u64; hospital_ids.len()];
-    let mut cases = Vec::new();
-    let mut skipped = 0i64;
-    // Hospital index by id (the policy lists hundreds; cases come by the million).
-    let hospital_index: std::collections::HashMap<&str, usize> = hospital_ids.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    let unreadable = |hospital: &str, case_id: &str, reason: String| {
+        let error =
+            SettleError::Annotation { source_name: format!("hospitals/{hospital}/cases/{case_id}"), record: 1, field: "decision", reason };
+        (error.code(), error.to_string())
+    };
+    let mut violations = Vec::new();
+    each(super::reviews::VIOLATION, &mut |hospital, case_id, record| {
+        let violation = proto::Violation::decode(record).map_err(|e| unreadable(hospital, case_id, e.to_string()))?;
+        violations.push((hospital.to_string(), case_id.to_string(), violation.kind));
+        Ok(())
+    })?;
+    for (hospital, case_id, kind) in violations {
+        annotations.add_violation(policy, &case_id, Some(&hospital), &kind);
+    }
+    let mut reviews = Vec::new();
+    each(super::reviews::DECISION, &mut |hospital, case_id, record| {
+        let decision = proto::SpecialReviewDecision::decode(record).map_err(|e| unreadable(hospital, case_id, e.to_string()))?;
+        let text = match proto::ReviewDecision::try_from(decision.decision) {
+            Ok(proto::ReviewDecision::Approved) => "approved",
+            Ok(proto::ReviewDecision::Rejected) => "rejected",
+            _ => "",
+        };
+        let review = Review::parse(Some(hospital), text, &decision.reviewed_points)
+            .map_err(|(field, reason)| unreadable(hospital, case_id, format!("{field}: {reason}")))?;
+        reviews.push((case_id.to_string(), review));
+        Ok(())
+    })?;
+    for (case_id, review) in reviews {
+        annotations.add_review(&case_id, review);
+    }
+    Ok(annotations)
+}
+
+/// Computes a run over every stored case with `snapshot`'s policy and tables, through the same
+/// engine as `dipdrg settle` (its parallel executor, over the stored rows in (hospital, case id)
+/// order): (finished run, statements by key). `expected_cases` is the cases fingerprint a re-run
+/// must find.
+fn compute(
+    state: &AppState,
+    snapshot: &Snapshot,
+    mut run: proto::SettlementRun,
+    period: Period,
+    expected_cases: Option<&str>,
+) -> Result<(proto::SettlementRun, KeyedStatements), RunFailure> {
+    let policy = snapshot.policy();
+    let mode = if run.mode == proto::SettlementMode::Monthly as i32 { Mode::Monthly } else { Mode::Annual };
+    let annotations = stored_annotations(state, policy)?;
+    // The stored rows as one CSV text in the standard layout, and each record's (hospital, case id).
+    let mut cases_fingerprint = Fingerprint::default();
+    let mut text = Vec::new();
+    let mut keys: Vec<(String, String)> = Vec::new();
     crate::store::for_each_case(state.store.as_ref(), |row| {
         cases_fingerprint.feed(row.hospital_id.as_bytes());
         cases_fingerprint.feed(row.case_id.as_bytes());
         cases_fingerprint.feed(row.row.as_bytes());
-        let Ok(case) = parse_case_row(&row.row) else {
-            skipped += 1;
-            return;
-        };
-        let hospital = case.hospital_id.as_deref().and_then(|h| hospital_index.get(h).copied());
-        let in_period = case.discharge_date.is_some_and(|d| d.in_period(year, month));
-        let (Some(hospital), Some(fund), true, Some(total_cost)) = (hospital, case.fund, in_period, case.total_cost) else {
-            skipped += 1;
-            return;
-        };
-        let assessment = snapshot.scorer.assess(policy, &case);
-        let key = (row.hospital_id.clone(), row.case_id.clone());
-        let penalty_multiple =
-            violations.get(&key).and_then(|bytes| proto::Violation::decode(&bytes[..]).ok()).map(|v| policy.penalties.multiple(&v.kind));
-        let decision = decisions.get(&key).and_then(|bytes| proto::SpecialReviewDecision::decode(&bytes[..]).ok());
-        applications[hospital] += u64::from(decision.is_some());
-        let reviewed_points = decision
-            .filter(|d| d.decision == proto::ReviewDecision::Approved as i32)
-            .and_then(|d| d.reviewed_points.parse::<Decimal>().ok());
-        let month = case.discharge_date.map_or(1, |d| d.ymd().1);
-        let patient_paid = case.patient_paid.unwrap_or_default();
-        let terms = CaseTerms { reviewed_points, penalty_multiple, ..CaseTerms::assessed(&assessment) };
-        cases.push(SettlementCase::new(hospital as u32, fund, month, terms, total_cost, patient_paid));
+        text.extend_from_slice(row.row.as_bytes());
+        text.push(b'\n');
+        keys.push((row.hospital_id.clone(), row.case_id.clone()));
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(store_failure)?;
     let cases_fingerprint = cases_fingerprint.hex();
     if let Some(expected) = expected_cases.filter(|e| *e != cases_fingerprint) {
-        return Err(format!(
-            "the stored cases changed since {}: cases fingerprint {expected} then, {cases_fingerprint} now, so a re-run would not reproduce it",
-            run.rerun_of
+        return Err((
+            "RUN_CASES_CHANGED",
+            format!(
+                "the stored cases changed since {}: cases fingerprint {expected} then, {cases_fingerprint} now, so a re-run would not reproduce it",
+                run.rerun_of
+            ),
         ));
     }
     run.cases_fingerprint = cases_fingerprint;
-    let mut cases_per_hospital = vec![0u64; hospital_ids.len()];
-    for case in &cases {
-        cases_per_hospital[case.hospital as usize] += 1;
-    }
-    settlement::check_special_review_quota(policy, &hospital_ids, &cases_per_hospital, &applications).map_err(|e| e.to_string())?;
-    let mut statements = Vec::new();
-    let mut gross_total = Decimal::ZERO;
+    let request = settle::Request { policy, scorer: &snapshot.scorer, mode, period, annotations: &annotations };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (outcome, _) = settle::parallel::run(&request, &text[..], &standard_layout(), Some(text.len() as u64), threads, CHUNK_BYTES)
+        .map_err(|e| (e.code(), e.to_string()))?;
+    drop(text);
+    let hospital_ids = &outcome.hospital_ids;
     let key = |hospital: u32, fund: Fund| format!("{}.{}", hospital_ids.get(hospital as usize).map_or("", String::as_str), fund.as_str());
     let base = |hospital: u32, fund: Fund, totals: &settlement::Totals, point_value: String, gross: Decimal, patient_paid: Decimal| {
         proto::Statement {
@@ -153,37 +176,54 @@ fn compute(
             ..Default::default()
         }
     };
-    let point_values = if monthly {
-        let (values, monthly_statements) = settlement::monthly(policy, &cases, hospital_ids.len()).map_err(|e| e.to_string())?;
-        for s in &monthly_statements {
-            gross_total += s.gross.0;
-            let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
-            message.amount = s.amount.0.to_string();
-            message.paid_now = s.paid_now.0.to_string();
-            message.deposit = s.deposit.0.to_string();
-            statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+    let mut statements = Vec::new();
+    let mut gross_total = Decimal::ZERO;
+    match &outcome.statements {
+        Statements::Monthly(_, monthly) => {
+            for s in monthly {
+                gross_total += s.gross.0;
+                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+                message.amount = s.amount.0.to_string();
+                message.paid_now = s.paid_now.0.to_string();
+                message.deposit = s.deposit.0.to_string();
+                statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+            }
         }
-        values
-    } else {
-        let (values, annual_statements) = settlement::annual(policy, &cases, &hospital_ids).map_err(|e| e.to_string())?;
-        for s in &annual_statements {
-            gross_total += s.gross.0;
-            let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
-            message.fund_due = s.fund_due.0.to_string();
-            message.band_adjustment = s.band_adjustment.0.to_string();
-            message.deposit_forfeited = s.deposit_forfeited.0.to_string();
-            message.final_due = s.final_due.0.to_string();
-            message.paid_monthly = s.paid_monthly.0.to_string();
-            message.balance = s.balance.0.to_string();
-            statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+        Statements::Annual(_, annual) => {
+            for s in annual {
+                gross_total += s.gross.0;
+                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+                message.fund_due = s.fund_due.0.to_string();
+                message.band_adjustment = s.band_adjustment.0.to_string();
+                message.deposit_forfeited = s.deposit_forfeited.0.to_string();
+                message.final_due = s.final_due.0.to_string();
+                message.paid_monthly = s.paid_monthly.0.to_string();
+                message.balance = s.balance.0.to_string();
+                statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
+            }
         }
-        values
-    };
+    }
     run.state = proto::RunState::Succeeded as i32;
     run.progress = "1".into();
-    run.cases = cases.len() as i64;
-    run.skipped_cases = skipped;
-    run.point_values = point_values.iter().map(point_value_message).collect();
+    run.cases = outcome.accepted as i64;
+    run.rejected_cases = outcome.rejected.len() as i64;
+    run.skipped_cases = run.rejected_cases;
+    run.rejects = outcome
+        .rejected
+        .iter()
+        .take(LISTED_REJECTS)
+        .map(|r| {
+            let (hospital, case_id) = keys.get(r.record as usize - 1).cloned().unwrap_or_default();
+            proto::RejectedCase {
+                case: format!("hospitals/{hospital}/cases/{case_id}"),
+                field: r.field.clone(),
+                value: r.value.clone(),
+                reason: r.reason.clone(),
+                code: r.code.to_string(),
+            }
+        })
+        .collect();
+    run.point_values = outcome.statements.point_values().iter().map(point_value_message).collect();
     run.gross_total = gross_total.to_string();
     run.complete_time = now_rfc3339();
     Ok((run, statements))
@@ -232,18 +272,17 @@ impl SettlementService for Settlements {
             Some(o) => (o.mode, o.period.clone()),
             None => (request.mode, request.period.clone()),
         };
-        let mode = proto::SettlementMode::try_from(mode_value).unwrap_or(proto::SettlementMode::Unspecified);
-        let period_ok = match mode {
-            proto::SettlementMode::Monthly => period.len() == 7 && period.as_bytes()[4] == b'-',
-            proto::SettlementMode::Annual => period.len() == 4,
-            proto::SettlementMode::Unspecified => false,
+        let mode = match proto::SettlementMode::try_from(mode_value) {
+            Ok(proto::SettlementMode::Monthly) => Mode::Monthly,
+            Ok(proto::SettlementMode::Annual) => Mode::Annual,
+            _ => {
+                return Err(coded_invalid_argument(
+                    "SETTLE_MODE_INVALID",
+                    "mode",
+                    "must be MONTHLY (period YYYY-MM) or ANNUAL (period YYYY)",
+                ))
+            }
         };
-        if !period_ok {
-            let mut details = tonic_types::ErrorDetails::new();
-            details.add_bad_request_violation("mode", "must be MONTHLY (period YYYY-MM) or ANNUAL (period YYYY)");
-            details.add_bad_request_violation("period", format!("{period:?} does not fit the mode"));
-            return Err(<Status as tonic_types::StatusExt>::with_error_details(tonic::Code::InvalidArgument, "bad run", details));
-        }
         let snapshot = match &original {
             None => self.state.versions.active(),
             Some(o) => {
@@ -256,6 +295,8 @@ impl SettlementService for Settlements {
                 })?)
             }
         };
+        let period =
+            Period::parse_for(snapshot.policy(), mode, &period).map_err(|e| coded_invalid_argument(e.code(), "period", &e.to_string()))?;
         let store = self.state.store.clone();
         if !request.request_id.is_empty() {
             let id = request.request_id.clone();
@@ -272,8 +313,8 @@ impl SettlementService for Settlements {
         let policy = snapshot.policy();
         let run = proto::SettlementRun {
             name: format!("settlementRuns/{run_id}"),
-            mode: mode as i32,
-            period,
+            mode: mode_value,
+            period: period.to_string(),
             state: proto::RunState::Running as i32,
             progress: "0".into(),
             policy_region: policy.region.clone(),
@@ -301,15 +342,24 @@ impl SettlementService for Settlements {
         let state = self.state.clone();
         let started = run.clone();
         tokio::task::spawn_blocking(move || {
-            let outcome = compute(&state, &snapshot, started.clone(), expected_cases.as_deref());
+            let outcome = compute(&state, &snapshot, started.clone(), period, expected_cases.as_deref());
             let finished = match outcome {
                 Ok((finished, statements)) => match state.store.put_statements(&run_id, &statements) {
                     Ok(()) => finished,
-                    Err(e) => proto::SettlementRun { state: proto::RunState::Failed as i32, error: e.to_string(), ..started },
+                    Err(e) => proto::SettlementRun {
+                        state: proto::RunState::Failed as i32,
+                        error: e.to_string(),
+                        error_code: "STORE_UNAVAILABLE".into(),
+                        ..started
+                    },
                 },
-                Err(error) => {
-                    proto::SettlementRun { state: proto::RunState::Failed as i32, error, complete_time: now_rfc3339(), ..started }
-                }
+                Err((code, error)) => proto::SettlementRun {
+                    state: proto::RunState::Failed as i32,
+                    error,
+                    error_code: code.into(),
+                    complete_time: now_rfc3339(),
+                    ..started
+                },
             };
             tracing::info!(
                 run = %finished.name,
