@@ -8,6 +8,11 @@ use rust_decimal::Decimal;
 use std::fmt;
 
 /// Which pooled fund a case is settled against (职工 / 居民).
+/// The largest amount (yuan) a case field may hold: a thousand million yuan, far above any real
+/// inpatient bill, and small enough that a region's year of cases sums without overflow
+/// (10M cases × this < 10^17, against rust_decimal's ~7.9 × 10^28). Every input door checks it.
+pub const MAX_AMOUNT: rust_decimal::Decimal = rust_decimal::Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Fund {
     /// 职工基本医疗保险 — employee basic medical insurance.

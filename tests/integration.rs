@@ -11,6 +11,7 @@ mod reference;
 mod server;
 mod service_runs;
 mod settle_cli;
+mod settle_engine;
 mod settlement;
 mod store;
 mod table_errors;

@@ -1,7 +1,10 @@
-//! Settlement runs through the service on the demo data: every readable demo case ingested over
-//! gRPC, the demo violations and special-review decisions recorded, then annual and monthly runs.
-//! The runs and their statements are frozen in `tests/golden/service-*.txt` (re-frozen with
-//! `DIPDRG_BLESS=1`, like `golden.rs`).
+//! Settlement runs through the service (its default active policy: the demo DIP region) on the
+//! demo data: every readable demo case ingested over gRPC, the demo violations and special-review
+//! decisions recorded, then annual and monthly runs. The runs and their statements are frozen in
+//! `tests/golden/service-*.txt` (re-frozen with `DIPDRG_BLESS=1`, like `golden.rs`), and every
+//! statement equals the one `dipdrg settle` writes for the same cases (`tests/golden/dip-*/`,
+//! which the reference and parallel executors both reproduce): one engine behind both doors.
+//! Then the admission rules through the service, as a client meets them.
 
 use crate::server::{channel, start_with, with_token, Authed, Server, FUND_OFFICE};
 use dipdrg::server::proto;
@@ -25,16 +28,27 @@ pub(crate) fn demo_cases() -> Vec<dipdrg::case::Case> {
     cases
 }
 
-/// Ingests `cases` and the demo violations and reviews into `server`, as the fund office.
-pub(crate) async fn load_demo(server: &Server, cases: &[dipdrg::case::Case]) {
+/// Ingests `cases` into `server`, as the fund office; every one is accepted.
+pub(crate) async fn load_cases(server: &Server, cases: &[dipdrg::case::Case]) {
     let channel = channel(server).await;
-    let mut client = proto::case_service_client::CaseServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+    let mut client = proto::case_service_client::CaseServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
     let upload: Vec<proto::IngestCasesRequest> = cases
         .iter()
         .map(|c| proto::IngestCasesRequest { request_id: String::new(), case: Some(dipdrg::server::convert::case_to_proto(c)) })
         .collect();
     let answer = client.ingest_cases(tokio_stream::iter(upload)).await.expect("ingest").into_inner();
-    assert_eq!(answer.submitted as usize, cases.len());
+    assert_eq!(
+        (answer.submitted as usize, answer.accepted as usize),
+        (cases.len(), cases.len()),
+        "{:?}",
+        answer.results.iter().find(|r| !r.field_violations.is_empty())
+    );
+}
+
+/// Ingests `cases` and the demo violations and reviews into `server`, as the fund office.
+pub(crate) async fn load_demo(server: &Server, cases: &[dipdrg::case::Case]) {
+    load_cases(server, cases).await;
+    let channel = channel(server).await;
     let hospital_of =
         |id: &str| cases.iter().find(|c| c.case_id == id).and_then(|c| c.hospital_id.clone()).unwrap_or_else(|| panic!("case {id}"));
     let mut reviews = proto::review_service_client::ReviewServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
@@ -127,6 +141,55 @@ fn compare(name: &str, text: &str) {
     }
 }
 
+/// Every statement of a service run equals, number for number, the CLI's frozen `statements.csv`
+/// of `scenario` (same cases: the demo file's unreadable records are rejected by both).
+fn equal_to_the_cli(statements: &[proto::Statement], scenario: &str) {
+    use rust_decimal::Decimal;
+    let path = root().join("tests/golden").join(scenario).join("statements.csv");
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(statements.len(), rows.len(), "{scenario}: as many statements as the CLI's");
+    for statement in statements {
+        let fund = if statement.fund == proto::Fund::Employee as i32 { "employee" } else { "resident" };
+        let row = rows
+            .iter()
+            .find(|r| &r[0] == statement.hospital_id.as_str() && &r[3] == fund)
+            .unwrap_or_else(|| panic!("{scenario}: no CLI statement for {} {fund}", statement.hospital_id));
+        let cli = |column: &str| row[header.iter().position(|h| h == column).unwrap()].parse::<Decimal>().unwrap();
+        let mut fields = vec![
+            ("cases", Decimal::from(statement.cases)),
+            ("points", statement.points.parse().unwrap()),
+            ("penalty_points", statement.penalty_points.parse().unwrap()),
+            ("counted_points", statement.counted_points.parse().unwrap()),
+            ("cmi", statement.cmi.parse().unwrap()),
+            ("total_cost", statement.total_cost.parse().unwrap()),
+            ("point_value", statement.point_value.parse().unwrap()),
+            ("gross", statement.gross.parse().unwrap()),
+            ("patient_paid", statement.patient_paid.parse().unwrap()),
+        ];
+        if scenario.ends_with("annual") {
+            fields.extend([
+                ("fund_due", statement.fund_due.parse().unwrap()),
+                ("band_adjustment", statement.band_adjustment.parse().unwrap()),
+                ("deposit_forfeited", statement.deposit_forfeited.parse().unwrap()),
+                ("final_due", statement.final_due.parse().unwrap()),
+                ("paid_monthly", statement.paid_monthly.parse().unwrap()),
+                ("balance", statement.balance.parse().unwrap()),
+            ]);
+        } else {
+            fields.extend([
+                ("amount", statement.amount.parse().unwrap()),
+                ("paid_now", statement.paid_now.parse().unwrap()),
+                ("deposit", statement.deposit.parse().unwrap()),
+            ]);
+        }
+        for (column, value) in fields {
+            assert_eq!(value, cli(column), "{scenario}: {} {fund}: {column}", statement.hospital_id);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_runs_on_the_demo_data_equal_the_frozen_ones() {
     let data = std::env::temp_dir().join(format!("dipdrg-service-golden-{}", std::process::id()));
@@ -135,9 +198,98 @@ async fn service_runs_on_the_demo_data_equal_the_frozen_ones() {
     load_demo(&server, &demo_cases()).await;
     let mut client = SettlementServiceClient::new(with_token(channel(&server).await, Some(FUND_OFFICE)));
     let (annual, statements) = run(&mut client, proto::SettlementMode::Annual, "2026").await;
-    compare("service-drg-annual", &describe(annual, statements));
-    let (monthly, statements) = run(&mut client, proto::SettlementMode::Monthly, "2026-10").await;
-    compare("service-drg-monthly", &describe(monthly, statements));
+    equal_to_the_cli(&statements, "dip-annual");
+    compare("service-dip-annual", &describe(annual, statements));
+    let (monthly, statements) = run(&mut client, proto::SettlementMode::Monthly, "2026-03").await;
+    equal_to_the_cli(&statements, "dip-monthly");
+    compare("service-dip-monthly", &describe(monthly, statements));
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+/// The reason (stable code) of a status's `google.rpc.ErrorInfo`.
+fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_admits_cases_by_the_engines_rules() {
+    let data = std::env::temp_dir().join(format!("dipdrg-service-admission-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = start_with(&data, None, "");
+    let channel = channel(&server).await;
+    let mut settlements = SettlementServiceClient::new(with_token(channel.clone(), Some(FUND_OFFICE)));
+
+    // Bad periods are refused up front, with the field and the code.
+    for (mode, period, code) in [
+        (proto::SettlementMode::Monthly, "2026-13", "SETTLE_PERIOD_INVALID"),
+        (proto::SettlementMode::Monthly, "abcd", "SETTLE_PERIOD_INVALID"),
+        (proto::SettlementMode::Annual, "2025", "SETTLE_PERIOD_NOT_POLICY_YEAR"),
+        (proto::SettlementMode::Monthly, "2027-01", "SETTLE_PERIOD_NOT_POLICY_YEAR"),
+        (proto::SettlementMode::Unspecified, "2026", "SETTLE_MODE_INVALID"),
+    ] {
+        let create = proto::CreateSettlementRunRequest { mode: mode as i32, period: period.into(), ..Default::default() };
+        let status = settlements.create_settlement_run(create).await.expect_err(period);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{period}");
+        assert_eq!(reason(&status), code, "{period}");
+    }
+
+    // Cases the CLI rejects are rejected by a run too, each listed with its code.
+    let demo = demo_cases();
+    let template =
+        demo.iter().find(|c| c.hospital_id.as_deref() == Some("H001") && c.discharge_date.is_some_and(|d| d.ymd().1 == 3)).unwrap();
+    let variant = |id: &str, hospital: &str, edit: &dyn Fn(&mut dipdrg::case::Case)| {
+        let mut case = template.clone();
+        case.case_id = id.into();
+        case.hospital_id = Some(hospital.into());
+        edit(&mut case);
+        case
+    };
+    let cases = vec![
+        variant("OK1", "H001", &|_| {}),
+        variant("NO-PAID", "H001", &|c| c.patient_paid = None),
+        variant("OVERPAID", "H001", &|c| {
+            c.fund_paid = None;
+            c.patient_paid = c.total_cost.map(|t| t + rust_decimal::Decimal::ONE);
+        }),
+        variant("TWICE", "H001", &|_| {}),
+        variant("TWICE", "H002", &|_| {}),
+    ];
+    load_cases(&server, &cases).await;
+    let (run, statements) = run(&mut settlements, proto::SettlementMode::Monthly, "2026-03").await;
+    assert_eq!(run.state, proto::RunState::Succeeded as i32, "{}", run.error);
+    let mut rejects: Vec<(String, String)> = run.rejects.iter().map(|r| (r.case.clone(), r.code.clone())).collect();
+    rejects.sort();
+    assert_eq!(
+        rejects,
+        [
+            ("hospitals/H001/cases/NO-PAID".to_string(), "CASE_FIELD_REQUIRED".to_string()),
+            ("hospitals/H001/cases/OVERPAID".to_string(), "CASE_PATIENT_PAID_EXCEEDS_COST".to_string()),
+            ("hospitals/H002/cases/TWICE".to_string(), "CASE_ID_REPEATED".to_string()),
+        ]
+    );
+    assert_eq!((run.cases, run.rejected_cases, run.skipped_cases), (2, 3, 3));
+    assert_eq!(statements.iter().map(|s| s.cases).sum::<i64>(), 2, "TWICE is settled once, for H001");
+
+    // A special-review decision whose points the engine cannot read is refused when recorded.
+    let mut reviews = proto::review_service_client::ReviewServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
+    for points in ["abc", "-1", "", "1e400"] {
+        let decision = proto::SpecialReviewDecision {
+            case: "hospitals/H001/cases/OK1".into(),
+            decision: proto::ReviewDecision::Approved as i32,
+            reviewed_points: points.into(),
+            ..Default::default()
+        };
+        let status = reviews
+            .create_special_review_decision(proto::CreateSpecialReviewDecisionRequest {
+                request_id: String::new(),
+                decision: Some(decision),
+            })
+            .await
+            .expect_err(points);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{points:?}");
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(data);
 }

@@ -16,7 +16,7 @@
 //! | `department`, `hospital_id`, `patient_id` | no | text |
 //! | `fund` | no | `employee`/`职工` or `resident`/`居民` |
 //! | `admission_date`, `discharge_date` | no | `YYYY-MM-DD`; discharge not before admission |
-//! | `total_cost`, `fund_paid`, `patient_paid` | no | yuan, decimal, not negative |
+//! | `total_cost`, `fund_paid`, `patient_paid` | no | yuan, decimal, not negative, at most 2 decimals and 1,000,000,000 |
 //!
 //! When `los` is empty and both dates are present, `los` is the number of days between them,
 //! with a same-day stay counted as 1.
@@ -511,6 +511,9 @@ impl<'r> Fields<'r> {
         }
         if value.scale() > 2 {
             return Err(self.reject(name, "has more than 2 decimal places (amounts are in yuan to the fen)"));
+        }
+        if value > crate::case::MAX_AMOUNT {
+            return Err(self.reject(name, "is above the largest amount a case may hold (1000000000 yuan)"));
         }
         Ok(Some(value))
     }

@@ -59,6 +59,10 @@ fn money(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Decima
             errors.push(FieldError::new(field, format!("{text:?} has more than 2 decimals")));
             None
         }
+        Ok(v) if v > crate::case::MAX_AMOUNT => {
+            errors.push(FieldError::new(field, format!("{text:?} is above the largest amount a case may hold (1000000000 yuan)")));
+            None
+        }
         Ok(v) => Some(v),
         Err(_) => {
             errors.push(FieldError::new(field, format!("{text:?} is not a decimal amount")));

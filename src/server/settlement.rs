@@ -62,53 +62,41 @@ fn store_failure(e: StoreError) -> RunFailure {
     ("STORE_UNAVAILABLE", e.to_string())
 }
 
-/// The stored violations and special-review decisions as the engine's annotations, each scoped
-/// to its hospital. A stored decision the engine cannot read fails the run (never dropped).
-fn stored_annotations(state: &AppState, policy: &crate::policy::Policy) -> Result<Annotations, RunFailure> {
-    let mut annotations = Annotations::default();
-    let each = |kind: &str, visit: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), RunFailure>| -> Result<(), RunFailure> {
-        let mut after: Option<(String, String)> = None;
-        loop {
-            let page = state
-                .store
-                .list_annotations(kind, None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000)
-                .map_err(store_failure)?;
-            let Some((h, c, _)) = page.last() else { break };
-            after = Some((h.clone(), c.clone()));
-            for (hospital, case_id, record) in &page {
-                visit(hospital, case_id, record)?;
-            }
+/// Every stored annotation of `kind`: (hospital, case id, record).
+fn all_annotations(state: &AppState, kind: &str) -> Result<Vec<crate::store::Annotation>, RunFailure> {
+    let mut all = Vec::new();
+    loop {
+        let after = all.last().map(|(h, c, _): &crate::store::Annotation| (h.as_str(), c.as_str()));
+        let page = state.store.list_annotations(kind, None, after, 10_000).map_err(store_failure)?;
+        if page.is_empty() {
+            return Ok(all);
         }
-        Ok(())
-    };
-    let unreadable = |hospital: &str, case_id: &str, reason: String| {
-        let error =
-            SettleError::Annotation { source_name: format!("hospitals/{hospital}/cases/{case_id}"), record: 1, field: "decision", reason };
+        all.extend(page);
+    }
+}
+
+/// The stored violations and special-review decisions as the engine's annotations, each scoped
+/// to its hospital. A stored record the engine cannot read fails the run (never dropped).
+fn stored_annotations(state: &AppState, policy: &crate::policy::Policy) -> Result<Annotations, RunFailure> {
+    let unreadable = |hospital: &str, case_id: &str, field: &'static str, reason: String| {
+        let error = SettleError::Annotation { source_name: format!("hospitals/{hospital}/cases/{case_id}"), record: 1, field, reason };
         (error.code(), error.to_string())
     };
-    let mut violations = Vec::new();
-    each(super::reviews::VIOLATION, &mut |hospital, case_id, record| {
-        let violation = proto::Violation::decode(record).map_err(|e| unreadable(hospital, case_id, e.to_string()))?;
-        violations.push((hospital.to_string(), case_id.to_string(), violation.kind));
-        Ok(())
-    })?;
-    for (hospital, case_id, kind) in violations {
-        annotations.add_violation(policy, &case_id, Some(&hospital), &kind);
+    let mut annotations = Annotations::default();
+    for (hospital, case_id, record) in all_annotations(state, super::reviews::VIOLATION)? {
+        let violation = proto::Violation::decode(&record[..]).map_err(|e| unreadable(&hospital, &case_id, "violation", e.to_string()))?;
+        annotations.add_violation(policy, &case_id, Some(&hospital), &violation.kind);
     }
-    let mut reviews = Vec::new();
-    each(super::reviews::DECISION, &mut |hospital, case_id, record| {
-        let decision = proto::SpecialReviewDecision::decode(record).map_err(|e| unreadable(hospital, case_id, e.to_string()))?;
+    for (hospital, case_id, record) in all_annotations(state, super::reviews::DECISION)? {
+        let decision =
+            proto::SpecialReviewDecision::decode(&record[..]).map_err(|e| unreadable(&hospital, &case_id, "decision", e.to_string()))?;
         let text = match proto::ReviewDecision::try_from(decision.decision) {
             Ok(proto::ReviewDecision::Approved) => "approved",
             Ok(proto::ReviewDecision::Rejected) => "rejected",
             _ => "",
         };
-        let review = Review::parse(Some(hospital), text, &decision.reviewed_points)
-            .map_err(|(field, reason)| unreadable(hospital, case_id, format!("{field}: {reason}")))?;
-        reviews.push((case_id.to_string(), review));
-        Ok(())
-    })?;
-    for (case_id, review) in reviews {
+        let review = Review::parse(Some(&hospital), text, &decision.reviewed_points)
+            .map_err(|(field, reason)| unreadable(&hospital, &case_id, field, reason))?;
         annotations.add_review(&case_id, review);
     }
     Ok(annotations)
