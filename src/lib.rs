@@ -11,6 +11,7 @@ pub mod catalog_build;
 pub mod dip;
 pub mod drg;
 pub mod generate;
+pub mod group_run;
 pub mod io;
 pub mod policy;
 pub mod pricing;

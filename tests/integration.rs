@@ -5,6 +5,7 @@ mod audit;
 mod demo_grouping;
 mod dip_grouping;
 mod golden;
+mod group_run;
 mod policy_and_points;
 mod properties;
 mod reference;

@@ -3,16 +3,16 @@
 //! Every record ends in exactly one of two files: the output (one row per case the scheme judged,
 //! whatever its status) or the rejects file (records that could not be read as a case, with the
 //! record number, field, value and reason). The summary checks accepted + rejected = submitted.
+//! An adapter: the grouping run is [`dipdrg::group_run`] (parallel executor, or `--executor reference`).
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dipdrg::drg::trace::render;
-use dipdrg::drg::{group, GroupStatus, MappingMode, NoTrace, Trace};
+use dipdrg::drg::MappingMode;
+use dipdrg::group_run::{self, GroupOptions};
 use dipdrg::io::case_csv::CaseReader;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,127 +36,86 @@ pub struct GroupArgs {
     /// Use codes as written instead of mapping them through the table set's code maps.
     #[arg(long)]
     no_map: bool,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "parallel")]
+    executor: Executor,
     /// Print no summary.
     #[arg(long, short)]
     quiet: bool,
 }
 
+/// Which executor groups the file: both give byte-identical outputs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum, Debug)]
+pub enum Executor {
+    /// Chunked parallel reading and grouping (the default).
+    Parallel,
+    /// One thread, the plainest code (to cross-check a run).
+    Reference,
+}
+
 pub fn run(args: GroupArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let tables = super::load_tables(&args.tables, args.quiet)?;
-    let mode = if args.no_map { MappingMode::NoMap } else { MappingMode::Map };
-    let input = File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
-    let input_size = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader =
-        CaseReader::new(BufReader::with_capacity(1 << 20, input)).with_context(|| format!("reading {}", args.input.display()))?;
+    let options = GroupOptions { mode: if args.no_map { MappingMode::NoMap } else { MappingMode::Map }, trace: args.trace };
     let rejects_path = args.rejects.clone().unwrap_or_else(|| args.output.with_extension("rejects.csv"));
     if rejects_path == args.output {
         bail!("--rejects must differ from --output");
     }
-    let create = |path: &PathBuf| -> anyhow::Result<csv::Writer<BufWriter<File>>> {
+    let (input, layout, size_hint) = super::open_case_file(&args.input)?;
+    let outcome = match args.executor {
+        Executor::Parallel => group_run::parallel(
+            &tables,
+            options,
+            input,
+            &layout,
+            size_hint,
+            super::worker_threads(args.threads),
+            dipdrg::io::chunks::CHUNK_BYTES,
+        )
+        .with_context(|| format!("reading {}", args.input.display()))?,
+        Executor::Reference => {
+            // The header, already read, was line 1: a headerless reader counts from the next.
+            let records = CaseReader::headerless(input, layout, 0).map(|record| {
+                record.map_err(|mut rejected| {
+                    rejected.line += 1;
+                    rejected
+                })
+            });
+            group_run::reference(&tables, options, records)
+        }
+    };
+    let rejected = outcome.rejects.len() as u64;
+    if outcome.accepted + rejected != outcome.submitted {
+        bail!("internal error: accepted {} + rejected {rejected} != submitted {}", outcome.accepted, outcome.submitted);
+    }
+    let write = |path: &PathBuf, header: &str, body: &[u8]| -> anyhow::Result<()> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)))
+        let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(header.as_bytes()).and_then(|()| file.write_all(body)).with_context(|| format!("writing {}", path.display()))
     };
-    let mut output = create(&args.output)?;
-    let mut rejects = create(&rejects_path)?;
-    let mut header = vec!["case_id", "status", "mdc", "adrg", "drg", "drg_name", "detail"];
-    if args.trace {
-        header.push("trace");
-    }
-    output.write_record(&header)?;
-    rejects.write_record(["record", "line", "case_id", "field", "value", "reason"])?;
-
-    let progress =
-        if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(input_size), ProgressDrawTarget::stderr()) };
-    progress.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-
-    let mut submitted = 0u64;
-    let mut accepted = 0u64;
-    let mut by_status: BTreeMap<GroupStatus, u64> = BTreeMap::new();
-    let mut by_mdc: BTreeMap<String, u64> = BTreeMap::new();
-    let mut rejected_by_field: BTreeMap<String, u64> = BTreeMap::new();
-    let mut first_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    let mut trace = Trace::default();
-    while let Some(item) = reader.next() {
-        submitted += 1;
-        if submitted % 65_536 == 0 {
-            progress.set_position(reader.bytes_read());
-        }
-        let case = match item {
-            Ok(case) => case,
-            Err(rejected) => {
-                *rejected_by_field.entry(rejected.field.clone()).or_default() += 1;
-                rejects.write_record([
-                    rejected.record.to_string(),
-                    rejected.line.to_string(),
-                    rejected.case_id.unwrap_or_default(),
-                    rejected.field,
-                    rejected.value,
-                    rejected.reason,
-                ])?;
-                continue;
-            }
-        };
-        if let Some(first) = first_seen.get(&case.case_id) {
-            *rejected_by_field.entry("case_id".to_string()).or_default() += 1;
-            rejects.write_record([
-                submitted.to_string(),
-                String::new(),
-                case.case_id.clone(),
-                "case_id".to_string(),
-                case.case_id.clone(),
-                format!("duplicates the case_id of record {first}"),
-            ])?;
-            continue;
-        }
-        first_seen.insert(case.case_id.clone(), submitted);
-        accepted += 1;
-        let result = if args.trace {
-            trace.steps.clear();
-            group(&tables, &case, mode, &mut trace)
-        } else {
-            group(&tables, &case, mode, &mut NoTrace)
-        };
-        *by_status.entry(result.status).or_default() += 1;
-        if result.status == GroupStatus::Success {
-            *by_mdc.entry(result.mdc_code(&tables).to_string()).or_default() += 1;
-        }
-        let detail = result.describe(&tables, &case);
-        let mut record = vec![
-            case.case_id.as_str(),
-            result.status.as_str(),
-            result.mdc_code(&tables),
-            result.adrg_code(&tables),
-            result.drg_code(&tables),
-            result.drg_name(&tables),
-            detail.as_str(),
-        ];
-        let rendered;
-        if args.trace {
-            rendered = render(&trace.steps, &tables, &case).join("; ");
-            record.push(rendered.as_str());
-        }
-        output.write_record(&record)?;
-    }
-    progress.finish_and_clear();
-    output.flush()?;
-    rejects.flush()?;
-    let rejected: u64 = rejected_by_field.values().sum();
-    if accepted + rejected != submitted {
-        bail!("internal error: accepted {accepted} + rejected {rejected} != submitted {submitted}");
-    }
+    write(&args.output, options.header(), &outcome.rows)?;
+    write(&rejects_path, group_run::REJECTS_HEADER, &outcome.rejects_csv())?;
     if !args.quiet {
-        eprintln!("submitted {submitted} = accepted {accepted} + rejected {rejected}");
-        let statuses: Vec<String> = by_status.iter().map(|(s, n)| format!("{} {n}", s.as_str())).collect();
+        eprintln!(
+            "submitted {} = accepted {} + rejected {rejected} in {:.2} s",
+            outcome.submitted,
+            outcome.accepted,
+            started.elapsed().as_secs_f64()
+        );
+        let statuses: Vec<String> = outcome.by_status.iter().map(|(s, n)| format!("{} {n}", s.as_str())).collect();
         eprintln!("status: {}", statuses.join(", "));
-        let mdcs: Vec<String> = by_mdc.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        let mdcs: Vec<String> = outcome.by_mdc.iter().map(|(m, n)| format!("{m} {n}")).collect();
         eprintln!("grouped cases per MDC: {}", mdcs.join(", "));
         if rejected > 0 {
-            let fields: Vec<String> = rejected_by_field.iter().map(|(f, n)| format!("{f} {n}")).collect();
+            let mut by_field: BTreeMap<&str, u64> = BTreeMap::new();
+            for r in &outcome.rejects {
+                *by_field.entry(r.field.as_str()).or_default() += 1;
+            }
+            let fields: Vec<String> = by_field.iter().map(|(f, n)| format!("{f} {n}")).collect();
             eprintln!("rejected by field: {} (reasons in {})", fields.join(", "), rejects_path.display());
         }
         eprintln!("wrote {}", args.output.display());

@@ -508,33 +508,42 @@ fn choose_drg<T: Tracer>(
 impl GroupResult {
     /// One sentence on what decided the result, for output files and pre-checks.
     pub fn describe(&self, tables: &DrgTableSet, case: &Case) -> String {
-        let submitted = |codes: &[String], position: usize| codes.get(position).cloned().unwrap_or_default();
-        match (self.status, self.detail) {
+        let mut out = String::new();
+        self.describe_into(&mut out, tables, case);
+        out
+    }
+
+    /// [`GroupResult::describe`], appended to `out` (no allocation of its own).
+    pub fn describe_into(&self, out: &mut String, tables: &DrgTableSet, case: &Case) {
+        use std::fmt::Write as _;
+        let submitted = |codes: &'_ [String], position: usize| codes.get(position).map_or("", String::as_str).to_string();
+        let _ = match (self.status, self.detail) {
             (_, Detail::UnmappedDiagnosis { position }) => {
-                format!("diagnosis {} {:?} is not in diagnosis_map", position + 1, submitted(&case.diagnoses, position))
+                write!(out, "diagnosis {} {:?} is not in diagnosis_map", position + 1, submitted(&case.diagnoses, position))
             }
             (_, Detail::UnmappedProcedure { position }) => {
-                format!("procedure {} {:?} is not in procedure_map", position + 1, submitted(&case.procedures, position))
+                write!(out, "procedure {} {:?} is not in procedure_map", position + 1, submitted(&case.procedures, position))
             }
-            (_, Detail::Validation(failure)) => failure.describe().to_string(),
-            (GroupStatus::Fail, _) => "no MDC accepted the case".to_string(),
-            (GroupStatus::Qy, _) => "an operating-room procedure fits none of the MDC's surgical ADRGs".to_string(),
+            (_, Detail::Validation(failure)) => out.write_str(failure.describe()),
+            (GroupStatus::Fail, _) => out.write_str("no MDC accepted the case"),
+            (GroupStatus::Qy, _) => out.write_str("an operating-room procedure fits none of the MDC's surgical ADRGs"),
             _ => {
-                let level = match self.complication {
-                    Some(c) => format!(
+                let _ = match self.complication {
+                    Some(c) => write!(
+                        out,
                         "{} {} at diagnosis {}",
                         if c.severity == Severity::Mcc { "MCC" } else { "CC" },
                         tables.code_text(c.code),
                         c.position + 1
                     ),
-                    None => "no MCC/CC".to_string(),
+                    None => out.write_str("no MCC/CC"),
                 };
                 if self.drg.is_none() {
-                    format!("{level}; no DRG of the ADRG applies")
+                    out.write_str("; no DRG of the ADRG applies")
                 } else {
-                    level
+                    Ok(())
                 }
             }
-        }
+        };
     }
 }
