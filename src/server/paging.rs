@@ -28,7 +28,12 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
+    let key = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    // Keys never hold NUL (the store refuses it): a token with one was not issued here.
+    if key.contains('\0') {
+        return Err(bad());
+    }
+    Ok(Some(key))
 }
 
 /// A page token for the last (hospital, case id) of a page.
@@ -62,14 +67,19 @@ pub fn parent_hospital(role: &super::auth::Role, parent: &str) -> Result<Option<
     Ok(hospital)
 }
 
-/// A storage failure: UNAVAILABLE (the client may retry).
+/// A storage failure: UNAVAILABLE (`STORE_UNAVAILABLE`: the client may retry), or
+/// INVALID_ARGUMENT (`TEXT_HAS_NUL`) for text no backend can store (a retry never helps).
 pub fn unavailable(error: StoreError) -> Status {
-    Status::unavailable(format!("storage: {error}"))
+    let code = match error {
+        StoreError::InvalidText(_) => tonic::Code::InvalidArgument,
+        StoreError::Backend(_) => tonic::Code::Unavailable,
+    };
+    super::errors::coded(code, error.code(), format!("storage: {error}"))
 }
 
-/// A blocking task that did not finish: INTERNAL.
+/// A blocking task that did not finish: INTERNAL (`TASK_FAILED`).
 pub fn task_failed(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("task failed: {error}"))
+    super::errors::coded(tonic::Code::Internal, "TASK_FAILED", format!("task failed: {error}"))
 }
 
 #[cfg(test)]
@@ -81,7 +91,7 @@ mod tests {
         let key = "H001\u{1f}C 9/é";
         assert_eq!(decode_token(&encode_token(key)).unwrap().as_deref(), Some(key));
         assert_eq!(decode_token("").unwrap(), None);
-        for bad in ["abc", "zz", "ffff", "é1"] {
+        for bad in ["abc", "zz", "ffff", "é1", "4800"] {
             assert_eq!(decode_token(bad).unwrap_err().code(), tonic::Code::InvalidArgument, "{bad}");
         }
         assert_eq!(page_size(0).unwrap(), 100);

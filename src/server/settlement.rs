@@ -6,6 +6,8 @@
 //! token sees its own statements only.
 
 use super::auth::{role, Role};
+use super::errors::coded;
+use super::idempotency::{begin, Begin};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, settlement_service_server::SettlementService};
 use super::versions::{Fingerprint, Snapshot, VersionError};
@@ -13,14 +15,14 @@ use super::AppState;
 use crate::case::Fund;
 use crate::io::case_csv::parse_case_row;
 use crate::settlement::{self, CaseTerms, PointValueRecord, SettlementCase};
-use crate::store::{now_rfc3339, StoreError};
+use crate::store::{now_rfc3339, StatementRow, StoreError};
 use prost::Message;
 use rust_decimal::Decimal;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 pub struct Settlements {
     pub state: Arc<AppState>,
@@ -189,6 +191,125 @@ fn compute(
     Ok((run, statements))
 }
 
+/// The method name of run creation in idempotency keys.
+pub const CREATE_METHOD: &str = "CreateSettlementRun";
+
+/// `run` as `role` may see it: a hospital sees no region totals (how many cases every hospital
+/// had, the point values' inputs, the region's gross) and only the code of an error (whose text
+/// may name another hospital). Its own figures are in its statements.
+fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
+    match role {
+        Role::FundOffice => run,
+        Role::Hospital(_) => proto::SettlementRun {
+            cases: 0,
+            skipped_cases: 0,
+            point_values: Vec::new(),
+            gross_total: String::new(),
+            cases_fingerprint: String::new(),
+            error: run.error.split(':').next().unwrap_or_default().to_string(),
+            ..run
+        },
+    }
+}
+
+/// `run`, FAILED with `CODE: message`.
+fn failed(run: proto::SettlementRun, code: &str, message: &str) -> proto::SettlementRun {
+    proto::SettlementRun { state: proto::RunState::Failed as i32, error: format!("{code}: {message}"), complete_time: now_rfc3339(), ..run }
+}
+
+/// An error's text as `CODE: message`: kept when it starts with a code, else `RUN_FAILED`.
+fn with_code(error: &str) -> (String, String) {
+    match error.split_once(": ") {
+        Some((code, message)) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') => {
+            (code.to_string(), message.to_string())
+        }
+        _ => ("RUN_FAILED".to_string(), error.to_string()),
+    }
+}
+
+/// Computes a created run and stores how it ended: SUCCEEDED with its statements, or FAILED with
+/// a code — never left RUNNING, whether the computation errs, panics (`RUN_PANICKED`) or its
+/// statements cannot be stored (`STORE_UNAVAILABLE`).
+fn finish(state: &AppState, snapshot: &Snapshot, run_id: &str, started: proto::SettlementRun, expected_cases: Option<&str>) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compute(state, snapshot, started.clone(), expected_cases)));
+    let finished = match outcome {
+        Ok(Ok((finished, statements))) => {
+            let rows: Result<Vec<StatementRow>, String> = statements
+                .into_iter()
+                .map(|(key, statement)| {
+                    let hospital_id = proto::Statement::decode(&statement[..]).map_err(|e| e.to_string())?.hospital_id;
+                    Ok(StatementRow { hospital_id, key, statement })
+                })
+                .collect();
+            match rows.and_then(|rows| state.store.put_statements(run_id, &rows).map_err(|e| e.to_string())) {
+                Ok(()) => finished,
+                Err(e) => failed(started, "STORE_UNAVAILABLE", &format!("the statements could not be stored: {e}")),
+            }
+        }
+        Ok(Err(error)) => {
+            let (code, message) = with_code(&error.to_string());
+            failed(started, &code, &message)
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            failed(started, "RUN_PANICKED", &format!("the computation failed: {message}"))
+        }
+    };
+    tracing::info!(
+        run = %finished.name,
+        state = finished.state,
+        cases = finished.cases,
+        gross_total = %finished.gross_total,
+        error = %finished.error,
+        "settlement run finished"
+    );
+    // The end is stored even through a short storage outage; a longer one leaves the run
+    // RUNNING until the next start marks it FAILED (RUN_INTERRUPTED).
+    let bytes = finished.encode_to_vec();
+    let mut pause = std::time::Duration::from_millis(100);
+    for attempt in 1..=8 {
+        match state.store.put_run(run_id, &bytes) {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(run = %finished.name, attempt, error = %e, "the finished run could not be stored"),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// At start, before serving: frees the idempotency keys a killed process left claimed, and
+/// marks every run left RUNNING as FAILED (`RUN_INTERRUPTED`), freeing its request_id so that
+/// the same request starts a new run. Returns the names of the runs it marked.
+pub fn recover(store: &dyn crate::store::Store) -> Result<Vec<String>, StoreError> {
+    let released = store.release_unfinished_requests()?;
+    if released > 0 {
+        tracing::info!(released, "freed the request ids of calls interrupted by the last stop");
+    }
+    let mut marked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_runs(after.as_deref(), 1000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (run_id, bytes) in page {
+            let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else { continue };
+            if run.state != proto::RunState::Running as i32 {
+                continue;
+            }
+            let run = failed(run, "RUN_INTERRUPTED", "the server stopped before the run finished; create it again");
+            store.put_run(&run_id, &run.encode_to_vec())?;
+            store.forget_answer(CREATE_METHOD, run_id.as_bytes())?;
+            tracing::warn!(run = %run.name, "marked an interrupted run FAILED");
+            marked.push(run.name);
+        }
+    }
+    Ok(marked)
+}
+
 type RunStream = Pin<Box<dyn Stream<Item = Result<proto::SettlementRun, Status>> + Send>>;
 
 fn run_id_of(name: &str) -> Result<String, Status> {
@@ -214,10 +335,17 @@ impl SettlementService for Settlements {
         &self,
         request: Request<proto::CreateSettlementRunRequest>,
     ) -> Result<Response<proto::SettlementRun>, Status> {
-        if role(&request)? != Role::FundOffice {
+        let role = role(&request)?;
+        if role != Role::FundOffice {
             return Err(Status::permission_denied("only a fund-office token may create settlement runs"));
         }
         let request = request.into_inner();
+        // The key is claimed before anything else: a concurrent retry waits for this call.
+        let claimed = match begin(&self.state.store, &role, CREATE_METHOD, &request.request_id).await? {
+            Some(Begin::Earlier(run_id)) => return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?)),
+            Some(Begin::Fresh(claimed)) => Some(claimed),
+            None => None,
+        };
         // A re-run takes mode, period and versions from the run it repeats.
         let original = if request.rerun_of.is_empty() {
             None
@@ -256,17 +384,6 @@ impl SettlementService for Settlements {
                 })?)
             }
         };
-        let store = self.state.store.clone();
-        if !request.request_id.is_empty() {
-            let id = request.request_id.clone();
-            let earlier = tokio::task::spawn_blocking(move || store.find_request(&format!("run:{id}")))
-                .await
-                .map_err(task_failed)?
-                .map_err(unavailable)?;
-            if let Some(run_id) = earlier {
-                return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?));
-            }
-        }
         let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let run_id = format!("{millis:015}-{:04}", RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000);
         let policy = snapshot.policy();
@@ -287,54 +404,27 @@ impl SettlementService for Settlements {
         };
         let expected_cases = original.map(|o| o.cases_fingerprint);
         let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
-        let request_id = request.request_id.clone();
-        tokio::task::spawn_blocking(move || {
-            store.put_run(&id, &bytes)?;
-            if !request_id.is_empty() {
-                store.save_request(&format!("run:{request_id}"), id.as_bytes())?;
-            }
-            Ok::<(), StoreError>(())
-        })
-        .await
-        .map_err(task_failed)?
-        .map_err(unavailable)?;
+        tokio::task::spawn_blocking(move || store.put_run(&id, &bytes)).await.map_err(task_failed)?.map_err(unavailable)?;
+        if let Some(claimed) = claimed {
+            claimed.complete(run_id.clone().into_bytes()).await;
+        }
         let state = self.state.clone();
         let started = run.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = compute(&state, &snapshot, started.clone(), expected_cases.as_deref());
-            let finished = match outcome {
-                Ok((finished, statements)) => match state.store.put_statements(&run_id, &statements) {
-                    Ok(()) => finished,
-                    Err(e) => proto::SettlementRun { state: proto::RunState::Failed as i32, error: e.to_string(), ..started },
-                },
-                Err(error) => {
-                    proto::SettlementRun { state: proto::RunState::Failed as i32, error, complete_time: now_rfc3339(), ..started }
-                }
-            };
-            tracing::info!(
-                run = %finished.name,
-                state = finished.state,
-                cases = finished.cases,
-                gross_total = %finished.gross_total,
-                error = %finished.error,
-                "settlement run finished"
-            );
-            let _ = state.store.put_run(&run_id, &finished.encode_to_vec());
-        });
+        tokio::task::spawn_blocking(move || finish(&state, &snapshot, &run_id, started, expected_cases.as_deref()));
         Ok(Response::new(run))
     }
 
     async fn get_settlement_run(&self, request: Request<proto::GetSettlementRunRequest>) -> Result<Response<proto::SettlementRun>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let run_id = run_id_of(&request.into_inner().name)?;
-        Ok(Response::new(self.load(run_id).await?))
+        Ok(Response::new(for_role(&role, self.load(run_id).await?)))
     }
 
     async fn list_settlement_runs(
         &self,
         request: Request<proto::ListSettlementRunsRequest>,
     ) -> Result<Response<proto::ListSettlementRunsResponse>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = decode_token(&request.page_token)?;
@@ -348,7 +438,9 @@ impl SettlementService for Settlements {
         let next_page_token = if more { rows.last().map(|(id, _)| encode_token(id)).unwrap_or_default() } else { String::new() };
         let settlement_runs = rows
             .iter()
-            .map(|(_, bytes)| proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .map(|(_, bytes)| {
+                proto::SettlementRun::decode(&bytes[..]).map(|run| for_role(&role, run)).map_err(|e| Status::data_loss(e.to_string()))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Response::new(proto::ListSettlementRunsResponse { settlement_runs, next_page_token }))
     }
@@ -359,24 +451,37 @@ impl SettlementService for Settlements {
         &self,
         request: Request<proto::GetSettlementRunRequest>,
     ) -> Result<Response<Self::WatchSettlementRunStream>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let run_id = run_id_of(&request.into_inner().name)?;
         let first = self.load(run_id.clone()).await?;
-        let store = self.state.store.clone();
+        let (store, shutdown) = (self.state.store.clone(), self.state.shutdown.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut last = first;
-            if sender.send(Ok(last.clone())).await.is_err() {
+            if sender.send(Ok(for_role(&role, last.clone()))).await.is_err() {
                 return;
             }
+            // Until the run has ended (every run ends: see `finish` and `recover`), the client
+            // goes away, or the server shuts down.
             while last.state == proto::RunState::Running as i32 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    () = shutdown.wait() => {
+                        let _ = sender.send(Err(coded(Code::Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down: watch the run again after it restarts"))).await;
+                        return;
+                    }
+                    () = sender.closed() => return,
+                }
                 let (store, id) = (store.clone(), run_id.clone());
-                let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || store.get_run(&id)).await else { break };
-                let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else { break };
+                // A storage failure is waited out (the run is still there); the next poll retries.
+                let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || store.get_run(&id)).await else { continue };
+                let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else {
+                    let _ = sender.send(Err(coded(Code::DataLoss, "STORED_RUN_UNREADABLE", "the stored run cannot be read"))).await;
+                    return;
+                };
                 if run != last {
                     last = run;
-                    if sender.send(Ok(last.clone())).await.is_err() {
+                    if sender.send(Ok(for_role(&role, last.clone()))).await.is_err() {
                         return;
                     }
                 }
