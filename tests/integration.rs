@@ -4,6 +4,7 @@
 mod audit;
 mod demo_grouping;
 mod dip_grouping;
+mod faults;
 mod policy_and_points;
 mod properties;
 mod reference;

@@ -60,7 +60,8 @@ pub fn too_large_is_resource_exhausted(status: Status) -> Status {
 pub fn undecodable_is_invalid_argument(status: Status) -> Status {
     const PREFIX: &str = "failed to decode Protobuf message: ";
     let Some(rest) = status.message().strip_prefix(PREFIX).filter(|_| status.code() == Code::Internal) else { return status };
-    // prost writes the path as `Message.field: ` segments before the description.
+    // prost writes the path as `Message.field: ` segments, innermost first, before the
+    // description.
     let mut fields = Vec::new();
     let mut description = rest;
     while let Some((segment, tail)) = description.split_once(": ") {
@@ -70,6 +71,8 @@ pub fn undecodable_is_invalid_argument(status: Status) -> Status {
         }
         description = tail;
     }
+    // Innermost first: `Case.department: PreCheckCaseRequest.case: …`.
+    fields.reverse();
     let field = if fields.is_empty() { "(message)".to_string() } else { fields.join(".") };
     let mut details = ErrorDetails::new();
     details.set_error_info("UNDECODABLE_MESSAGE", DOMAIN, HashMap::new());
@@ -149,7 +152,7 @@ mod tests {
         assert_eq!(big.code(), Code::ResourceExhausted);
         assert_eq!(too_large_is_resource_exhausted(Status::out_of_range("period")).code(), Code::OutOfRange);
         let undecodable = undecodable_is_invalid_argument(Status::internal(
-            "failed to decode Protobuf message: PreCheckCaseRequest.case: Case.department: invalid string value: data is not UTF-8 encoded",
+            "failed to decode Protobuf message: Case.department: PreCheckCaseRequest.case: invalid string value: data is not UTF-8 encoded",
         ));
         assert_eq!(undecodable.code(), Code::InvalidArgument);
         let violation = &undecodable.get_details_bad_request().expect("violations").field_violations[0];
