@@ -49,6 +49,12 @@ macro_rules! store_test_suite {
             }
 
             #[test]
+            fn a_scan_of_every_case_reads_one_snapshot() {
+                let Some(store) = open() else { return };
+                snapshot(store);
+            }
+
+            #[test]
             fn settings_are_replaced() {
                 let Some(store) = open() else { return };
                 assert_eq!(store.get_setting("active_policy").unwrap(), None);
@@ -130,6 +136,32 @@ fn cases(store: &dyn Store) {
     let awkward = "C9,\"胆囊结石, 伴\n胆囊炎\",12.50";
     store.put_cases(&[new_case("H001", "C9", awkward)], "2026-01-03T00:00:00Z").unwrap();
     assert_eq!(store.get_case("H001", "C9").unwrap().expect("stored").row, awkward);
+}
+
+/// A scan (what a run reads) does not see an upload that commits while it runs, even past its
+/// first page of 10,000.
+fn snapshot(store: Arc<dyn Store>) {
+    let now = "2026-01-01T00:00:00Z";
+    let cases: Vec<NewCase> = (0..10_001).map(|i| new_case("H001", &format!("C{i:05}"), "old")).collect();
+    store.put_cases(&cases, now).unwrap();
+    let mut seen = Vec::new();
+    let mut changed = false;
+    store
+        .for_each_case(&mut |row| {
+            if !changed {
+                changed = true;
+                let writer = store.clone();
+                let upload = vec![new_case("H001", "C10000", "new"), new_case("H001", "C10001", "added"), new_case("H000", "A", "first")];
+                std::thread::spawn(move || writer.put_cases(&upload, now).unwrap()).join().unwrap();
+            }
+            seen.push((row.case_id.clone(), row.row.clone()));
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 10_001, "the upload committed during the scan is not seen");
+    assert_eq!(seen.last(), Some(&("C10000".to_string(), "old".to_string())), "a replaced case is seen as it was");
+    let mut after = 0;
+    store.for_each_case(&mut |_| after += 1).unwrap();
+    assert_eq!(after, 10_003, "the next scan sees it");
 }
 
 fn key(caller: &str, method: &str, request_id: &str) -> RequestKey {

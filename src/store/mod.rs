@@ -122,6 +122,14 @@ pub trait Store: Send + Sync {
     /// Stores cases in one transaction, keyed by (hospital, case id); returns one outcome each.
     fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError>;
     fn get_case(&self, hospital_id: &str, case_id: &str) -> Result<Option<StoredCaseRow>, StoreError>;
+    /// Every stored case in (hospital, case id) order as one consistent snapshot: uploads that
+    /// commit during the visit are not seen, and every case is seen as it was at the start (a
+    /// run reads one state of the store). `visit` must not call the store.
+    fn for_each_case(&self, visit: &mut dyn FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+        for_each_case_paged(self.as_dyn(), visit)
+    }
+    /// `self` as a trait object (for the provided methods).
+    fn as_dyn(&self) -> &dyn Store;
     /// Cases ordered by (hospital, case id), after `after` (exclusive), at most `limit`.
     /// `hospital_id` = `None` lists every hospital.
     fn list_cases(&self, hospital_id: Option<&str>, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<StoredCaseRow>, StoreError>;
@@ -172,15 +180,22 @@ pub trait Store: Send + Sync {
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Visits every stored case in (hospital, case id) order, a page of 10,000 at a time: how
-/// settlement runs and audits read the whole store.
+/// Visits every stored case in (hospital, case id) order, as one consistent snapshot (see
+/// [`Store::for_each_case`]): how settlement runs and audits read the whole store.
 pub fn for_each_case(store: &dyn Store, mut visit: impl FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+    store.for_each_case(&mut visit)
+}
+
+/// Visits every stored case, a page of 10,000 at a time: pages are separate reads, so a
+/// concurrent upload may show in later pages and not in earlier ones. Backends override
+/// [`Store::for_each_case`] with a snapshot.
+pub fn for_each_case_paged(store: &dyn Store, visit: &mut dyn FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
     let mut after: Option<(String, String)> = None;
     loop {
         let page = store.list_cases(None, after.as_ref().map(|(h, c)| (h.as_str(), c.as_str())), 10_000)?;
         let Some(last) = page.last() else { return Ok(()) };
         after = Some((last.hospital_id.clone(), last.case_id.clone()));
-        page.iter().for_each(&mut visit);
+        page.iter().for_each(&mut *visit);
     }
 }
 

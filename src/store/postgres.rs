@@ -101,6 +101,39 @@ fn to_case(row: &postgres::Row) -> StoredCaseRow {
 }
 
 impl Store for PostgresStore {
+    fn as_dyn(&self) -> &dyn Store {
+        self
+    }
+
+    /// Pages of 10,000 inside one REPEATABLE READ, READ ONLY transaction: every page reads the
+    /// snapshot taken by the first.
+    fn for_each_case(&self, visit: &mut dyn FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut transaction = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let page = transaction
+            .prepare(
+                "SELECT hospital_id, case_id, row, updated_at FROM cases
+                 WHERE (hospital_id COLLATE \"C\", case_id COLLATE \"C\") > ($1::TEXT COLLATE \"C\", $2::TEXT COLLATE \"C\")
+                 ORDER BY hospital_id COLLATE \"C\", case_id COLLATE \"C\" LIMIT 10000",
+            )
+            .map_err(backend)?;
+        let mut after = (String::new(), String::new());
+        loop {
+            let rows = transaction.query(&page, &[&after.0, &after.1]).map_err(backend)?;
+            let Some(last) = rows.last() else { break };
+            after = (last.get(0), last.get(1));
+            for row in &rows {
+                visit(&to_case(row));
+            }
+        }
+        transaction.commit().map_err(backend)
+    }
+
     fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError> {
         for case in cases {
             check_text("hospital_id", &case.hospital_id)?;

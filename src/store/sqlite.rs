@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    /// The file (`None` in memory): snapshot reads open a reader of their own on it.
+    path: Option<std::path::PathBuf>,
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -64,14 +66,14 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore { connection: Mutex::new(connection), path: Some(path.to_path_buf()) })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
         let connection = Connection::open_in_memory().map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore { connection: Mutex::new(connection), path: None })
     }
 
     fn connection(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -83,7 +85,37 @@ fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCaseRow> {
     Ok(StoredCaseRow { hospital_id: row.get(0)?, case_id: row.get(1)?, row: row.get(2)?, updated_at: row.get(3)? })
 }
 
+const ALL_CASES: &str = "SELECT hospital_id, case_id, row, updated_at FROM cases ORDER BY hospital_id, case_id";
+
 impl Store for SqliteStore {
+    fn as_dyn(&self) -> &dyn Store {
+        self
+    }
+
+    /// One SELECT on a reader connection of its own: in WAL mode it reads one snapshot while
+    /// uploads go on through the writer. In memory (tests), every row is read under the lock
+    /// first.
+    fn for_each_case(&self, visit: &mut dyn FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            let rows: Vec<StoredCaseRow> = {
+                let connection = self.connection()?;
+                let mut statement = connection.prepare(ALL_CASES).map_err(backend)?;
+                let rows = statement.query_map([], row_to_case).map_err(backend)?.collect::<Result<_, _>>().map_err(backend)?;
+                rows
+            };
+            rows.iter().for_each(visit);
+            return Ok(());
+        };
+        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
+        reader.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+        let mut statement = reader.prepare(ALL_CASES).map_err(backend)?;
+        let mut rows = statement.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            visit(&row_to_case(row).map_err(backend)?);
+        }
+        Ok(())
+    }
+
     fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
