@@ -748,3 +748,64 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A run's statements as (key, gross) pairs.
+async fn grosses(client: &mut SettlementServiceClient<Authed>, run: &str) -> Vec<(String, String)> {
+    let listed = client
+        .list_statements(proto::ListStatementsRequest { parent: run.into(), page_size: 1000, page_token: String::new() })
+        .await
+        .expect("statements")
+        .into_inner()
+        .statements;
+    listed.into_iter().map(|s| (s.name.rsplit('/').next().unwrap_or_default().to_string(), s.gross)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_during_concurrent_uploads_equals_an_idle_run_over_one_state() {
+    for backend in backends("snapshot_run") {
+        let dir = data_dir("snapshot_run", &backend);
+        let server = Server::start(&dir, &backend, "");
+        let channel = server.channel().await;
+        let mut office = cases_client(&channel, FUND);
+        let base = region_cases(30_000);
+        upload_summary(&mut office, "base", base.clone()).await;
+        // One upload of 2,000 cases (one transaction) changes cases of every hospital, across the
+        // pages a paged reader would read: state A (base) and state B (changed).
+        let changed: Vec<proto::Case> = base
+            .iter()
+            .step_by(15)
+            .take(2000)
+            .map(|c| proto::Case { total_cost: "99999.00".into(), patient_paid: "0.00".into(), ..c.clone() })
+            .collect();
+        let mut runs = runs_client(&channel, FUND);
+        let idle_a = runs.create_settlement_run(create("")).await.unwrap().into_inner();
+        assert_eq!(watch_to_end(&mut runs, &idle_a.name).await.state, proto::RunState::Succeeded as i32);
+        let state_a = grosses(&mut runs, &idle_a.name).await;
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            // Toggle between the states while a run reads.
+            let (to, id) = if round % 2 == 0 {
+                (changed.clone(), format!("b{round}"))
+            } else {
+                (base[..].iter().step_by(15).take(2000).cloned().collect(), format!("a{round}"))
+            };
+            let mut uploader = cases_client(&channel, FUND);
+            let upload = tokio::spawn(async move { upload_summary(&mut uploader, &id, to).await });
+            let during = runs.create_settlement_run(create("")).await.unwrap().into_inner();
+            upload.await.unwrap();
+            assert_eq!(watch_to_end(&mut runs, &during.name).await.state, proto::RunState::Succeeded as i32);
+            seen.push(grosses(&mut runs, &during.name).await);
+        }
+        // State B, idle.
+        upload_summary(&mut office, "b-final", changed.clone()).await;
+        let idle_b = runs.create_settlement_run(create("")).await.unwrap().into_inner();
+        assert_eq!(watch_to_end(&mut runs, &idle_b.name).await.state, proto::RunState::Succeeded as i32);
+        let state_b = grosses(&mut runs, &idle_b.name).await;
+        assert_ne!(state_a, state_b, "the two states settle differently");
+        for (round, statements) in seen.iter().enumerate() {
+            assert!(*statements == state_a || *statements == state_b, "{}: round {round} mixed two states: {statements:?}", backend.name);
+        }
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
