@@ -333,8 +333,18 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         assert_eq!((error.code(), reason(&error).as_str()), (Code::InvalidArgument, "UNDECODABLE_MESSAGE"), "{error:?}");
         assert_eq!(error.get_details_bad_request().expect("violations").field_violations[0].field, "case.department");
 
-        // Oversized: RESOURCE_EXHAUSTED, unary and mid-stream (what came before is stored).
+        // A batch pre-check message without a case is answered with a field violation.
+        let requests = vec![
+            proto::PreCheckCaseRequest { case: None, include_trace: false },
+            proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "10.00")), include_trace: false },
+        ];
         let mut precheck = proto::pre_check_service_client::PreCheckServiceClient::new(authed(&channel, H1));
+        let mut answers = precheck.batch_pre_check_cases(tokio_stream::iter(requests)).await.unwrap().into_inner();
+        let first = answers.message().await.unwrap().expect("an answer for the empty message");
+        assert_eq!(first.field_violations[0].field, "case", "{first:?}");
+        assert!(!answers.message().await.unwrap().expect("the stream goes on").points.is_empty());
+
+        // Oversized: RESOURCE_EXHAUSTED, unary and mid-stream (what came before is stored).
         let mut huge = case("X1", "H001", "10.00");
         huge.diagnoses = (0..2000).map(|i| format!("K80.{i:03}")).collect();
         let error =

@@ -135,12 +135,24 @@ impl PreCheckService for PreCheck {
                             Ok(precheck(&state, &case, request.include_trace))
                         }
                         Err(status) if status.code() == tonic::Code::PermissionDenied => Err(status),
-                        Err(_) => {
-                            // A bad record gets its field errors in the response; the stream goes on.
-                            let errors = request.case.as_ref().map(|c| case_from_proto(c).err().unwrap_or_default()).unwrap_or_default();
+                        Err(status) => {
+                            // A bad record gets its field errors in the response (the ones its
+                            // status carries; a message without a case gets `case`); the
+                            // stream goes on.
+                            let violations = tonic_types::StatusExt::get_details_bad_request(&status)
+                                .map(|bad| bad.field_violations)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|v| proto::FieldViolation { field: v.field, description: v.description })
+                                .collect::<Vec<_>>();
+                            let violations = if violations.is_empty() {
+                                vec![proto::FieldViolation { field: "case".into(), description: status.message().to_string() }]
+                            } else {
+                                violations
+                            };
                             Ok(proto::PreCheckCaseResponse {
                                 case_id: request.case.as_ref().map(|c| c.case_id.clone()).unwrap_or_default(),
-                                field_violations: errors.iter().map(proto::FieldViolation::from).collect(),
+                                field_violations: violations,
                                 ..Default::default()
                             })
                         }
