@@ -73,13 +73,9 @@ fn stored_case(row: StoredCaseRow) -> Result<proto::StoredCase, Status> {
 
 /// The text fields of a case holding NUL, which no backend stores: the record is rejected.
 fn nul_violations(case: &proto::Case) -> Vec<FieldError> {
+    let has_nul = |value: &str| value.as_bytes().contains(&0);
     let mut errors = Vec::new();
-    let mut check = |field: String, value: &str| {
-        if value.contains('\0') {
-            errors.push(FieldError { field, description: "contains a NUL character".into() });
-        }
-    };
-    for (name, value) in [
+    let fields = [
         ("case_id", &case.case_id),
         ("hospital_id", &case.hospital_id),
         ("patient_id", &case.patient_id),
@@ -89,14 +85,17 @@ fn nul_violations(case: &proto::Case) -> Vec<FieldError> {
         ("total_cost", &case.total_cost),
         ("fund_paid", &case.fund_paid),
         ("patient_paid", &case.patient_paid),
-    ] {
-        check(format!("case.{name}"), value);
+    ];
+    let listed = case.diagnoses.iter().enumerate().map(|(i, code)| (format!("diagnoses[{i}]"), code));
+    let listed = listed.chain(case.procedures.iter().enumerate().map(|(i, code)| (format!("procedures[{i}]"), code)));
+    // The common case (no NUL anywhere) allocates nothing.
+    if !fields.iter().any(|(_, v)| has_nul(v)) && !case.diagnoses.iter().chain(&case.procedures).any(|v| has_nul(v)) {
+        return errors;
     }
-    for (i, code) in case.diagnoses.iter().enumerate() {
-        check(format!("case.diagnoses[{i}]"), code);
-    }
-    for (i, code) in case.procedures.iter().enumerate() {
-        check(format!("case.procedures[{i}]"), code);
+    for (name, value) in fields.iter().map(|(n, v)| (n.to_string(), *v)).chain(listed) {
+        if has_nul(value) {
+            errors.push(FieldError { field: format!("case.{name}"), description: "contains a NUL character".into() });
+        }
     }
     errors
 }
