@@ -333,6 +333,21 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         assert_eq!((error.code(), reason(&error).as_str()), (Code::InvalidArgument, "UNDECODABLE_MESSAGE"), "{error:?}");
         assert_eq!(error.get_details_bad_request().expect("violations").field_violations[0].field, "case.department");
 
+        // A batch pre-check message that cannot be decoded is answered; the stream goes on.
+        let frames = vec![
+            dipdrg::server::precheck::PreCheckFrame { case: Some(undecodable_case("U3")), include_trace: false },
+            dipdrg::server::precheck::PreCheckFrame { case: Some(case("B0", "H001", "10.00").encode_to_vec()), include_trace: false },
+        ];
+        let mut grpc = tonic::client::Grpc::new(authed(&channel, H1));
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<dipdrg::server::precheck::PreCheckFrame, proto::PreCheckCaseResponse>::default();
+        let path = http::uri::PathAndQuery::from_static("/dipdrg.v1.PreCheckService/BatchPreCheckCases");
+        let mut answers = grpc.streaming(Request::new(tokio_stream::iter(frames)), path, codec).await.expect("batch").into_inner();
+        let first = answers.message().await.unwrap().expect("an answer for the undecodable message");
+        assert!(first.field_violations[0].description.contains("UTF-8"), "{first:?}");
+        let second = answers.message().await.unwrap().expect("the stream goes on");
+        assert_eq!((second.case_id.as_str(), second.points.is_empty()), ("B0", false));
+
         // A batch pre-check message without a case is answered with a field violation.
         let requests = vec![
             proto::PreCheckCaseRequest { case: None, include_trace: false },

@@ -124,8 +124,12 @@ pub async fn serve(
     let (reflection_v1, reflection_v1alpha) = (reflection().build_v1(), reflection().build_v1alpha());
     let tokens = state.tokens.clone();
     let precheck = tonic::service::interceptor::InterceptedService::new(
-        proto::pre_check_service_server::PreCheckServiceServer::new(precheck::PreCheck { state: state.clone() })
-            .max_decoding_message_size(max_request_bytes),
+        PreCheckRoute {
+            inner: proto::pre_check_service_server::PreCheckServiceServer::new(precheck::PreCheck { state: state.clone() })
+                .max_decoding_message_size(max_request_bytes),
+            state: state.clone(),
+            max_request_bytes,
+        },
         auth::interceptor(tokens.clone()),
     );
     let cases = tonic::service::interceptor::InterceptedService::new(
@@ -252,6 +256,62 @@ impl tonic::server::ClientStreamingService<cases::IngestFrame> for Ingest {
             let role = auth::role(&request)?;
             let answer = cases::ingest(&state, &role, request.into_inner()).await?;
             Ok(tonic::Response::new(answer))
+        })
+    }
+}
+
+/// PreCheckService with its batch decoded message by message ([`precheck::PreCheckFrame`]): a
+/// message that cannot be decoded is answered with a field violation, not the end of the stream.
+#[derive(Clone)]
+pub struct PreCheckRoute {
+    inner: proto::pre_check_service_server::PreCheckServiceServer<precheck::PreCheck>,
+    state: Arc<AppState>,
+    max_request_bytes: usize,
+}
+
+impl tonic::server::NamedService for PreCheckRoute {
+    const NAME: &'static str = "dipdrg.v1.PreCheckService";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for PreCheckRoute {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != "/dipdrg.v1.PreCheckService/BatchPreCheckCases" {
+            let mut inner = self.inner.clone();
+            return Box::pin(async move { tower::Service::call(&mut inner, request).await });
+        }
+        let (state, limit) = (self.state.clone(), self.max_request_bytes);
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<proto::PreCheckCaseResponse, precheck::PreCheckFrame>::default();
+            let mut grpc = tonic::server::Grpc::new(codec).apply_max_message_size_config(Some(limit), None);
+            Ok(grpc.streaming(Batch { state }, request).await)
+        })
+    }
+}
+
+struct Batch {
+    state: Arc<AppState>,
+}
+
+type PreCheckStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<proto::PreCheckCaseResponse, tonic::Status>> + Send>>;
+
+impl tonic::server::StreamingService<precheck::PreCheckFrame> for Batch {
+    type Response = proto::PreCheckCaseResponse;
+    type ResponseStream = PreCheckStream;
+    type Future = BoxFuture<Result<tonic::Response<PreCheckStream>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<precheck::PreCheckFrame>>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let role = auth::role(&request)?;
+            Ok(tonic::Response::new(precheck::batch(state, role, request.into_inner())))
         })
     }
 }
