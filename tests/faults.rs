@@ -672,6 +672,13 @@ async fn a_hospital_sees_runs_without_the_regions_totals() {
         assert_eq!((view.cases, view.gross_total.as_str(), view.point_values.len()), (0, "", 0), "{view:?}");
         assert_eq!((view.state, view.name.as_str()), (finished.state, finished.name.as_str()));
     }
+    // A re-run over changed cases is refused up front.
+    upload_summary(&mut cases_client(&channel, FUND), "change", vec![case("R000000", "H001", "7.00")]).await;
+    let refused = office
+        .create_settlement_run(proto::CreateSettlementRunRequest { rerun_of: run.name.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::FailedPrecondition, "CASES_CHANGED"), "{refused:?}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -212,6 +212,18 @@ fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
     }
 }
 
+/// The fingerprint of every stored case (hospital, case id and row, in key order, over one
+/// snapshot): what a run records as its `cases_fingerprint`.
+fn stored_cases_fingerprint(store: &dyn crate::store::Store) -> Result<String, StoreError> {
+    let mut fingerprint = Fingerprint::default();
+    crate::store::for_each_case(store, |row| {
+        fingerprint.feed(row.hospital_id.as_bytes());
+        fingerprint.feed(row.case_id.as_bytes());
+        fingerprint.feed(row.row.as_bytes());
+    })?;
+    Ok(fingerprint.hex())
+}
+
 /// `run`, FAILED with `CODE: message`.
 fn failed(run: proto::SettlementRun, code: &str, message: &str) -> proto::SettlementRun {
     proto::SettlementRun { state: proto::RunState::Failed as i32, error: format!("{code}: {message}"), complete_time: now_rfc3339(), ..run }
@@ -403,6 +415,23 @@ impl SettlementService for Settlements {
             ..Default::default()
         };
         let expected_cases = original.map(|o| o.cases_fingerprint);
+        // A re-run over changed cases cannot reproduce its run: FAILED_PRECONDITION now, not a
+        // run that fails later. (The computation checks again: cases may change meanwhile.)
+        if let Some(expected) = &expected_cases {
+            let rerun_of = &run.rerun_of;
+            let store = self.state.store.clone();
+            let now = tokio::task::spawn_blocking(move || stored_cases_fingerprint(store.as_ref()))
+                .await
+                .map_err(task_failed)?
+                .map_err(unavailable)?;
+            if now != *expected {
+                return Err(coded(
+                    Code::FailedPrecondition,
+                    "CASES_CHANGED",
+                    format!("the stored cases changed since {rerun_of}: cases fingerprint {expected} then, {now} now, so a re-run would not reproduce it"),
+                ));
+            }
+        }
         let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
         tokio::task::spawn_blocking(move || store.put_run(&id, &bytes)).await.map_err(task_failed)?.map_err(unavailable)?;
         if let Some(claimed) = claimed {
