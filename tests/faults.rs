@@ -30,6 +30,7 @@ use tonic_types::StatusExt;
 const FUND: &str = "fund-office-token-1";
 const H1: &str = "hospital-h001-token";
 const H2: &str = "hospital-h002-token";
+const HDOT: &str = "hospital-hdot-token";
 
 /// A storage backend to run a test on: SQLite (always) or PostgreSQL (a schema of its own).
 #[derive(Clone)]
@@ -71,13 +72,14 @@ impl Server {
             .as_ref()
             .map(|(url, schema)| format!("database_url = {url:?}\ndatabase_schema = {schema:?}\n"))
             .unwrap_or_default();
-        let tokens = [(FUND, "fund_office", None), (H1, "hospital", Some("H001")), (H2, "hospital", Some("H002"))]
-            .iter()
-            .map(|(token, role, hospital)| {
-                let hospital = hospital.map(|h| format!("hospital_id = \"{h}\"\n")).unwrap_or_default();
-                format!("[[tokens]]\ntoken = \"{token}\"\nrole = \"{role}\"\n{hospital}")
-            })
-            .collect::<String>();
+        let tokens =
+            [(FUND, "fund_office", None), (H1, "hospital", Some("H001")), (H2, "hospital", Some("H002")), (HDOT, "hospital", Some("H.1"))]
+                .iter()
+                .map(|(token, role, hospital)| {
+                    let hospital = hospital.map(|h| format!("hospital_id = \"{h}\"\n")).unwrap_or_default();
+                    format!("[[tokens]]\ntoken = \"{token}\"\nrole = \"{role}\"\n{hospital}")
+                })
+                .collect::<String>();
         let store = dir.join("store").display().to_string();
         std::fs::write(&config, format!("{database}{extra}data_dir = {store:?}\nlog_level = \"warn\"\n{tokens}")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
@@ -837,6 +839,57 @@ async fn a_run_during_concurrent_uploads_equals_an_idle_run_over_one_state() {
         for (round, statements) in seen.iter().enumerate() {
             assert!(*statements == state_a || *statements == state_b, "{}: round {round} mixed two states: {statements:?}", backend.name);
         }
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_id_with_a_dot_works_everywhere() {
+    for backend in backends("dotted") {
+        let dir = data_dir("dotted", &backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The demo DIP policy with two more hospitals: `H.1`, and `H`, which a split on `.`
+        // would confuse with it.
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let demo = std::fs::read_to_string(root.join("policies/demo-city-2026-dip.toml")).unwrap();
+        let policy = demo.replacen(
+            "[hospitals]\n",
+            "[hospitals]\n\"H.1\" = { level = \"2\", name = \"点医院\" }\nH = { level = \"2\", name = \"H\" }\n",
+            1,
+        );
+        assert_ne!(policy, demo);
+        let policy_path = dir.join("dotted.toml");
+        std::fs::write(&policy_path, policy).unwrap();
+        let server = Server::start(&dir, &backend, &format!("policy = {:?}\n", policy_path.display().to_string()));
+        let channel = server.channel().await;
+        let answer =
+            upload(&mut cases_client(&channel, HDOT), "dot", vec![case("D1", "", "500.00"), case("D2", "H.1", "600.00")]).await.unwrap();
+        assert_eq!(answer.accepted, 2, "{answer:?}");
+        assert_eq!(upload(&mut cases_client(&channel, FUND), "h", vec![case("X1", "H", "700.00")]).await.unwrap().accepted, 1);
+        let got =
+            cases_client(&channel, HDOT).get_case(proto::GetCaseRequest { name: "hospitals/H.1/cases/D1".into() }).await.expect("get");
+        assert_eq!(got.into_inner().case.unwrap().hospital_id, "H.1");
+        let mut office = runs_client(&channel, FUND);
+        let run = office.create_settlement_run(create("dotted")).await.unwrap().into_inner();
+        let finished = watch_to_end(&mut office, &run.name).await;
+        assert_eq!(finished.state, proto::RunState::Succeeded as i32, "{}", finished.error);
+        let all = office
+            .list_statements(proto::ListStatementsRequest { parent: run.name.clone(), page_size: 100, page_token: String::new() })
+            .await
+            .unwrap()
+            .into_inner()
+            .statements;
+        let by_hospital: Vec<(String, i64)> = all.iter().map(|s| (s.hospital_id.clone(), s.cases)).collect();
+        assert_eq!(by_hospital, [("H.1".to_string(), 2), ("H".to_string(), 1)], "{}", backend.name);
+        let own = runs_client(&channel, HDOT)
+            .list_statements(proto::ListStatementsRequest { parent: run.name.clone(), page_size: 100, page_token: String::new() })
+            .await
+            .unwrap()
+            .into_inner()
+            .statements;
+        assert_eq!(own.len(), 1, "{}: H.1 sees its own statement: {own:?}", backend.name);
+        assert_eq!((own[0].hospital_id.as_str(), own[0].cases), ("H.1", 2));
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
