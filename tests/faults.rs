@@ -335,6 +335,7 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         assert_eq!((error.code(), reason(&error).as_str()), (Code::InvalidArgument, "UNDECODABLE_MESSAGE"), "{error:?}");
         assert_eq!(error.get_details_bad_request().expect("violations").field_violations[0].field, "case.department");
 
+        let mut precheck = proto::pre_check_service_client::PreCheckServiceClient::new(authed(&channel, H1));
         // A batch pre-check message that cannot be decoded is answered; the stream goes on.
         let frames = vec![
             dipdrg::server::precheck::PreCheckFrame { case: Some(undecodable_case("U3")), include_trace: false },
@@ -350,12 +351,39 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         let second = answers.message().await.unwrap().expect("the stream goes on");
         assert_eq!((second.case_id.as_str(), second.points.is_empty()), ("B0", false));
 
+        // Money at rust_decimal's maximum: an answer or a coded error, never a dropped call; and
+        // a run over it (if it was stored) ends, with a code if it failed.
+        let extreme = case("MAX", "H001", "79228162514264337593543950335");
+        match precheck.pre_check_case(proto::PreCheckCaseRequest { case: Some(extreme.clone()), include_trace: false }).await {
+            Ok(answer) => assert_eq!(answer.into_inner().case_id, "MAX"),
+            Err(error) => assert!(!reason(&error).is_empty() && error.code() != Code::Cancelled, "{error:?}"),
+        }
+        upload(&mut cases_client(&channel, FUND), "extreme", vec![extreme]).await.expect("an answer");
+        let mut office = runs_client(&channel, FUND);
+        let run = office.create_settlement_run(create("extreme")).await.unwrap().into_inner();
+        let ended = watch_to_end(&mut office, &run.name).await;
+        assert_ne!(ended.state, proto::RunState::Running as i32);
+        if ended.state == proto::RunState::Failed as i32 {
+            let code = ended.error.split(':').next().unwrap_or_default();
+            assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "a coded error: {}", ended.error);
+        }
+        let annual =
+            proto::CreateSettlementRunRequest { mode: proto::SettlementMode::Annual as i32, period: "2026".into(), ..Default::default() };
+        let run = office.create_settlement_run(annual).await.unwrap().into_inner();
+        assert_ne!(watch_to_end(&mut office, &run.name).await.state, proto::RunState::Running as i32, "an annual run ends too");
+        // Every error carries a code, even those of the token check.
+        let mut anonymous = CaseServiceClient::new(channel.clone());
+        let error = anonymous.get_case(proto::GetCaseRequest { name: "hospitals/H001/cases/G1".into() }).await.unwrap_err();
+        assert_eq!((error.code(), reason(&error).as_str()), (Code::Unauthenticated, "TOKEN_MISSING"));
+        let error =
+            cases_client(&channel, H1).get_case(proto::GetCaseRequest { name: "hospitals/H001/cases/none".into() }).await.unwrap_err();
+        assert_eq!((error.code(), reason(&error).as_str()), (Code::NotFound, "NOT_FOUND"));
+
         // A batch pre-check message without a case is answered with a field violation.
         let requests = vec![
             proto::PreCheckCaseRequest { case: None, include_trace: false },
             proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "10.00")), include_trace: false },
         ];
-        let mut precheck = proto::pre_check_service_client::PreCheckServiceClient::new(authed(&channel, H1));
         let mut answers = precheck.batch_pre_check_cases(tokio_stream::iter(requests)).await.unwrap().into_inner();
         let first = answers.message().await.unwrap().expect("an answer for the empty message");
         assert_eq!(first.field_violations[0].field, "case", "{first:?}");

@@ -80,9 +80,32 @@ pub fn undecodable_is_invalid_argument(status: Status) -> Status {
     Status::with_error_details(Code::InvalidArgument, format!("{field}: {description}"), details)
 }
 
-/// The tower layer that applies [`too_large_is_resource_exhausted`] and
-/// [`undecodable_is_invalid_argument`] to statuses answered in the headers (every error of a
-/// unary call, and of a stream that fails before its first message).
+/// A gRPC code's name as a reason: `InvalidArgument` → `INVALID_ARGUMENT`.
+pub fn code_name(code: Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// `status` with an ErrorInfo: one without gets the code's name as its reason (its field
+/// violations, if any, are kept), so that every error a client sees carries a code.
+pub fn with_a_code(status: Status) -> Status {
+    if status.code() == Code::Ok || status.get_details_error_info().is_some() {
+        return status;
+    }
+    let mut details = status.get_error_details();
+    details.set_error_info(code_name(status.code()), DOMAIN, HashMap::new());
+    Status::with_error_details(status.code(), status.message(), details)
+}
+
+/// The tower layer that applies [`too_large_is_resource_exhausted`],
+/// [`undecodable_is_invalid_argument`] and [`with_a_code`] to statuses answered in the headers
+/// (every error of a unary call, and of a stream that fails before its first message).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StatusRewrite;
 
@@ -118,11 +141,11 @@ where
         Box::pin(async move {
             let mut response = future.await?;
             let headers = response.headers_mut();
-            let Some(status) = Status::from_header_map(headers).filter(|s| matches!(s.code(), Code::OutOfRange | Code::Internal)) else {
+            let Some(status) = Status::from_header_map(headers).filter(|s| s.code() != Code::Ok) else {
                 return Ok(response);
             };
-            let rewritten = undecodable_is_invalid_argument(too_large_is_resource_exhausted(status.clone()));
-            if rewritten.code() != status.code() {
+            let rewritten = with_a_code(undecodable_is_invalid_argument(too_large_is_resource_exhausted(status.clone())));
+            if rewritten.code() != status.code() || rewritten.details() != status.details() {
                 for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
                     headers.remove(name);
                 }
@@ -161,5 +184,12 @@ mod tests {
             ("case.department", "invalid string value: data is not UTF-8 encoded")
         );
         assert_eq!(undecodable_is_invalid_argument(Status::internal("boom")).code(), Code::Internal);
+        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        let mut details = ErrorDetails::new();
+        details.add_bad_request_violation("case.los", "is negative");
+        let coded = with_a_code(Status::with_error_details(Code::InvalidArgument, "bad", details));
+        assert_eq!(coded.get_details_error_info().expect("a code").reason, "INVALID_ARGUMENT");
+        assert_eq!(coded.get_details_bad_request().expect("violations kept").field_violations[0].field, "case.los");
+        assert_eq!(with_a_code(status.clone()).get_details_error_info().unwrap().reason, "BAD_REQUEST_ID", "a code is kept");
     }
 }

@@ -8,7 +8,7 @@ use tonic::Status;
 pub fn page_size(requested: i32) -> Result<usize, Status> {
     match requested {
         0 => Ok(100),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
+        n if n < 0 => Err(super::errors::invalid_field("BAD_PAGE_SIZE", "page_size", "must not be negative")),
         n => Ok((n as usize).min(1000)),
     }
 }
@@ -23,7 +23,7 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bad = || Status::invalid_argument("page_token is not a token this service issued");
+    let bad = || super::errors::invalid_field("BAD_PAGE_TOKEN", "page_token", "is not a token this service issued");
     if token.len() % 2 != 0 || !token.is_ascii() {
         return Err(bad());
     }
@@ -44,8 +44,9 @@ pub fn encode_case_token(hospital: &str, case_id: &str) -> String {
 /// The (hospital, case id) of a token made by [`encode_case_token`]; `None` for the first page.
 pub fn decode_case_token(token: &str) -> Result<Option<(String, String)>, Status> {
     let Some(key) = decode_token(token)? else { return Ok(None) };
-    let (hospital, case_id) =
-        key.split_once('\u{1f}').ok_or_else(|| Status::invalid_argument("page_token is not a token this service issued"))?;
+    let (hospital, case_id) = key
+        .split_once('\u{1f}')
+        .ok_or_else(|| super::errors::invalid_field("BAD_PAGE_TOKEN", "page_token", "is not a token this service issued"))?;
     Ok(Some((hospital.to_string(), case_id.to_string())))
 }
 
@@ -55,12 +56,22 @@ pub fn parent_hospital(role: &super::auth::Role, parent: &str) -> Result<Option<
     let hospital = match parent.strip_prefix("hospitals/") {
         Some("-") => None,
         Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
-        _ => return Err(Status::invalid_argument(format!("parent {parent:?} is not hospitals/{{hospital_id}} or hospitals/-"))),
+        _ => {
+            return Err(super::errors::invalid_field(
+                "BAD_PARENT",
+                "parent",
+                format!("{parent:?} is not hospitals/{{hospital_id}} or hospitals/-"),
+            ))
+        }
     };
     match (&hospital, role) {
         (Some(h), _) => role.check(h)?,
         (None, super::auth::Role::Hospital(_)) => {
-            return Err(Status::permission_denied("only a fund-office token may list every hospital"))
+            return Err(super::errors::coded(
+                tonic::Code::PermissionDenied,
+                "FUND_OFFICE_ONLY",
+                "only a fund-office token may list every hospital",
+            ))
         }
         (None, super::auth::Role::FundOffice) => {}
     }

@@ -82,6 +82,18 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
     }
 }
 
+/// [`precheck`], with a panic (a bug on some input) answered as INTERNAL (`PRECHECK_PANICKED`)
+/// rather than a dropped call (which the client sees as CANCELLED).
+fn guarded(state: &AppState, case: &Case, include_trace: bool) -> Result<proto::PreCheckCaseResponse, Status> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| precheck(state, case, include_trace))).map_err(|_| {
+        super::errors::coded(
+            tonic::Code::Internal,
+            "PRECHECK_PANICKED",
+            format!("case {:?}: the pre-check failed on this input", case.case_id),
+        )
+    })
+}
+
 /// Validates the request's case and the caller's right to it.
 fn checked_case(role: &Role, request: &proto::PreCheckCaseRequest) -> Result<Case, Status> {
     let message = request
@@ -112,7 +124,7 @@ impl PreCheckService for PreCheck {
         let metrics = &self.state.metrics;
         let case = checked_case(&role, &request).inspect_err(|_| Metrics::add(&metrics.precheck_errors, 1))?;
         Metrics::add(&metrics.precheck_requests, 1);
-        Ok(Response::new(precheck(&self.state, &case, request.include_trace)))
+        Ok(Response::new(guarded(&self.state, &case, request.include_trace)?))
     }
 
     type BatchPreCheckCasesStream = ResponseStream;
@@ -183,7 +195,7 @@ pub fn batch(
             let response = match checked_case(&role, &request) {
                 Ok(case) => {
                     Metrics::add(&state.metrics.precheck_requests, 1);
-                    Ok(precheck(&state, &case, request.include_trace))
+                    guarded(&state, &case, request.include_trace)
                 }
                 Err(status) if status.code() == tonic::Code::PermissionDenied => Err(status),
                 Err(status) => {
