@@ -246,6 +246,19 @@ async fn concurrent_retries_with_one_request_id_apply_once() {
         // After it: a retry is answered from the store, changing nothing.
         let cases = (0..3000).map(|i| case(&format!("C{i:05}"), "H001", "9.00")).collect();
         assert_eq!(upload(&mut cases_client(&channel, H1), "same-upload", cases).await.unwrap(), answers[0]);
+        // Six concurrent creations of one run: one run.
+        let creations: Vec<_> = (0..6)
+            .map(|_| {
+                let mut client = runs_client(&channel, FUND);
+                tokio::spawn(async move { client.create_settlement_run(create("same-run")).await.map(|r| r.into_inner().name) })
+            })
+            .collect();
+        let mut names = HashSet::new();
+        for creation in creations {
+            names.insert(creation.await.unwrap().expect("create"));
+        }
+        assert_eq!(names.len(), 1, "{}: {names:?}", backend.name);
+        assert_eq!(all_runs(&mut runs_client(&channel, FUND)).await.len(), 1, "{}: exactly one run was created", backend.name);
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
