@@ -2,6 +2,7 @@
 # Starts a throwaway PostgreSQL server on 127.0.0.1 for the storage tests and prints the
 # connection string on stdout. Installs the server from the machine's packages when missing.
 # Usage: url=$(bash .ci/postgres.sh)
+# DIPDRG_TEST_PG_DATA=DIR keeps the cluster in DIR/db (the fault tests restart it with pg_ctl).
 set -euo pipefail
 port="${DIPDRG_TEST_PG_PORT:-54329}"
 # Move on to the next port while one is taken.
@@ -13,7 +14,7 @@ if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
-data=$(mktemp -d /tmp/dipdrg-pg.XXXXXX)
+if [ -n "${DIPDRG_TEST_PG_DATA:-}" ]; then data="$DIPDRG_TEST_PG_DATA"; mkdir -p "$data"; else data=$(mktemp -d /tmp/dipdrg-pg.XXXXXX); fi
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then chown -R postgres "$data"; runuser -u postgres -- "$@"; else "$@"; fi
 }

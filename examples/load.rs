@@ -66,7 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = std::env::temp_dir().join(format!("dipdrg-load-{}", std::process::id()));
     let store = SqliteStore::open(&data.join("dipdrg.sqlite"))?;
     let tokens = Tokens::from_config(&[TokenConfig { token: TOKEN.into(), role: "fund_office".into(), hospital_id: None }]);
-    let state = Arc::new(AppState { versions: Arc::new(versions), store: Arc::new(store), tokens, metrics: Default::default() });
+    let state = Arc::new(AppState {
+        versions: Arc::new(versions),
+        store: Arc::new(store),
+        tokens,
+        metrics: Default::default(),
+        shutdown: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -119,7 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut client = proto::case_service_client::CaseServiceClient::new(channel.clone());
                 tasks.push(tokio::spawn(async move {
                     let messages = (0..per_stream)
-                        .map(move |i| proto::IngestCasesRequest { request_id: String::new(), case: Some(case(stream * per_stream + i)) });
+                        .map(move |i| proto::IngestCasesRequest { case: Some(case(stream * per_stream + i)), ..Default::default() });
                     client.ingest_cases(authorized(tokio_stream::iter(messages))).await.map(|r| r.into_inner())
                 }));
             }

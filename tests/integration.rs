@@ -4,6 +4,7 @@
 mod audit;
 mod demo_grouping;
 mod dip_grouping;
+mod faults;
 mod golden;
 mod group_run;
 mod policy_and_points;

@@ -34,7 +34,11 @@ pub(crate) async fn load_cases(server: &Server, cases: &[dipdrg::case::Case]) {
     let mut client = proto::case_service_client::CaseServiceClient::new(with_token(channel, Some(FUND_OFFICE)));
     let upload: Vec<proto::IngestCasesRequest> = cases
         .iter()
-        .map(|c| proto::IngestCasesRequest { request_id: String::new(), case: Some(dipdrg::server::convert::case_to_proto(c)) })
+        .map(|c| proto::IngestCasesRequest {
+            request_id: String::new(),
+            case: Some(dipdrg::server::convert::case_to_proto(c)),
+            ..Default::default()
+        })
         .collect();
     let answer = client.ingest_cases(tokio_stream::iter(upload)).await.expect("ingest").into_inner();
     assert_eq!(

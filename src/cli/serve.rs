@@ -53,6 +53,8 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         #[cfg(not(feature = "postgres"))]
         Some(_) => anyhow::bail!("database_url is set but this build has no PostgreSQL support (build with --features postgres)"),
     };
+    // Runs a killed process left RUNNING end FAILED, and its unfinished request ids are freed.
+    dipdrg::server::settlement::recover(store.as_ref())?;
     // Every configured version, with the pair activated last time (stored) when still loaded.
     let policies: Vec<PathBuf> = std::iter::once(config.policy.clone()).chain(config.policies.iter().cloned()).collect();
     let table_sets: Vec<PathBuf> = std::iter::once(config.tables.clone()).chain(config.table_sets.iter().cloned()).collect();
@@ -88,6 +90,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         store,
         tokens: Tokens::from_config(&config.tokens),
         metrics: Default::default(),
+        shutdown: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -129,5 +132,8 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         serve(state, listener, config.max_request_bytes, tls, shutdown).await?;
         anyhow::Ok(())
     })?;
+    // A settlement run still computing on the blocking pool is not waited for: its run is
+    // marked FAILED (RUN_INTERRUPTED) at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,11 @@ impl Role {
         if self.may_access(hospital_id) {
             return Ok(());
         }
-        Err(Status::permission_denied(format!("this token may not access hospital {hospital_id:?}")))
+        Err(super::errors::coded(
+            tonic::Code::PermissionDenied,
+            "HOSPITAL_NOT_PERMITTED",
+            format!("this token may not access hospital {hospital_id:?}"),
+        ))
     }
 }
 
@@ -56,10 +60,14 @@ pub fn interceptor(tokens: Tokens) -> impl FnMut(Request<()>) -> Result<Request<
     move |mut request: Request<()>| {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some(token) = header.strip_prefix("Bearer ").map(str::trim) else {
-            return Err(Status::unauthenticated("a bearer token is required (authorization: Bearer <token>)"));
+            return Err(super::errors::coded(
+                tonic::Code::Unauthenticated,
+                "TOKEN_MISSING",
+                "a bearer token is required (authorization: Bearer <token>)",
+            ));
         };
         let Some(role) = tokens.0.get(token).cloned() else {
-            return Err(Status::unauthenticated("the bearer token is not known"));
+            return Err(super::errors::coded(tonic::Code::Unauthenticated, "TOKEN_UNKNOWN", "the bearer token is not known"));
         };
         request.extensions_mut().insert(role);
         Ok(request)

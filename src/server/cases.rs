@@ -2,26 +2,64 @@
 //!
 //! Idempotency: a case is keyed by (hospital, case id). Re-submitting it with other content
 //! replaces the stored version (REPLACED); with the same content changes nothing (UNCHANGED); it is
-//! never stored twice. An upload with a `request_id` seen before returns the first answer.
+//! never stored twice. An upload's `request_id` is a key of the caller's (see
+//! [`super::idempotency`]): an upload with a key seen before returns the first answer, and a
+//! concurrent one waits for it.
+//!
+//! Each record is decoded on its own ([`IngestFrame`]): a record that cannot be decoded (invalid
+//! UTF-8, a malformed case) is REJECTED with a field violation and the stream goes on. When the
+//! stream itself fails at record N (another hospital's case, a message over the size limit, the
+//! client's error), every valid record before N is stored and none from N on; the status says N
+//! (`ErrorInfo.metadata["stored_before_index"]`). A storage failure says the same of the first
+//! record of the batch that failed.
 
-use super::auth::role;
+use super::auth::{role, Role};
 use super::convert::{case_from_proto, case_to_proto, FieldError};
+use super::errors::{coded, too_large_is_resource_exhausted, with_metadata};
+use super::idempotency::{begin, Begin};
 use super::metrics::Metrics;
 use super::paging::{self, task_failed, unavailable};
 use super::proto::{self, case_service_server::CaseService};
 use super::AppState;
 use crate::io::case_csv::{case_row, parse_case_row};
-use crate::store::{now_rfc3339, NewCase, PutOutcome, StoredCaseRow};
+use crate::store::{now_rfc3339, NewCase, PutOutcome, StoreError, StoredCaseRow};
 use prost::Message;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status, Streaming};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 pub struct Cases {
     pub state: Arc<AppState>,
 }
 
 const BATCH: usize = 2000;
+
+/// The method name of uploads in idempotency keys.
+pub const INGEST_METHOD: &str = "IngestCases";
+
+/// One `IngestCasesRequest` as it comes off the wire, its case still encoded: the server decodes
+/// uploads with this message (same field numbers and wire types) so that one undecodable record
+/// does not end the stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IngestFrame {
+    #[prost(bytes = "vec", tag = "1")]
+    pub request_id: Vec<u8>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub case: Option<Vec<u8>>,
+    #[prost(bool, tag = "3")]
+    pub summary_only: bool,
+}
+
+impl From<proto::IngestCasesRequest> for IngestFrame {
+    fn from(message: proto::IngestCasesRequest) -> IngestFrame {
+        IngestFrame {
+            request_id: message.request_id.into_bytes(),
+            case: message.case.map(|c| c.encode_to_vec()),
+            summary_only: message.summary_only,
+        }
+    }
+}
 
 fn stored_case(row: StoredCaseRow) -> Result<proto::StoredCase, Status> {
     let case = parse_case_row(&row.row)
@@ -33,128 +71,245 @@ fn stored_case(row: StoredCaseRow) -> Result<proto::StoredCase, Status> {
     })
 }
 
+/// The text fields of a case holding NUL, which no backend stores: the record is rejected.
+fn nul_violations(case: &proto::Case) -> Vec<FieldError> {
+    let has_nul = |value: &str| value.as_bytes().contains(&0);
+    let mut errors = Vec::new();
+    let fields = [
+        ("case_id", &case.case_id),
+        ("hospital_id", &case.hospital_id),
+        ("patient_id", &case.patient_id),
+        ("admission_date", &case.admission_date),
+        ("discharge_date", &case.discharge_date),
+        ("department", &case.department),
+        ("total_cost", &case.total_cost),
+        ("fund_paid", &case.fund_paid),
+        ("patient_paid", &case.patient_paid),
+    ];
+    let listed = case.diagnoses.iter().enumerate().map(|(i, code)| (format!("diagnoses[{i}]"), code));
+    let listed = listed.chain(case.procedures.iter().enumerate().map(|(i, code)| (format!("procedures[{i}]"), code)));
+    // The common case (no NUL anywhere) allocates nothing.
+    if !fields.iter().any(|(_, v)| has_nul(v)) && !case.diagnoses.iter().chain(&case.procedures).any(|v| has_nul(v)) {
+        return errors;
+    }
+    for (name, value) in fields.iter().map(|(n, v)| (n.to_string(), *v)).chain(listed) {
+        if has_nul(value) {
+            errors.push(FieldError { field: format!("case.{name}"), description: "contains a NUL character".into() });
+        }
+    }
+    errors
+}
+
+/// The stream failed at record `index`: every valid record before it is stored.
+fn failed_at(code: Code, reason: &str, message: String, index: i64, mut metadata: HashMap<String, String>) -> Status {
+    metadata.insert("stored_before_index".into(), index.to_string());
+    with_metadata(code, reason, format!("{message} (valid records before index {index} are stored, none from it on)"), metadata)
+}
+
+/// A batch of valid records being stored.
+struct Batch {
+    indexes: Vec<i64>,
+    cases: Vec<NewCase>,
+}
+
+type Stored = (Batch, Result<Vec<PutOutcome>, StoreError>);
+
+/// Counts a stored batch into the answer (one result per record unless `summary_only`).
+fn record(response: &mut proto::IngestCasesResponse, stored: Stored, summary_only: bool) -> Result<(), Status> {
+    let (batch, outcomes) = stored;
+    let first = batch.indexes.first().copied().unwrap_or(0);
+    let outcomes = outcomes.map_err(|e| {
+        let status = unavailable(e);
+        failed_at(
+            status.code(),
+            "STORE_FAILED",
+            format!("storing the batch from record {first}: {}", status.message()),
+            first,
+            HashMap::new(),
+        )
+    })?;
+    for ((index, case), outcome) in batch.indexes.into_iter().zip(batch.cases).zip(outcomes) {
+        let status = match outcome {
+            PutOutcome::Accepted => {
+                response.accepted += 1;
+                proto::RecordStatus::Accepted
+            }
+            PutOutcome::Replaced => {
+                response.replaced += 1;
+                proto::RecordStatus::Replaced
+            }
+            PutOutcome::Unchanged => {
+                response.unchanged += 1;
+                proto::RecordStatus::Unchanged
+            }
+        };
+        if !summary_only {
+            response.results.push(proto::RecordResult {
+                index,
+                case_id: case.case_id,
+                status: status as i32,
+                field_violations: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Ingests an upload: the records of `incoming`, as `role`.
+pub async fn ingest(
+    state: &Arc<AppState>,
+    role: &Role,
+    mut incoming: impl Stream<Item = Result<IngestFrame, Status>> + Unpin,
+) -> Result<proto::IngestCasesResponse, Status> {
+    let store = state.store.clone();
+    let mut response = proto::IngestCasesResponse::default();
+    let mut summary_only = false;
+    let mut claim = None;
+    let mut pending = Batch { indexes: Vec::new(), cases: Vec::new() };
+    let mut index: i64 = 0;
+    // One batch is stored on the blocking pool while the next is decoded and checked.
+    let mut in_flight: Option<tokio::task::JoinHandle<Stored>> = None;
+    let store_batch = |batch: Batch| {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcomes = store.put_cases(&batch.cases, &now_rfc3339());
+            (batch, outcomes)
+        })
+    };
+    // Stores what is pending and waits for every batch: after it, every valid record so far is
+    // stored (or the status says from which record on it is not).
+    macro_rules! drain {
+        () => {{
+            if let Some(previous) = in_flight.take() {
+                let stored = previous.await.map_err(task_failed)?;
+                record(&mut response, stored, summary_only)?;
+            }
+            if !pending.cases.is_empty() {
+                let stored = store_batch(std::mem::replace(&mut pending, Batch { indexes: Vec::new(), cases: Vec::new() }))
+                    .await
+                    .map_err(task_failed)?;
+                record(&mut response, stored, summary_only)?;
+            }
+        }};
+    }
+    while let Some(frame) = incoming.next().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(status) => {
+                drain!();
+                let status = too_large_is_resource_exhausted(status);
+                let reason = if status.code() == Code::ResourceExhausted { "MESSAGE_TOO_LARGE" } else { "STREAM_FAILED" };
+                return Err(failed_at(status.code(), reason, status.message().to_string(), index, HashMap::new()));
+            }
+        };
+        if index == 0 {
+            // Only the first message's request_id and summary_only count.
+            summary_only = frame.summary_only;
+            let request_id = String::from_utf8(frame.request_id.clone())
+                .map_err(|_| super::errors::invalid_field("BAD_REQUEST_ID", "request_id", "is not UTF-8"))?;
+            match begin(&store, role, INGEST_METHOD, &request_id).await? {
+                None => {}
+                Some(Begin::Earlier(bytes)) => {
+                    return proto::IngestCasesResponse::decode(&bytes[..])
+                        .map_err(|e| coded(Code::DataLoss, "STORED_ANSWER_UNREADABLE", e.to_string()))
+                }
+                Some(Begin::Fresh(claimed)) => claim = Some(claimed),
+            }
+        }
+        response.submitted += 1;
+        let this = index;
+        index += 1;
+        let decoded = match &frame.case {
+            None => Err(vec![FieldError { field: "case".into(), description: "is required".into() }]),
+            Some(bytes) => proto::Case::decode(&bytes[..])
+                .map_err(|e| vec![FieldError { field: "case".into(), description: format!("cannot be decoded: {e}") }]),
+        };
+        let mut case_id = String::new();
+        let checked = decoded.and_then(|mut message| {
+            case_id = message.case_id.clone();
+            // A hospital's upload is for its own hospital: the id defaults to the token's.
+            if let (Role::Hospital(own), true) = (role, message.hospital_id.is_empty()) {
+                message.hospital_id = own.clone();
+            }
+            let nul = nul_violations(&message);
+            if !nul.is_empty() {
+                return Err(nul);
+            }
+            case_from_proto(&message)
+        });
+        let case = match checked {
+            Err(errors) => {
+                response.rejected += 1;
+                response.results.push(proto::RecordResult {
+                    index: this,
+                    case_id,
+                    status: proto::RecordStatus::Rejected as i32,
+                    field_violations: errors.iter().map(proto::FieldViolation::from).collect(),
+                });
+                continue;
+            }
+            Ok(case) => case,
+        };
+        let Some(hospital_id) = case.hospital_id.clone() else {
+            response.rejected += 1;
+            response.results.push(proto::RecordResult {
+                index: this,
+                case_id,
+                status: proto::RecordStatus::Rejected as i32,
+                field_violations: vec![proto::FieldViolation {
+                    field: "case.hospital_id".into(),
+                    description: "is required to store a case".into(),
+                }],
+            });
+            continue;
+        };
+        if !role.may_access(&hospital_id) {
+            drain!();
+            let metadata = HashMap::from([("index".to_string(), this.to_string()), ("hospital_id".to_string(), hospital_id.clone())]);
+            return Err(failed_at(
+                Code::PermissionDenied,
+                "HOSPITAL_NOT_PERMITTED",
+                format!("record {this}: this token may not submit cases of hospital {hospital_id:?}"),
+                this,
+                metadata,
+            ));
+        }
+        pending.indexes.push(this);
+        pending.cases.push(NewCase { hospital_id, case_id: case.case_id.clone(), row: case_row(&case) });
+        if pending.cases.len() >= BATCH {
+            if let Some(previous) = in_flight.take() {
+                let stored = previous.await.map_err(task_failed)?;
+                record(&mut response, stored, summary_only)?;
+            }
+            in_flight = Some(store_batch(std::mem::replace(&mut pending, Batch { indexes: Vec::new(), cases: Vec::new() })));
+        }
+    }
+    drain!();
+    response.results.sort_by_key(|r| r.index);
+    let metrics = &state.metrics;
+    Metrics::add(&metrics.ingest_streams, 1);
+    Metrics::add(&metrics.ingest_accepted, response.accepted as u64);
+    Metrics::add(&metrics.ingest_replaced, response.replaced as u64);
+    Metrics::add(&metrics.ingest_unchanged, response.unchanged as u64);
+    Metrics::add(&metrics.ingest_rejected, response.rejected as u64);
+    debug_assert_eq!(response.accepted + response.replaced + response.unchanged + response.rejected, response.submitted);
+    if let Some(claimed) = claim {
+        claimed.complete(response.encode_to_vec()).await;
+    }
+    Ok(response)
+}
+
 #[tonic::async_trait]
 impl CaseService for Cases {
+    /// Reached only when the service is mounted without [`IngestRoute`] (which decodes each
+    /// record on its own): the same ingestion.
     async fn ingest_cases(
         &self,
         request: Request<Streaming<proto::IngestCasesRequest>>,
     ) -> Result<Response<proto::IngestCasesResponse>, Status> {
         let role = role(&request)?;
-        let mut incoming = request.into_inner();
-        let store = self.state.store.clone();
-        let mut response = proto::IngestCasesResponse::default();
-        let mut request_id = String::new();
-        let mut pending_indexes: Vec<i64> = Vec::new();
-        let mut pending: Vec<NewCase> = Vec::new();
-        let mut index: i64 = 0;
-        let flush = |indexes: Vec<i64>, cases: Vec<NewCase>, response: &mut proto::IngestCasesResponse, outcomes: Vec<PutOutcome>| {
-            for ((index, case), outcome) in indexes.into_iter().zip(cases).zip(outcomes) {
-                let status = match outcome {
-                    PutOutcome::Accepted => {
-                        response.accepted += 1;
-                        proto::RecordStatus::Accepted
-                    }
-                    PutOutcome::Replaced => {
-                        response.replaced += 1;
-                        proto::RecordStatus::Replaced
-                    }
-                    PutOutcome::Unchanged => {
-                        response.unchanged += 1;
-                        proto::RecordStatus::Unchanged
-                    }
-                };
-                response.results.push(proto::RecordResult {
-                    index,
-                    case_id: case.case_id,
-                    status: status as i32,
-                    field_violations: Vec::new(),
-                });
-            }
-        };
-        // One batch is stored on the blocking pool while the next is decoded and checked.
-        type Stored = (Vec<i64>, Vec<NewCase>, Result<Vec<PutOutcome>, crate::store::StoreError>);
-        let mut in_flight: Option<tokio::task::JoinHandle<Stored>> = None;
-        let store_batch = |indexes: Vec<i64>, cases: Vec<NewCase>| {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || {
-                let outcomes = store.put_cases(&cases, &now_rfc3339());
-                (indexes, cases, outcomes)
-            })
-        };
-        while let Some(message) = incoming.next().await {
-            let message = message?;
-            if request_id.is_empty() && !message.request_id.is_empty() {
-                request_id = message.request_id.clone();
-                let store = store.clone();
-                let id = request_id.clone();
-                let previous =
-                    tokio::task::spawn_blocking(move || store.find_request(&id)).await.map_err(task_failed)?.map_err(unavailable)?;
-                if let Some(bytes) = previous {
-                    let earlier = proto::IngestCasesResponse::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?;
-                    return Ok(Response::new(earlier));
-                }
-            }
-            response.submitted += 1;
-            let this = index;
-            index += 1;
-            let checked = match &message.case {
-                None => Err(vec![FieldError { field: "case".into(), description: "is required".into() }]),
-                Some(case) => case_from_proto(case),
-            }
-            .and_then(|case| match &case.hospital_id {
-                None => Err(vec![FieldError { field: "case.hospital_id".into(), description: "is required to store a case".into() }]),
-                Some(h) if !role.may_access(h) => Err(vec![FieldError {
-                    field: "case.hospital_id".into(),
-                    description: format!("permission denied: this token may not submit for {h}"),
-                }]),
-                Some(_) => Ok(case),
-            });
-            match checked {
-                Err(errors) => {
-                    response.rejected += 1;
-                    response.results.push(proto::RecordResult {
-                        index: this,
-                        case_id: message.case.as_ref().map(|c| c.case_id.clone()).unwrap_or_default(),
-                        status: proto::RecordStatus::Rejected as i32,
-                        field_violations: errors.iter().map(proto::FieldViolation::from).collect(),
-                    });
-                }
-                Ok(case) => {
-                    let hospital_id = case.hospital_id.clone().unwrap_or_default();
-                    pending_indexes.push(this);
-                    pending.push(NewCase { hospital_id, case_id: case.case_id.clone(), row: case_row(&case) });
-                }
-            }
-            if pending.len() >= BATCH {
-                if let Some(previous) = in_flight.take() {
-                    let (indexes, cases, outcomes) = previous.await.map_err(task_failed)?;
-                    flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
-                }
-                in_flight = Some(store_batch(std::mem::take(&mut pending_indexes), std::mem::take(&mut pending)));
-            }
-        }
-        if let Some(previous) = in_flight.take() {
-            let (indexes, cases, outcomes) = previous.await.map_err(task_failed)?;
-            flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
-        }
-        if !pending.is_empty() {
-            let (indexes, cases, outcomes) = store_batch(pending_indexes, pending).await.map_err(task_failed)?;
-            flush(indexes, cases, &mut response, outcomes.map_err(unavailable)?);
-        }
-        response.results.sort_by_key(|r| r.index);
-        let metrics = &self.state.metrics;
-        Metrics::add(&metrics.ingest_streams, 1);
-        Metrics::add(&metrics.ingest_accepted, response.accepted as u64);
-        Metrics::add(&metrics.ingest_replaced, response.replaced as u64);
-        Metrics::add(&metrics.ingest_unchanged, response.unchanged as u64);
-        Metrics::add(&metrics.ingest_rejected, response.rejected as u64);
-        debug_assert_eq!(response.accepted + response.replaced + response.unchanged + response.rejected, response.submitted);
-        if !request_id.is_empty() {
-            let bytes = response.encode_to_vec();
-            let id = request_id.clone();
-            tokio::task::spawn_blocking(move || store.save_request(&id, &bytes)).await.map_err(task_failed)?.map_err(unavailable)?;
-        }
-        Ok(Response::new(response))
+        let incoming = request.into_inner().map(|m| m.map(IngestFrame::from));
+        Ok(Response::new(ingest(&self.state, &role, incoming).await?))
     }
 
     async fn get_case(&self, request: Request<proto::GetCaseRequest>) -> Result<Response<proto::StoredCase>, Status> {

@@ -92,6 +92,35 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// A TOML error without the file's text: its line, column and message, with any quoted value
+/// in the message redacted. toml's own display quotes the offending line, which may hold a
+/// token or a database password.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let position = error.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    let message = error.message().trim();
+    // Values appear in the message as "…" (strings) or `…` (keys, which are not secret).
+    let mut redacted = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                redacted.push_str("\"<redacted>");
+            } else {
+                redacted.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            redacted.push(c);
+        }
+    }
+    format!("{}{redacted}", position.unwrap_or_default())
+}
+
 impl ServerConfig {
     /// defaults → `file` → `environment` (`DIPDRG_LISTEN`, `DIPDRG_METRICS_LISTEN`,
     /// `DIPDRG_DATA_DIR`, `DIPDRG_POLICY`, `DIPDRG_TABLES`, `DIPDRG_MAX_REQUEST_BYTES`,
@@ -107,7 +136,7 @@ impl ServerConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
-                toml::from_str(&text).map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?
+                toml::from_str(&text).map_err(|e| ConfigError::File { path: path.display().to_string(), message: toml_error(&text, &e) })?
             }
         };
         if let Some(v) = environment("DIPDRG_LISTEN") {
@@ -264,6 +293,27 @@ mod tests {
         let size = |name: &str| (name == "DIPDRG_MAX_REQUEST_BYTES").then(|| "lots".to_string());
         let error = ServerConfig::resolve(None, size, &Overrides::default()).unwrap_err().to_string();
         assert!(error.contains("DIPDRG_MAX_REQUEST_BYTES"), "{error}");
+    }
+
+    #[test]
+    fn config_errors_never_echo_secret_values() {
+        let texts = [
+            "[[tokens]]\ntokn = \"very-secret-token\"\nrole = \"fund_office\"\n",
+            "tokens = [{ token = \"very-secret-token\", rol = \"fund_office\" }]\n",
+            "database_url = \"host=db password=very-secret-token\"\nlisten = 5\n",
+            "database_url = \"host=db password=very-secret-token\"\nlisten_addr = \"x\"\n",
+            "[[tokens]]\ntoken = \"very-secret-token\"\nrole = \"fund_office\"\nhospital_id = 7\n",
+            "max_request_bytes = \"very-secret-token\"\n",
+        ];
+        for text in texts {
+            let config = file(text);
+            let error = ServerConfig::resolve(Some(&config.0), |_| None, &Overrides::default()).unwrap_err().to_string();
+            assert!(!error.contains("secret"), "{error}");
+            assert!(error.contains("line "), "the error still says where: {error}");
+        }
+        let misspelt = file("[[tokens]]\ntokn = \"very-secret-token\"\nrole = \"fund_office\"\n");
+        let error = ServerConfig::resolve(Some(&misspelt.0), |_| None, &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("tokn"), "the key is named: {error}");
     }
 
     #[test]

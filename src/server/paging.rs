@@ -8,7 +8,7 @@ use tonic::Status;
 pub fn page_size(requested: i32) -> Result<usize, Status> {
     match requested {
         0 => Ok(100),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
+        n if n < 0 => Err(super::errors::invalid_field("BAD_PAGE_SIZE", "page_size", "must not be negative")),
         n => Ok((n as usize).min(1000)),
     }
 }
@@ -23,12 +23,17 @@ pub fn decode_token(token: &str) -> Result<Option<String>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bad = || Status::invalid_argument("page_token is not a token this service issued");
+    let bad = || super::errors::invalid_field("BAD_PAGE_TOKEN", "page_token", "is not a token this service issued");
     if token.len() % 2 != 0 || !token.is_ascii() {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map(Some).map_err(|_| bad())
+    let key = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    // Keys never hold NUL (the store refuses it): a token with one was not issued here.
+    if key.contains('\0') {
+        return Err(bad());
+    }
+    Ok(Some(key))
 }
 
 /// A page token for the last (hospital, case id) of a page.
@@ -39,8 +44,9 @@ pub fn encode_case_token(hospital: &str, case_id: &str) -> String {
 /// The (hospital, case id) of a token made by [`encode_case_token`]; `None` for the first page.
 pub fn decode_case_token(token: &str) -> Result<Option<(String, String)>, Status> {
     let Some(key) = decode_token(token)? else { return Ok(None) };
-    let (hospital, case_id) =
-        key.split_once('\u{1f}').ok_or_else(|| Status::invalid_argument("page_token is not a token this service issued"))?;
+    let (hospital, case_id) = key
+        .split_once('\u{1f}')
+        .ok_or_else(|| super::errors::invalid_field("BAD_PAGE_TOKEN", "page_token", "is not a token this service issued"))?;
     Ok(Some((hospital.to_string(), case_id.to_string())))
 }
 
@@ -50,26 +56,41 @@ pub fn parent_hospital(role: &super::auth::Role, parent: &str) -> Result<Option<
     let hospital = match parent.strip_prefix("hospitals/") {
         Some("-") => None,
         Some(h) if !h.is_empty() && !h.contains('/') => Some(h.to_string()),
-        _ => return Err(Status::invalid_argument(format!("parent {parent:?} is not hospitals/{{hospital_id}} or hospitals/-"))),
+        _ => {
+            return Err(super::errors::invalid_field(
+                "BAD_PARENT",
+                "parent",
+                format!("{parent:?} is not hospitals/{{hospital_id}} or hospitals/-"),
+            ))
+        }
     };
     match (&hospital, role) {
         (Some(h), _) => role.check(h)?,
         (None, super::auth::Role::Hospital(_)) => {
-            return Err(Status::permission_denied("only a fund-office token may list every hospital"))
+            return Err(super::errors::coded(
+                tonic::Code::PermissionDenied,
+                "FUND_OFFICE_ONLY",
+                "only a fund-office token may list every hospital",
+            ))
         }
         (None, super::auth::Role::FundOffice) => {}
     }
     Ok(hospital)
 }
 
-/// A storage failure: UNAVAILABLE (the client may retry).
+/// A storage failure: UNAVAILABLE (`STORE_UNAVAILABLE`: the client may retry), or
+/// INVALID_ARGUMENT (`TEXT_HAS_NUL`) for text no backend can store (a retry never helps).
 pub fn unavailable(error: StoreError) -> Status {
-    Status::unavailable(format!("storage: {error}"))
+    let code = match error {
+        StoreError::InvalidText(_) => tonic::Code::InvalidArgument,
+        StoreError::Backend(_) => tonic::Code::Unavailable,
+    };
+    super::errors::coded(code, error.code(), format!("storage: {error}"))
 }
 
-/// A blocking task that did not finish: INTERNAL.
+/// A blocking task that did not finish: INTERNAL (`TASK_FAILED`).
 pub fn task_failed(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("task failed: {error}"))
+    super::errors::coded(tonic::Code::Internal, "TASK_FAILED", format!("task failed: {error}"))
 }
 
 #[cfg(test)]
@@ -81,7 +102,7 @@ mod tests {
         let key = "H001\u{1f}C 9/é";
         assert_eq!(decode_token(&encode_token(key)).unwrap().as_deref(), Some(key));
         assert_eq!(decode_token("").unwrap(), None);
-        for bad in ["abc", "zz", "ffff", "é1"] {
+        for bad in ["abc", "zz", "ffff", "é1", "4800"] {
             assert_eq!(decode_token(bad).unwrap_err().code(), tonic::Code::InvalidArgument, "{bad}");
         }
         assert_eq!(page_size(0).unwrap(), 100);

@@ -82,6 +82,18 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
     }
 }
 
+/// [`precheck`], with a panic (a bug on some input) answered as INTERNAL (`PRECHECK_PANICKED`)
+/// rather than a dropped call (which the client sees as CANCELLED).
+fn guarded(state: &AppState, case: &Case, include_trace: bool) -> Result<proto::PreCheckCaseResponse, Status> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| precheck(state, case, include_trace))).map_err(|_| {
+        super::errors::coded(
+            tonic::Code::Internal,
+            "PRECHECK_PANICKED",
+            format!("case {:?}: the pre-check failed on this input", case.case_id),
+        )
+    })
+}
+
 /// Validates the request's case and the caller's right to it.
 fn checked_case(role: &Role, request: &proto::PreCheckCaseRequest) -> Result<Case, Status> {
     let message = request
@@ -112,46 +124,101 @@ impl PreCheckService for PreCheck {
         let metrics = &self.state.metrics;
         let case = checked_case(&role, &request).inspect_err(|_| Metrics::add(&metrics.precheck_errors, 1))?;
         Metrics::add(&metrics.precheck_requests, 1);
-        Ok(Response::new(precheck(&self.state, &case, request.include_trace)))
+        Ok(Response::new(guarded(&self.state, &case, request.include_trace)?))
     }
 
     type BatchPreCheckCasesStream = ResponseStream;
 
+    /// Reached only when the service is mounted without [`super::PreCheckRoute`] (which decodes
+    /// each message on its own): the same batch.
     async fn batch_pre_check_cases(
         &self,
         request: Request<Streaming<proto::PreCheckCaseRequest>>,
     ) -> Result<Response<Self::BatchPreCheckCasesStream>, Status> {
         let role = role(&request)?;
-        let mut incoming = request.into_inner();
-        let state = self.state.clone();
-        let (sender, receiver) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Some(item) = incoming.next().await {
-                let response = match item {
-                    Err(status) => Err(status),
-                    Ok(request) => match checked_case(&role, &request) {
-                        Ok(case) => {
-                            Metrics::add(&state.metrics.precheck_requests, 1);
-                            Ok(precheck(&state, &case, request.include_trace))
-                        }
-                        Err(status) if status.code() == tonic::Code::PermissionDenied => Err(status),
-                        Err(_) => {
-                            // A bad record gets its field errors in the response; the stream goes on.
-                            let errors = request.case.as_ref().map(|c| case_from_proto(c).err().unwrap_or_default()).unwrap_or_default();
-                            Ok(proto::PreCheckCaseResponse {
-                                case_id: request.case.as_ref().map(|c| c.case_id.clone()).unwrap_or_default(),
-                                field_violations: errors.iter().map(proto::FieldViolation::from).collect(),
-                                ..Default::default()
-                            })
-                        }
-                    },
-                };
-                let stop = response.is_err();
-                if sender.send(response).await.is_err() || stop {
+        let incoming = request.into_inner().map(|m| m.map(PreCheckFrame::from));
+        Ok(Response::new(batch(self.state.clone(), role, incoming)))
+    }
+}
+
+/// One `PreCheckCaseRequest` as it comes off the wire, its case still encoded: a message whose
+/// case cannot be decoded is answered with a field violation and the stream goes on.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PreCheckFrame {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub case: Option<Vec<u8>>,
+    #[prost(bool, tag = "2")]
+    pub include_trace: bool,
+}
+
+impl From<proto::PreCheckCaseRequest> for PreCheckFrame {
+    fn from(message: proto::PreCheckCaseRequest) -> PreCheckFrame {
+        PreCheckFrame { case: message.case.map(|c| prost::Message::encode_to_vec(&c)), include_trace: message.include_trace }
+    }
+}
+
+/// The answer of a message that cannot be checked: its field violations, the stream goes on.
+fn rejected(case_id: String, violations: Vec<proto::FieldViolation>) -> proto::PreCheckCaseResponse {
+    proto::PreCheckCaseResponse { case_id, field_violations: violations, ..Default::default() }
+}
+
+/// A batch pre-check: one answer per message, in order. A message that cannot be decoded or
+/// checked answers with field violations; another hospital's case (PERMISSION_DENIED) or a
+/// broken stream ends it.
+pub fn batch(
+    state: Arc<AppState>,
+    role: Role,
+    mut incoming: impl Stream<Item = Result<PreCheckFrame, Status>> + Send + Unpin + 'static,
+) -> ResponseStream {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(item) = incoming.next().await {
+            let frame = match item {
+                Ok(frame) => frame,
+                Err(status) => {
+                    let _ = sender.send(Err(super::errors::too_large_is_resource_exhausted(status))).await;
                     break;
                 }
+            };
+            let case = match frame.case.as_deref().map(<proto::Case as prost::Message>::decode) {
+                Some(Err(e)) => {
+                    let violation = proto::FieldViolation { field: "case".into(), description: format!("cannot be decoded: {e}") };
+                    if sender.send(Ok(rejected(String::new(), vec![violation]))).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(Ok(case)) => Some(case),
+                None => None,
+            };
+            let request = proto::PreCheckCaseRequest { case, include_trace: frame.include_trace };
+            let response = match checked_case(&role, &request) {
+                Ok(case) => {
+                    Metrics::add(&state.metrics.precheck_requests, 1);
+                    guarded(&state, &case, request.include_trace)
+                }
+                Err(status) if status.code() == tonic::Code::PermissionDenied => Err(status),
+                Err(status) => {
+                    // The field errors its status carries; a message without a case gets `case`.
+                    let violations = tonic_types::StatusExt::get_details_bad_request(&status)
+                        .map(|bad| bad.field_violations)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|v| proto::FieldViolation { field: v.field, description: v.description })
+                        .collect::<Vec<_>>();
+                    let violations = if violations.is_empty() {
+                        vec![proto::FieldViolation { field: "case".into(), description: status.message().to_string() }]
+                    } else {
+                        violations
+                    };
+                    Ok(rejected(request.case.as_ref().map(|c| c.case_id.clone()).unwrap_or_default(), violations))
+                }
+            };
+            let stop = response.is_err();
+            if sender.send(response).await.is_err() || stop {
+                break;
             }
-        });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
-    }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }

@@ -3,6 +3,7 @@
 //! themselves.
 
 use super::auth::{role, Role};
+use super::idempotency::{begin, Begin};
 use super::paging::{decode_case_token, encode_case_token, page_size, parent_hospital, task_failed, unavailable};
 use super::proto::{self, review_service_server::ReviewService};
 use super::AppState;
@@ -48,31 +49,32 @@ impl Reviews {
         found.map(|_| ()).ok_or_else(|| Status::failed_precondition(format!("hospitals/{hospital}/cases/{case_id} has not been ingested")))
     }
 
+    /// Stores an annotation under the caller's idempotency key for its create method: the earlier
+    /// answer when the key was used before.
     async fn put(
         &self,
+        role: &Role,
         kind: &'static str,
         request_id: &str,
         hospital: String,
         case_id: String,
         record: Vec<u8>,
     ) -> Result<Option<Vec<u8>>, Status> {
-        let store = self.state.store.clone();
-        let request_id = request_id.to_string();
-        tokio::task::spawn_blocking(move || {
-            if !request_id.is_empty() {
-                if let Some(earlier) = store.find_request(&format!("{kind}:{request_id}"))? {
-                    return Ok(Some(earlier));
-                }
-            }
-            store.put_annotation(kind, &hospital, &case_id, &record)?;
-            if !request_id.is_empty() {
-                store.save_request(&format!("{kind}:{request_id}"), &record)?;
-            }
-            Ok(None)
-        })
-        .await
-        .map_err(task_failed)?
-        .map_err(unavailable)
+        let method = if kind == VIOLATION { "CreateViolation" } else { "CreateSpecialReviewDecision" };
+        let claimed = match begin(&self.state.store, role, method, request_id).await? {
+            Some(Begin::Earlier(answer)) => return Ok(Some(answer)),
+            Some(Begin::Fresh(claimed)) => Some(claimed),
+            None => None,
+        };
+        let (store, stored) = (self.state.store.clone(), record.clone());
+        tokio::task::spawn_blocking(move || store.put_annotation(kind, &hospital, &case_id, &stored))
+            .await
+            .map_err(task_failed)?
+            .map_err(unavailable)?;
+        if let Some(claimed) = claimed {
+            claimed.complete(record).await;
+        }
+        Ok(None)
     }
 
     async fn list(
@@ -101,7 +103,8 @@ impl Reviews {
 #[tonic::async_trait]
 impl ReviewService for Reviews {
     async fn create_violation(&self, request: Request<proto::CreateViolationRequest>) -> Result<Response<proto::Violation>, Status> {
-        fund_office(&role(&request)?)?;
+        let role = role(&request)?;
+        fund_office(&role)?;
         let request = request.into_inner();
         let mut violation = request.violation.ok_or_else(|| invalid("violation", "is required".into()))?;
         let (hospital, case_id) = case_name("violation.case", &violation.case)?;
@@ -111,7 +114,7 @@ impl ReviewService for Reviews {
         self.require_case(&hospital, &case_id).await?;
         violation.name = format!("{}/violation", violation.case);
         violation.create_time = now_rfc3339();
-        let earlier = self.put(VIOLATION, &request.request_id, hospital, case_id, violation.encode_to_vec()).await?;
+        let earlier = self.put(&role, VIOLATION, &request.request_id, hospital, case_id, violation.encode_to_vec()).await?;
         match earlier {
             Some(bytes) => Ok(Response::new(proto::Violation::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?)),
             None => Ok(Response::new(violation)),
@@ -135,7 +138,8 @@ impl ReviewService for Reviews {
         &self,
         request: Request<proto::CreateSpecialReviewDecisionRequest>,
     ) -> Result<Response<proto::SpecialReviewDecision>, Status> {
-        fund_office(&role(&request)?)?;
+        let role = role(&request)?;
+        fund_office(&role)?;
         let request = request.into_inner();
         let mut decision = request.decision.ok_or_else(|| invalid("decision", "is required".into()))?;
         let (hospital, case_id) = case_name("decision.case", &decision.case)?;
@@ -151,7 +155,7 @@ impl ReviewService for Reviews {
         self.require_case(&hospital, &case_id).await?;
         decision.name = format!("{}/specialReview", decision.case);
         decision.create_time = now_rfc3339();
-        let earlier = self.put(DECISION, &request.request_id, hospital, case_id, decision.encode_to_vec()).await?;
+        let earlier = self.put(&role, DECISION, &request.request_id, hospital, case_id, decision.encode_to_vec()).await?;
         match earlier {
             Some(bytes) => {
                 Ok(Response::new(proto::SpecialReviewDecision::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string()))?))

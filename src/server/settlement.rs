@@ -7,6 +7,8 @@
 
 use super::auth::{role, Role};
 use super::convert::coded_invalid_argument;
+use super::errors::coded;
+use super::idempotency::{begin, Begin};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, settlement_service_server::SettlementService};
 use super::versions::{Fingerprint, Snapshot, VersionError};
@@ -16,14 +18,14 @@ use crate::io::case_csv::standard_layout;
 use crate::io::chunks::CHUNK_BYTES;
 use crate::settle::{self, Annotations, Mode, Period, Review, SettleError, Statements};
 use crate::settlement::{self, PointValueRecord};
-use crate::store::{now_rfc3339, StoreError};
+use crate::store::{now_rfc3339, StatementRow, StoreError};
 use prost::Message;
 use rust_decimal::Decimal;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 pub struct Settlements {
     pub state: Arc<AppState>,
@@ -132,7 +134,7 @@ fn compute(
     let cases_fingerprint = cases_fingerprint.hex();
     if let Some(expected) = expected_cases.filter(|e| *e != cases_fingerprint) {
         return Err((
-            "RUN_CASES_CHANGED",
+            "CASES_CHANGED",
             format!(
                 "the stored cases changed since {}: cases fingerprint {expected} then, {cases_fingerprint} now, so a re-run would not reproduce it",
                 run.rerun_of
@@ -217,6 +219,141 @@ fn compute(
     Ok((run, statements))
 }
 
+/// The method name of run creation in idempotency keys.
+pub const CREATE_METHOD: &str = "CreateSettlementRun";
+
+/// `run` as `role` may see it: a hospital sees no region totals (how many cases every hospital
+/// had, the point values' inputs, the region's gross) and only the code of an error (whose text
+/// may name another hospital). Its own figures are in its statements.
+fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
+    match role {
+        Role::FundOffice => run,
+        Role::Hospital(_) => proto::SettlementRun {
+            cases: 0,
+            skipped_cases: 0,
+            rejected_cases: 0,
+            // Other hospitals' cases: never shown to a hospital.
+            rejects: Vec::new(),
+            point_values: Vec::new(),
+            gross_total: String::new(),
+            cases_fingerprint: String::new(),
+            error: run.error.split(':').next().unwrap_or_default().to_string(),
+            ..run
+        },
+    }
+}
+
+/// The fingerprint of every stored case (hospital, case id and row, in key order, over one
+/// snapshot): what a run records as its `cases_fingerprint`.
+fn stored_cases_fingerprint(store: &dyn crate::store::Store) -> Result<String, StoreError> {
+    let mut fingerprint = Fingerprint::default();
+    crate::store::for_each_case(store, |row| {
+        fingerprint.feed(row.hospital_id.as_bytes());
+        fingerprint.feed(row.case_id.as_bytes());
+        fingerprint.feed(row.row.as_bytes());
+    })?;
+    Ok(fingerprint.hex())
+}
+
+/// `run`, FAILED with `CODE: message`.
+fn failed(run: proto::SettlementRun, code: &str, message: &str) -> proto::SettlementRun {
+    proto::SettlementRun {
+        state: proto::RunState::Failed as i32,
+        error: format!("{code}: {message}"),
+        error_code: code.to_string(),
+        complete_time: now_rfc3339(),
+        ..run
+    }
+}
+
+/// Computes a created run and stores how it ended: SUCCEEDED with its statements, or FAILED with
+/// a code — never left RUNNING, whether the computation errs, panics (`RUN_PANICKED`) or its
+/// statements cannot be stored (`STORE_UNAVAILABLE`).
+fn finish(
+    state: &AppState,
+    snapshot: &Snapshot,
+    run_id: &str,
+    started: proto::SettlementRun,
+    period: Period,
+    expected_cases: Option<&str>,
+) {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compute(state, snapshot, started.clone(), period, expected_cases)));
+    let finished = match outcome {
+        Ok(Ok((finished, statements))) => {
+            let rows: Result<Vec<StatementRow>, String> = statements
+                .into_iter()
+                .map(|(key, statement)| {
+                    let hospital_id = proto::Statement::decode(&statement[..]).map_err(|e| e.to_string())?.hospital_id;
+                    Ok(StatementRow { hospital_id, key, statement })
+                })
+                .collect();
+            match rows.and_then(|rows| state.store.put_statements(run_id, &rows).map_err(|e| e.to_string())) {
+                Ok(()) => finished,
+                Err(e) => failed(started, "STORE_UNAVAILABLE", &format!("the statements could not be stored: {e}")),
+            }
+        }
+        Ok(Err((code, message))) => failed(started, code, &message),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            failed(started, "RUN_PANICKED", &format!("the computation failed: {message}"))
+        }
+    };
+    tracing::info!(
+        run = %finished.name,
+        state = finished.state,
+        cases = finished.cases,
+        gross_total = %finished.gross_total,
+        error = %finished.error,
+        "settlement run finished"
+    );
+    // The end is stored even through a short storage outage; a longer one leaves the run
+    // RUNNING until the next start marks it FAILED (RUN_INTERRUPTED).
+    let bytes = finished.encode_to_vec();
+    let mut pause = std::time::Duration::from_millis(100);
+    for attempt in 1..=8 {
+        match state.store.put_run(run_id, &bytes) {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(run = %finished.name, attempt, error = %e, "the finished run could not be stored"),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// At start, before serving: frees the idempotency keys a killed process left claimed, and
+/// marks every run left RUNNING as FAILED (`RUN_INTERRUPTED`), freeing its request_id so that
+/// the same request starts a new run. Returns the names of the runs it marked.
+pub fn recover(store: &dyn crate::store::Store) -> Result<Vec<String>, StoreError> {
+    let released = store.release_unfinished_requests()?;
+    if released > 0 {
+        tracing::info!(released, "freed the request ids of calls interrupted by the last stop");
+    }
+    let mut marked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_runs(after.as_deref(), 1000)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (run_id, bytes) in page {
+            let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else { continue };
+            if run.state != proto::RunState::Running as i32 {
+                continue;
+            }
+            let run = failed(run, "RUN_INTERRUPTED", "the server stopped before the run finished; create it again");
+            store.put_run(&run_id, &run.encode_to_vec())?;
+            store.forget_answer(CREATE_METHOD, run_id.as_bytes())?;
+            tracing::warn!(run = %run.name, "marked an interrupted run FAILED");
+            marked.push(run.name);
+        }
+    }
+    Ok(marked)
+}
+
 type RunStream = Pin<Box<dyn Stream<Item = Result<proto::SettlementRun, Status>> + Send>>;
 
 fn run_id_of(name: &str) -> Result<String, Status> {
@@ -242,10 +379,17 @@ impl SettlementService for Settlements {
         &self,
         request: Request<proto::CreateSettlementRunRequest>,
     ) -> Result<Response<proto::SettlementRun>, Status> {
-        if role(&request)? != Role::FundOffice {
+        let role = role(&request)?;
+        if role != Role::FundOffice {
             return Err(Status::permission_denied("only a fund-office token may create settlement runs"));
         }
         let request = request.into_inner();
+        // The key is claimed before anything else: a concurrent retry waits for this call.
+        let claimed = match begin(&self.state.store, &role, CREATE_METHOD, &request.request_id).await? {
+            Some(Begin::Earlier(run_id)) => return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?)),
+            Some(Begin::Fresh(claimed)) => Some(claimed),
+            None => None,
+        };
         // A re-run takes mode, period and versions from the run it repeats.
         let original = if request.rerun_of.is_empty() {
             None
@@ -285,17 +429,6 @@ impl SettlementService for Settlements {
         };
         let period =
             Period::parse_for(snapshot.policy(), mode, &period).map_err(|e| coded_invalid_argument(e.code(), "period", &e.to_string()))?;
-        let store = self.state.store.clone();
-        if !request.request_id.is_empty() {
-            let id = request.request_id.clone();
-            let earlier = tokio::task::spawn_blocking(move || store.find_request(&format!("run:{id}")))
-                .await
-                .map_err(task_failed)?
-                .map_err(unavailable)?;
-            if let Some(run_id) = earlier {
-                return Ok(Response::new(self.load(String::from_utf8_lossy(&run_id).to_string()).await?));
-            }
-        }
         let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let run_id = format!("{millis:015}-{:04}", RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000);
         let policy = snapshot.policy();
@@ -315,64 +448,45 @@ impl SettlementService for Settlements {
             ..Default::default()
         };
         let expected_cases = original.map(|o| o.cases_fingerprint);
-        let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
-        let request_id = request.request_id.clone();
-        tokio::task::spawn_blocking(move || {
-            store.put_run(&id, &bytes)?;
-            if !request_id.is_empty() {
-                store.save_request(&format!("run:{request_id}"), id.as_bytes())?;
+        // A re-run over changed cases cannot reproduce its run: FAILED_PRECONDITION now, not a
+        // run that fails later. (The computation checks again: cases may change meanwhile.)
+        if let Some(expected) = &expected_cases {
+            let rerun_of = &run.rerun_of;
+            let store = self.state.store.clone();
+            let now = tokio::task::spawn_blocking(move || stored_cases_fingerprint(store.as_ref()))
+                .await
+                .map_err(task_failed)?
+                .map_err(unavailable)?;
+            if now != *expected {
+                return Err(coded(
+                    Code::FailedPrecondition,
+                    "CASES_CHANGED",
+                    format!("the stored cases changed since {rerun_of}: cases fingerprint {expected} then, {now} now, so a re-run would not reproduce it"),
+                ));
             }
-            Ok::<(), StoreError>(())
-        })
-        .await
-        .map_err(task_failed)?
-        .map_err(unavailable)?;
+        }
+        let (store, id, bytes) = (self.state.store.clone(), run_id.clone(), run.encode_to_vec());
+        tokio::task::spawn_blocking(move || store.put_run(&id, &bytes)).await.map_err(task_failed)?.map_err(unavailable)?;
+        if let Some(claimed) = claimed {
+            claimed.complete(run_id.clone().into_bytes()).await;
+        }
         let state = self.state.clone();
         let started = run.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = compute(&state, &snapshot, started.clone(), period, expected_cases.as_deref());
-            let finished = match outcome {
-                Ok((finished, statements)) => match state.store.put_statements(&run_id, &statements) {
-                    Ok(()) => finished,
-                    Err(e) => proto::SettlementRun {
-                        state: proto::RunState::Failed as i32,
-                        error: e.to_string(),
-                        error_code: "STORE_UNAVAILABLE".into(),
-                        ..started
-                    },
-                },
-                Err((code, error)) => proto::SettlementRun {
-                    state: proto::RunState::Failed as i32,
-                    error,
-                    error_code: code.into(),
-                    complete_time: now_rfc3339(),
-                    ..started
-                },
-            };
-            tracing::info!(
-                run = %finished.name,
-                state = finished.state,
-                cases = finished.cases,
-                gross_total = %finished.gross_total,
-                error = %finished.error,
-                "settlement run finished"
-            );
-            let _ = state.store.put_run(&run_id, &finished.encode_to_vec());
-        });
+        tokio::task::spawn_blocking(move || finish(&state, &snapshot, &run_id, started, period, expected_cases.as_deref()));
         Ok(Response::new(run))
     }
 
     async fn get_settlement_run(&self, request: Request<proto::GetSettlementRunRequest>) -> Result<Response<proto::SettlementRun>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let run_id = run_id_of(&request.into_inner().name)?;
-        Ok(Response::new(self.load(run_id).await?))
+        Ok(Response::new(for_role(&role, self.load(run_id).await?)))
     }
 
     async fn list_settlement_runs(
         &self,
         request: Request<proto::ListSettlementRunsRequest>,
     ) -> Result<Response<proto::ListSettlementRunsResponse>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = decode_token(&request.page_token)?;
@@ -386,7 +500,9 @@ impl SettlementService for Settlements {
         let next_page_token = if more { rows.last().map(|(id, _)| encode_token(id)).unwrap_or_default() } else { String::new() };
         let settlement_runs = rows
             .iter()
-            .map(|(_, bytes)| proto::SettlementRun::decode(&bytes[..]).map_err(|e| Status::data_loss(e.to_string())))
+            .map(|(_, bytes)| {
+                proto::SettlementRun::decode(&bytes[..]).map(|run| for_role(&role, run)).map_err(|e| Status::data_loss(e.to_string()))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Response::new(proto::ListSettlementRunsResponse { settlement_runs, next_page_token }))
     }
@@ -397,24 +513,37 @@ impl SettlementService for Settlements {
         &self,
         request: Request<proto::GetSettlementRunRequest>,
     ) -> Result<Response<Self::WatchSettlementRunStream>, Status> {
-        role(&request)?;
+        let role = role(&request)?;
         let run_id = run_id_of(&request.into_inner().name)?;
         let first = self.load(run_id.clone()).await?;
-        let store = self.state.store.clone();
+        let (store, shutdown) = (self.state.store.clone(), self.state.shutdown.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut last = first;
-            if sender.send(Ok(last.clone())).await.is_err() {
+            if sender.send(Ok(for_role(&role, last.clone()))).await.is_err() {
                 return;
             }
+            // Until the run has ended (every run ends: see `finish` and `recover`), the client
+            // goes away, or the server shuts down.
             while last.state == proto::RunState::Running as i32 {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    () = shutdown.wait() => {
+                        let _ = sender.send(Err(coded(Code::Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down: watch the run again after it restarts"))).await;
+                        return;
+                    }
+                    () = sender.closed() => return,
+                }
                 let (store, id) = (store.clone(), run_id.clone());
-                let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || store.get_run(&id)).await else { break };
-                let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else { break };
+                // A storage failure is waited out (the run is still there); the next poll retries.
+                let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || store.get_run(&id)).await else { continue };
+                let Ok(run) = proto::SettlementRun::decode(&bytes[..]) else {
+                    let _ = sender.send(Err(coded(Code::DataLoss, "STORED_RUN_UNREADABLE", "the stored run cannot be read"))).await;
+                    return;
+                };
                 if run != last {
                     last = run;
-                    if sender.send(Ok(last.clone())).await.is_err() {
+                    if sender.send(Ok(for_role(&role, last.clone()))).await.is_err() {
                         return;
                     }
                 }

@@ -1,13 +1,15 @@
 //! The embedded SQLite backend: one file (`dipdrg.sqlite` under the data directory), WAL mode,
 //! one connection behind a mutex (SQLite serialises writers anyway).
 
-use super::{NewCase, PutOutcome, Store, StoreError, StoredCaseRow};
+use super::{check_text, Claim, NewCase, PutOutcome, RequestKey, StatementRow, Store, StoreError, StoredCaseRow};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    /// The file (`None` in memory): snapshot reads open a reader of their own on it.
+    path: Option<std::path::PathBuf>,
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -22,9 +24,13 @@ CREATE TABLE IF NOT EXISTS cases (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (hospital_id, case_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    response BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS idempotency (
+    caller TEXT NOT NULL,
+    method TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    response BLOB,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (caller, method, request_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS annotations (
     kind TEXT NOT NULL,
@@ -60,14 +66,14 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore { connection: Mutex::new(connection), path: Some(path.to_path_buf()) })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
         let connection = Connection::open_in_memory().map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore { connection: Mutex::new(connection), path: None })
     }
 
     fn connection(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -79,10 +85,45 @@ fn row_to_case(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCaseRow> {
     Ok(StoredCaseRow { hospital_id: row.get(0)?, case_id: row.get(1)?, row: row.get(2)?, updated_at: row.get(3)? })
 }
 
+const ALL_CASES: &str = "SELECT hospital_id, case_id, row, updated_at FROM cases ORDER BY hospital_id, case_id";
+
 impl Store for SqliteStore {
+    fn as_dyn(&self) -> &dyn Store {
+        self
+    }
+
+    /// One SELECT on a reader connection of its own: in WAL mode it reads one snapshot while
+    /// uploads go on through the writer. In memory (tests), every row is read under the lock
+    /// first.
+    fn for_each_case(&self, visit: &mut dyn FnMut(&StoredCaseRow)) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            let rows: Vec<StoredCaseRow> = {
+                let connection = self.connection()?;
+                let mut statement = connection.prepare(ALL_CASES).map_err(backend)?;
+                let rows = statement.query_map([], row_to_case).map_err(backend)?.collect::<Result<_, _>>().map_err(backend)?;
+                rows
+            };
+            rows.iter().for_each(visit);
+            return Ok(());
+        };
+        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
+        reader.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+        let mut statement = reader.prepare(ALL_CASES).map_err(backend)?;
+        let mut rows = statement.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            visit(&row_to_case(row).map_err(backend)?);
+        }
+        Ok(())
+    }
+
     fn put_cases(&self, cases: &[NewCase], now: &str) -> Result<Vec<PutOutcome>, StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
+        for case in cases {
+            check_text("hospital_id", &case.hospital_id)?;
+            check_text("case_id", &case.case_id)?;
+            check_text("the case row", &case.row)?;
+        }
         let mut outcomes = Vec::with_capacity(cases.len());
         {
             // New cases (the common case) take one statement; a conflict falls back to an update
@@ -110,6 +151,8 @@ impl Store for SqliteStore {
     }
 
     fn get_case(&self, hospital_id: &str, case_id: &str) -> Result<Option<StoredCaseRow>, StoreError> {
+        check_text("hospital_id", hospital_id)?;
+        check_text("case_id", case_id)?;
         let connection = self.connection()?;
         connection
             .query_row(
@@ -122,8 +165,11 @@ impl Store for SqliteStore {
     }
 
     fn list_cases(&self, hospital_id: Option<&str>, after: Option<(&str, &str)>, limit: usize) -> Result<Vec<StoredCaseRow>, StoreError> {
-        let connection = self.connection()?;
         let (after_hospital, after_case) = after.unwrap_or(("", ""));
+        check_text("hospital_id", hospital_id.unwrap_or_default())?;
+        check_text("the page key", after_hospital)?;
+        check_text("the page key", after_case)?;
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare_cached(
                 "SELECT hospital_id, case_id, row, updated_at FROM cases
@@ -135,26 +181,72 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
-    fn find_request(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn claim_request(&self, key: &RequestKey, now: &str) -> Result<Claim, StoreError> {
+        key.check()?;
         let connection = self.connection()?;
-        connection
-            .query_row("SELECT response FROM requests WHERE request_id = ?1", params![request_id], |r| r.get(0))
-            .optional()
-            .map_err(backend)
+        // One connection behind a mutex: the insert and the read cannot interleave with another
+        // claim.
+        let inserted = connection
+            .execute(
+                "INSERT INTO idempotency (caller, method, request_id, response, claimed_at) VALUES (?1, ?2, ?3, NULL, ?4)
+                 ON CONFLICT (caller, method, request_id) DO NOTHING",
+                params![key.caller, key.method, key.request_id, now],
+            )
+            .map_err(backend)?;
+        if inserted == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let response: Option<Vec<u8>> = connection
+            .query_row(
+                "SELECT response FROM idempotency WHERE caller = ?1 AND method = ?2 AND request_id = ?3",
+                params![key.caller, key.method, key.request_id],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(response.map_or(Claim::InProgress, Claim::Done))
     }
 
-    fn save_request(&self, request_id: &str, response: &[u8]) -> Result<(), StoreError> {
+    fn complete_request(&self, key: &RequestKey, response: &[u8]) -> Result<(), StoreError> {
+        key.check()?;
         let connection = self.connection()?;
         connection
             .execute(
-                "INSERT INTO requests (request_id, response) VALUES (?1, ?2) ON CONFLICT (request_id) DO NOTHING",
-                params![request_id, response],
+                "UPDATE idempotency SET response = ?4 WHERE caller = ?1 AND method = ?2 AND request_id = ?3 AND response IS NULL",
+                params![key.caller, key.method, key.request_id, response],
             )
             .map_err(backend)?;
         Ok(())
     }
 
+    fn release_request(&self, key: &RequestKey) -> Result<(), StoreError> {
+        key.check()?;
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "DELETE FROM idempotency WHERE caller = ?1 AND method = ?2 AND request_id = ?3 AND response IS NULL",
+                params![key.caller, key.method, key.request_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn release_unfinished_requests(&self) -> Result<u64, StoreError> {
+        let connection = self.connection()?;
+        Ok(connection.execute("DELETE FROM idempotency WHERE response IS NULL", []).map_err(backend)? as u64)
+    }
+
+    fn forget_answer(&self, method: &str, response: &[u8]) -> Result<u64, StoreError> {
+        check_text("the method", method)?;
+        let connection = self.connection()?;
+        let deleted = connection
+            .execute("DELETE FROM idempotency WHERE method = ?1 AND response = ?2", params![method, response])
+            .map_err(backend)?;
+        Ok(deleted as u64)
+    }
+
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        check_text("the setting key", key)?;
+        check_text("the setting", value)?;
         let connection = self.connection()?;
         connection
             .execute(
@@ -166,11 +258,13 @@ impl Store for SqliteStore {
     }
 
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_text("the setting key", key)?;
         let connection = self.connection()?;
         connection.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0)).optional().map_err(backend)
     }
 
     fn put_run(&self, run_id: &str, run: &[u8]) -> Result<(), StoreError> {
+        check_text("run_id", run_id)?;
         let connection = self.connection()?;
         connection
             .execute(
@@ -182,11 +276,13 @@ impl Store for SqliteStore {
     }
 
     fn get_run(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        check_text("run_id", run_id)?;
         let connection = self.connection()?;
         connection.query_row("SELECT run FROM runs WHERE run_id = ?1", params![run_id], |r| r.get(0)).optional().map_err(backend)
     }
 
     fn list_runs(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_text("the page key", after.unwrap_or_default())?;
         let connection = self.connection()?;
         let mut statement =
             connection.prepare_cached("SELECT run_id, run FROM runs WHERE run_id > ?1 ORDER BY run_id LIMIT ?2").map_err(backend)?;
@@ -194,16 +290,20 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
-    fn put_statements(&self, run_id: &str, statements: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    fn put_statements(&self, run_id: &str, statements: &[StatementRow]) -> Result<(), StoreError> {
+        check_text("run_id", run_id)?;
+        for row in statements {
+            check_text("hospital_id", &row.hospital_id)?;
+            check_text("the statement key", &row.key)?;
+        }
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
         {
             let mut insert = transaction
                 .prepare_cached("INSERT OR REPLACE INTO statements (run_id, key, hospital_id, statement) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(backend)?;
-            for (key, statement) in statements {
-                let hospital = key.split('.').next().unwrap_or("");
-                insert.execute(params![run_id, key, hospital, statement]).map_err(backend)?;
+            for row in statements {
+                insert.execute(params![run_id, row.key, row.hospital_id, row.statement]).map_err(backend)?;
             }
         }
         transaction.commit().map_err(backend)
@@ -216,6 +316,9 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        check_text("run_id", run_id)?;
+        check_text("hospital_id", hospital_id.unwrap_or_default())?;
+        check_text("the page key", after.unwrap_or_default())?;
         let connection = self.connection()?;
         let mut statement = connection
             .prepare_cached(
@@ -229,6 +332,9 @@ impl Store for SqliteStore {
     }
 
     fn put_annotation(&self, kind: &str, hospital_id: &str, case_id: &str, record: &[u8]) -> Result<(), StoreError> {
+        check_text("the annotation kind", kind)?;
+        check_text("hospital_id", hospital_id)?;
+        check_text("case_id", case_id)?;
         let connection = self.connection()?;
         connection
             .execute(
@@ -247,8 +353,12 @@ impl Store for SqliteStore {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<super::Annotation>, StoreError> {
-        let connection = self.connection()?;
         let (after_hospital, after_case) = after.unwrap_or(("", ""));
+        check_text("the annotation kind", kind)?;
+        check_text("hospital_id", hospital_id.unwrap_or_default())?;
+        check_text("the page key", after_hospital)?;
+        check_text("the page key", after_case)?;
+        let connection = self.connection()?;
         let mut statement = connection
             .prepare_cached(
                 "SELECT hospital_id, case_id, record FROM annotations
