@@ -91,7 +91,7 @@ struct Shared<'a> {
     layout: Layout,
     hospital_index: FxHashMap<&'a str, u32>,
     /// Each listed hospital's level and coefficient, by index.
-    hospital_terms: Vec<Option<(&'a str, Option<Decimal>)>>,
+    hospital_terms: Vec<Option<(&'a str, Option<dipdrg::policy::Coefficient>)>>,
     year: i32,
     month: Option<u32>,
     violations: FxHashMap<String, Violation>,
@@ -314,7 +314,12 @@ fn settle_case(
         let slot = match factor.reason {
             Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
             Reason::Severity(_) => 1,
-            Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
+            Reason::Hospital
+            | Reason::Grassroots
+            | Reason::HospitalUnknown
+            | Reason::HospitalOverride(_)
+            | Reason::FundMissing
+            | Reason::HospitalNotApplied(_) => 2,
             Reason::BedDay { .. } => 3,
             _ => continue,
         };
