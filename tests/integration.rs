@@ -4,6 +4,7 @@
 mod audit;
 mod demo_grouping;
 mod dip_grouping;
+mod dip_regions;
 mod policy_and_points;
 mod properties;
 mod reference;
