@@ -465,7 +465,7 @@ impl DipCatalog {
                     return Err(row.bad("diagnosis", "a core group takes a subcategory"))
                 }
                 (GroupKind::Grassroots, DiagnosisKey::Category(_) | DiagnosisKey::Range(..)) => {
-                    if row.get("procedures") != "" || row.non_empty("treatment").is_none() {
+                    if !row.get("procedures").is_empty() || row.non_empty("treatment").is_none() {
                         return Err(
                             row.bad("diagnosis", "a grassroots row keyed by a category or range needs a treatment and no procedures")
                         );
@@ -635,7 +635,8 @@ impl DipCatalog {
         }
 
         // Severity-split families: each value at most once per (kind, diagnosis, procedures).
-        let mut families: FxHashMap<(GroupKind, String, &str), Vec<(SeveritySplit, u64)>> = FxHashMap::default();
+        type Family<'g> = (GroupKind, String, &'g str);
+        let mut families: FxHashMap<Family<'_>, Vec<(SeveritySplit, u64)>> = FxHashMap::default();
         for g in &groups {
             if let Some(split) = g.severity {
                 let family = families.entry((g.kind, g.diagnosis.to_text(), g.procedures_text.as_str())).or_default();
