@@ -3,6 +3,7 @@
 
 mod audit;
 mod demo_grouping;
+mod dip_cities;
 mod dip_grouping;
 mod dip_regions;
 mod policy_and_points;
