@@ -161,3 +161,23 @@ fn taian_coefficient_by_fund_and_its_blank_group() {
         ],
     );
 }
+
+#[test]
+fn every_city_policy_lints_without_warnings() {
+    use dipdrg::dip::lint::{lint_policy, Level};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/dip-regions");
+    let mut cities = 0;
+    for entry in std::fs::read_dir(&root).expect("policies/dip-regions") {
+        let dir = entry.expect("entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let policy = dipdrg::policy::Policy::load(&dir.join("policy.toml")).expect("policy");
+        let catalog = dipdrg::dip::DipCatalog::load_dir(&dir.join("catalog")).expect("catalog");
+        let warnings: Vec<String> =
+            lint_policy(&policy, Some(&catalog)).iter().filter(|f| f.level == Level::Warning).map(ToString::to_string).collect();
+        assert_eq!(warnings, Vec::<String>::new(), "{}", dir.display());
+        cities += 1;
+    }
+    assert_eq!(cities, 8);
+}

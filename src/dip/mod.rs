@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod group;
+pub mod lint;
 pub mod rules;
 
 pub use catalog::{DipCatalog, GroupKind, Treatment};

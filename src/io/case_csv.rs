@@ -83,6 +83,11 @@ pub const COLUMNS: [&str; 20] = [
     "benefit",
 ];
 
+/// The columns [`CaseWriter`] and [`case_row`] write: all but the regional ones
+/// (`insured_region`, `benefit`), which are read when present, so that written files and stored
+/// rows keep their format.
+const WRITTEN: usize = 18;
+
 /// Column positions of the known columns, from a header.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -659,7 +664,7 @@ fn parse_record_into(
 /// The layout of files written by [`CaseWriter`] (all columns, in order).
 pub fn standard_layout() -> Layout {
     let mut position = [None; 20];
-    for (i, slot) in position.iter_mut().enumerate() {
+    for (i, slot) in position.iter_mut().enumerate().take(WRITTEN) {
         *slot = Some(i);
     }
     Layout { position }
@@ -685,7 +690,7 @@ pub fn case_row(case: &Case) -> String {
     out
 }
 
-fn case_fields(case: &Case) -> [String; 20] {
+fn case_fields(case: &Case) -> [String; WRITTEN] {
     fn opt<T: ToString>(value: &Option<T>) -> String {
         value.as_ref().map(ToString::to_string).unwrap_or_default()
     }
@@ -708,8 +713,6 @@ fn case_fields(case: &Case) -> [String; 20] {
         opt(&case.total_cost),
         opt(&case.fund_paid),
         opt(&case.patient_paid),
-        opt(&case.insured_region),
-        opt(&case.benefit),
     ]
 }
 
@@ -729,7 +732,7 @@ pub struct CaseWriter<W: std::io::Write> {
 impl<W: std::io::Write> CaseWriter<W> {
     pub fn new(sink: W) -> csv::Result<CaseWriter<W>> {
         let mut writer = csv::Writer::from_writer(sink);
-        writer.write_record(COLUMNS)?;
+        writer.write_record(&COLUMNS[..WRITTEN])?;
         Ok(CaseWriter { writer })
     }
 
