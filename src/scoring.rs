@@ -248,7 +248,7 @@ impl Scorer {
                 // rank key and the class that chose the group.
                 let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
                 let mapped;
-                let case = if catalog.maps.is_empty() {
+                let case = if catalog.maps.is_empty() || !catalog.maps.changes(case) {
                     case
                 } else {
                     mapped = catalog.maps.apply(case);
@@ -311,6 +311,27 @@ impl Scorer {
     }
 
     fn assess_with(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Coefficient>)>, price: bool) -> Assessment {
+        // DIP code conversion and exclusion: a mapped copy, in a per-thread scratch case whose
+        // allocations are reused, only when some code of the case changes.
+        if let Scorer::Dip { catalog, .. } = self {
+            if !catalog.maps.is_empty() && catalog.maps.changes(case) {
+                thread_local! {
+                    static MAPPED: std::cell::RefCell<Case> = std::cell::RefCell::new(Case::default());
+                }
+                return MAPPED.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut scratch) => {
+                        catalog.maps.apply_into(case, &mut scratch);
+                        self.assess_codes(policy, &scratch, terms, price)
+                    }
+                    Err(_) => self.assess_codes(policy, &catalog.maps.apply(case), terms, price),
+                });
+            }
+        }
+        self.assess_codes(policy, case, terms, price)
+    }
+
+    /// [`assess_with`](Scorer::assess_with) on a case whose codes are already mapped.
+    fn assess_codes(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Coefficient>)>, price: bool) -> Assessment {
         let level = terms.map(|(level, _)| level);
         let priced = |case: &Case, scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>, group_terms: &GroupTerms<'_>| {
             if price {
@@ -359,14 +380,6 @@ impl Scorer {
                 }
             }
             Scorer::Dip { catalog, terms: dip_terms } => {
-                // Code conversion and exclusion (a copy only when the catalog has maps).
-                let mapped;
-                let case = if catalog.maps.is_empty() {
-                    case
-                } else {
-                    mapped = catalog.maps.apply(case);
-                    &mapped
-                };
                 let (cc, mcc) = catalog.complications.tests(&case.diagnoses);
                 let facts = CaseFacts { cc, mcc };
                 let complication = complication_of(facts);

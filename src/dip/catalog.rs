@@ -267,9 +267,65 @@ impl CodeMaps {
         self.diagnoses.is_empty() && self.procedures.is_empty() && self.excluded_procedures.is_empty()
     }
 
+    /// Whether some code of the case is mapped or excluded (else [`CodeMaps::apply`] would copy
+    /// it unchanged).
+    pub fn changes(&self, case: &crate::case::Case) -> bool {
+        case.diagnoses.iter().any(|d| self.diagnoses.contains_key(d.as_str()))
+            || case.procedures.iter().any(|p| self.procedures.contains_key(p.as_str()) || self.excluded_procedures.contains(p.as_str()))
+    }
+
     /// The case's codes mapped (a code without an entry stays) and its excluded procedures dropped.
     pub fn apply(&self, case: &crate::case::Case) -> crate::case::Case {
-        let mut mapped = case.clone();
+        let mut mapped = crate::case::Case::default();
+        self.apply_into(case, &mut mapped);
+        mapped
+    }
+
+    /// [`CodeMaps::apply`] into `mapped`, reusing its allocations.
+    pub fn apply_into(&self, case: &crate::case::Case, mapped: &mut crate::case::Case) {
+        // Every field named, so that a new case field cannot be forgotten here.
+        let crate::case::Case {
+            case_id,
+            hospital_id,
+            patient_id,
+            fund,
+            sex,
+            age,
+            age_days,
+            birth_weight,
+            admission_date,
+            discharge_date,
+            los,
+            disposition,
+            department,
+            diagnoses,
+            procedures,
+            total_cost,
+            fund_paid,
+            patient_paid,
+            insured_region,
+            benefit,
+        } = case;
+        mapped.case_id.clone_from(case_id);
+        mapped.hospital_id.clone_from(hospital_id);
+        mapped.patient_id.clone_from(patient_id);
+        mapped.fund = *fund;
+        mapped.sex = *sex;
+        mapped.age = *age;
+        mapped.age_days = *age_days;
+        mapped.birth_weight = *birth_weight;
+        mapped.admission_date = *admission_date;
+        mapped.discharge_date = *discharge_date;
+        mapped.los = *los;
+        mapped.disposition = *disposition;
+        mapped.department.clone_from(department);
+        mapped.diagnoses.clone_from(diagnoses);
+        mapped.procedures.clone_from(procedures);
+        mapped.total_cost = *total_cost;
+        mapped.fund_paid = *fund_paid;
+        mapped.patient_paid = *patient_paid;
+        mapped.insured_region.clone_from(insured_region);
+        mapped.benefit.clone_from(benefit);
         for d in &mut mapped.diagnoses {
             if let Some(to) = self.diagnoses.get(d.as_str()) {
                 d.clone_from(to);
@@ -281,7 +337,6 @@ impl CodeMaps {
             }
         }
         mapped.procedures.retain(|p| !self.excluded_procedures.contains(p.as_str()));
-        mapped
     }
 }
 
@@ -310,6 +365,9 @@ pub struct DipGroup {
     /// Comprehensive rows: the principal procedure levels taken (bit L for level L); 0 = any.
     pub procedure_levels: u8,
     pub severity: Option<SeveritySplit>,
+    /// Rows with `severity`: the index of the first row of its family (same kind, diagnosis and
+    /// procedures); others: `usize::MAX`.
+    pub family: usize,
     pub grassroots_coefficient: Option<Decimal>,
     pub adjustments: Vec<GroupAdjustment>,
 }
@@ -629,6 +687,7 @@ impl DipCatalog {
                 fallback,
                 procedure_levels,
                 severity,
+                family: usize::MAX,
                 grassroots_coefficient,
                 adjustments: Vec::new(),
             });
@@ -636,19 +695,24 @@ impl DipCatalog {
 
         // Severity-split families: each value at most once per (kind, diagnosis, procedures).
         type Family<'g> = (GroupKind, String, &'g str);
-        let mut families: FxHashMap<Family<'_>, Vec<(SeveritySplit, u64)>> = FxHashMap::default();
-        for g in &groups {
+        let mut families: FxHashMap<Family<'_>, Vec<(SeveritySplit, u64, usize)>> = FxHashMap::default();
+        let mut family_of = vec![usize::MAX; groups.len()];
+        for (i, g) in groups.iter().enumerate() {
             if let Some(split) = g.severity {
                 let family = families.entry((g.kind, g.diagnosis.to_text(), g.procedures_text.as_str())).or_default();
-                if let Some((_, line)) = family.iter().find(|(s, _)| *s == split) {
+                family_of[i] = family.first().map_or(i, |&(_, _, head)| head);
+                if let Some((_, line, _)) = family.iter().find(|(s, _, _)| *s == split) {
                     return Err(TableError::BadRow {
                         file: "catalog.csv".into(),
                         line: g.line,
                         message: format!("severity {} is already in this family on line {line}", split.as_str()),
                     });
                 }
-                family.push((split, g.line));
+                family.push((split, g.line, i));
             }
+        }
+        for (group, family) in groups.iter_mut().zip(family_of) {
+            group.family = family;
         }
 
         if let Some(table) = sources.get("adjustments.csv") {
@@ -793,6 +857,16 @@ impl DipCatalog {
 
     pub fn fallback_ranges(&self) -> &[usize] {
         &self.fallback_ranges
+    }
+
+    /// Whether the catalog has grassroots rows keyed by a category or range.
+    pub fn has_grassroots_category_rows(&self) -> bool {
+        !self.grassroots_by_category.is_empty() || !self.grassroots_ranges.is_empty()
+    }
+
+    /// Whether the catalog has fallback rows (`treatment = any`, not the blank group).
+    pub fn has_fallback_rows(&self) -> bool {
+        !self.fallback_by_category.is_empty() || !self.fallback_ranges.is_empty()
     }
 
     /// Grassroots rows keyed by a category.

@@ -252,7 +252,7 @@ pub fn group_with_rules(
 
     let cat = category(principal);
     // Grassroots rows keyed by a category or range.
-    if let Some(cat) = cat {
+    if let Some(cat) = cat.filter(|_| catalog.has_grassroots_category_rows()) {
         if let Some(g) = lookup(
             catalog,
             catalog.grassroots_category_groups(cat),
@@ -281,7 +281,7 @@ pub fn group_with_rules(
             &|g: &DipGroup| g.treatment == comprehensive_treatment,
             Some(principal_level.flatten()),
         );
-        if comprehensive.is_none() {
+        if comprehensive.is_none() && catalog.has_fallback_rows() {
             comprehensive = lookup(catalog, catalog.fallback_groups(cat), catalog.fallback_ranges(), cat, &|_| true, None);
             fallback = comprehensive.is_some();
         }
@@ -380,7 +380,7 @@ pub fn group_with_rules(
 }
 
 fn same_family(a: &DipGroup, b: &DipGroup) -> bool {
-    a.severity.is_some() && a.kind == b.kind && a.diagnosis == b.diagnosis && a.procedures_text == b.procedures_text
+    a.severity.is_some() && a.family == b.family
 }
 
 /// Keeps the candidates best by `key` (ties kept, except `highest_score_if_surgery`).
