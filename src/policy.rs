@@ -930,6 +930,12 @@ impl Policy {
         }
     }
 
+    /// The point value a `[[hospital_overrides]]` entry gives a case of `fund`, if any: it
+    /// replaces the fund's budget point value for that case.
+    pub fn override_point_value(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<Decimal> {
+        self.hospital_override(case).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)))
+    }
+
     /// The first `[[hospital_overrides]]` entry that applies to a case, if any.
     #[inline]
     pub fn hospital_override(&self, case: &crate::case::Case) -> Option<&HospitalOverride> {

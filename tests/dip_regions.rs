@@ -478,6 +478,7 @@ coefficient = 0.7
 hospital = "H1"
 months = [3]
 coefficient = 0.8
+point_value = { employee = 11.5, resident = 10.5 }
 "#;
     let on = PolicyText { tail, ..Default::default() };
     let march = case(&["K80.600"], &["51.2300"], dec!(10000));
@@ -486,6 +487,12 @@ coefficient = 0.8
     assert_eq!(plain(&on, &Case { insured_region: Some("370811".into()), ..march.clone() }).1, dec!(800.00));
     assert_eq!(plain(&on, &Case { discharge_date: Date::parse("2023-04-02"), ..march.clone() }).1, dec!(900.00));
     assert_eq!(plain(&PolicyText::default(), &march).1, dec!(900.00));
+    // The March override's point value (per fund) replaces the budget point value for the case.
+    let policy = on.policy();
+    assert_eq!(policy.override_point_value(&march, Fund::Employee), Some(dec!(11.5)));
+    assert_eq!(policy.override_point_value(&march, Fund::Resident), Some(dec!(10.5)));
+    let april = Case { discharge_date: Date::parse("2023-04-02"), ..march.clone() };
+    assert_eq!(policy.override_point_value(&april, Fund::Employee), None);
 }
 
 #[test]
