@@ -6,11 +6,14 @@
 //!   candidate; `kind` with `candidate_scope = "core"`; `full_code` without prefix codes);
 //! - a condition (or an age band in days) no case can meet, and one no catalog row names;
 //! - classes missing from `final_order` (candidates of that class are never chosen), and
-//!   classes listed after an earlier `<kind>/any` (never reached).
+//!   classes listed after an earlier `<kind>/any` (never reached);
+//! - keys that have no effect: `special_review_pricing = "normal"` without
+//!   `special_review_ratio`, a `cost_ratio_multiplier` with no `pricing = cost_ratio` group.
 
-use crate::dip::catalog::{DipCatalog, GroupKind, Treatment};
+use crate::dip::catalog::{DipCatalog, GroupKind, GroupPricing, Treatment};
 pub use crate::drg::lint::Level;
-use crate::policy::{CandidateScope, ClassType, ComplicationTest, Condition, OrderClass, Policy, RankKey};
+use crate::policy::{CandidateScope, ClassType, ComplicationTest, Condition, OrderClass, Policy, RankKey, SpecialReviewPricing};
+use rust_decimal::Decimal;
 use std::fmt;
 
 /// One finding of [`lint_policy`]. `code` is stable, for documentation and logs.
@@ -19,7 +22,7 @@ pub struct PolicyFinding {
     /// A warning: the rule can never take effect; a note (`DIP_CONDITION_UNUSED`): worth knowing.
     pub level: Level,
     /// `DIP_RANK_UNREACHABLE`, `DIP_CONDITION_UNSATISFIABLE`, `DIP_CONDITION_UNUSED`,
-    /// `DIP_CLASS_MISSING` or `DIP_CLASS_UNREACHABLE`.
+    /// `DIP_CLASS_MISSING`, `DIP_CLASS_UNREACHABLE` or `DIP_KEY_NO_EFFECT`.
     pub code: &'static str,
     /// The policy key it is about (`dip_grouping.candidate_rank`, `conditions[3]`…).
     pub key: String,
@@ -111,6 +114,21 @@ pub fn lint_policy(policy: &Policy, catalog: Option<&DipCatalog>) -> Vec<PolicyF
         }
     }
 
+    // Keys without effect.
+    let outliers = &policy.outliers;
+    if outliers.special_review_pricing == SpecialReviewPricing::Normal && outliers.special_review_ratio.is_none() {
+        add("DIP_KEY_NO_EFFECT", "outliers.special_review_pricing".into(), "has no effect without outliers.special_review_ratio".into());
+    }
+    if let Some(catalog) = catalog {
+        if outliers.cost_ratio_multiplier != Decimal::ONE && !catalog.groups.iter().any(|g| g.pricing == GroupPricing::CostRatio) {
+            add(
+                "DIP_KEY_NO_EFFECT",
+                "outliers.cost_ratio_multiplier".into(),
+                "has no effect: no catalog group has pricing cost_ratio".into(),
+            );
+        }
+    }
+
     // Classes: the ones listed after an earlier <kind>/any, and the ones missing.
     let order = &rules.final_order;
     let order_key = "dip_grouping.final_order".to_string();
@@ -194,6 +212,18 @@ low_formula = "proportional"
         assert_eq!(found[0].code, "DIP_CONDITION_UNSATISFIABLE");
         assert_eq!(found[0].key, "conditions[0]");
         assert!(found[0].message.contains("newborn_adult"));
+    }
+
+    #[test]
+    fn keys_without_effect_are_named() {
+        let mut p = policy("special_review_pricing = \"normal\"");
+        let found: Vec<String> = lint_policy(&p, None).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            ["warning: DIP_KEY_NO_EFFECT outliers.special_review_pricing: has no effect without outliers.special_review_ratio"]
+        );
+        p.outliers.special_review_ratio = Some(Decimal::from(5));
+        assert_eq!(lint_policy(&p, None), vec![]);
     }
 
     #[test]
