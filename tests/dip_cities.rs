@@ -181,3 +181,32 @@ fn every_city_policy_lints_without_warnings() {
     }
     assert_eq!(cities, 8);
 }
+
+#[test]
+fn policy_check_command_reports_and_fails_strictly_on_warnings() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let city = root.join("policies/dip-regions/370800-jining-2023");
+    let run = |policy: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+            .args(["policy", "check", "--strict", "--policy"])
+            .arg(policy)
+            .arg("--tables")
+            .arg(city.join("catalog"))
+            .output()
+            .expect("dipdrg runs")
+    };
+    let clean = run(&city.join("policy.toml"));
+    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("0 warnings, 0 notes"));
+    // The same policy with code ranked before a key: that key can never decide.
+    let text = std::fs::read_to_string(city.join("policy.toml"))
+        .expect("policy")
+        .replace(r#"candidate_rank = ["principal_procedure","#, r#"candidate_rank = ["code", "principal_procedure","#);
+    let broken = std::env::temp_dir().join(format!("dipdrg-policy-check-{}.toml", std::process::id()));
+    std::fs::write(&broken, text).expect("temp policy");
+    let out = run(&broken);
+    let _ = std::fs::remove_file(&broken);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning: DIP_RANK_UNREACHABLE dip_grouping.candidate_rank: principal_procedure comes after code"), "{stdout}");
+}
