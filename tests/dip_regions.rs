@@ -557,3 +557,39 @@ fn the_trace_names_the_deciding_rank_key_and_class() {
     let lines = scorer.trace(&policy, &case(&["K80.100"], &["51.2300"], dec!(10000)));
     assert!(lines.iter().any(|l| l == "ranked winner K80.1-A (decided by rank key nearest_cost)"), "{lines:#?}");
 }
+
+/// An example as "dipdrg today" reads it: the policy without its extension keys, the catalog
+/// without its new files; (group, points) of its one case.
+fn example_today(name: &str) -> Option<(String, Decimal)> {
+    let dir = examples_dir()?.join(name);
+    let mut value: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("policy.toml")).expect("policy")).expect("toml");
+    for key in ["conditions", "dip_grouping", "exemptions", "hospital_overrides", "insured"] {
+        value.remove(key);
+    }
+    if let Some(toml::Value::Table(severity)) = value.get_mut("severity") {
+        severity.remove("adjust_mean_cost");
+    }
+    let policy = Policy::parse(&toml::to_string(&value).expect("toml text")).expect("policy without extensions");
+    let mut sources = BTreeMap::new();
+    for file in ["catalog.csv", "procedure_types.csv"] {
+        let bytes = std::fs::read(dir.join("catalog").join(file)).expect("catalog file");
+        sources.insert(file.to_string(), SourceTable::parse(file, &bytes).unwrap());
+    }
+    let catalog = DipCatalog::build("today".into(), &sources).expect("catalog");
+    let terms = DipTerms::resolve(&policy, &catalog).expect("terms");
+    let scorer = Scorer::Dip { catalog: Arc::new(catalog), terms: Arc::new(terms) };
+    let case = CaseReader::new(std::fs::File::open(dir.join("cases.csv")).expect("cases")).expect("header").next()?.expect("case");
+    let a = scorer.assess(&policy, &case);
+    Some((a.group.to_string(), a.points.points.value()))
+}
+
+#[test]
+fn examples_with_the_extensions_off_give_todays_points() {
+    // Y1 today: no supplement, no MCC, r = 21,000 ÷ 10,000 = 2.1 → high, 800 × 1.1 = 880.00.
+    let Some(y1) = example_today("420500-2023") else { return };
+    assert_eq!(y1, ("I63.9-0".to_string(), dec!(880.00)));
+    // JZ1 today: the nearest mean picks B, 1150 × 0.95 = 1092.50.
+    assert_eq!(example_today("421000-2023"), Some(("K80.1-51.22/51.23".to_string(), dec!(1092.50))));
+    // X1: expressible today, the same 1292.00.
+    assert_eq!(example_today("421200-2023"), Some(("K80.1-51.2300".to_string(), dec!(1292.00))));
+}
