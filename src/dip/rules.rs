@@ -379,6 +379,12 @@ pub fn group_with_rules(
     finish(None, decision)
 }
 
+/// Whether `text` starts with `expression` with its `*`s removed (no allocation).
+fn starts_with_stem(text: &str, expression: &str) -> bool {
+    let mut text = text.bytes();
+    expression.bytes().filter(|&b| b != b'*').all(|b| text.next() == Some(b))
+}
+
 fn same_family(a: &DipGroup, b: &DipGroup) -> bool {
     a.severity.is_some() && a.family == b.family
 }
@@ -406,8 +412,8 @@ fn apply_key(
     match key {
         RankKey::FullCode => {
             if let Some(p) = ranked.iter().find(|c| group(c).has_prefix_codes()) {
-                let stem: String = group(p).procedures_text.chars().filter(|&ch| ch != '*').collect();
-                if ranked.iter().any(|c| !group(c).has_prefix_codes() && group(c).procedures_text.starts_with(stem.as_str())) {
+                let stem = &group(p).procedures_text;
+                if ranked.iter().any(|c| !group(c).has_prefix_codes() && starts_with_stem(&group(c).procedures_text, stem)) {
                     ranked.retain(|c| !group(c).has_prefix_codes());
                 }
             }
@@ -442,5 +448,20 @@ fn apply_key(
         }
         RankKey::HighestScore => keep_max(ranked, |c| group(c).score),
         RankKey::Code => keep_max(ranked, |c| std::cmp::Reverse(group(c).code.as_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_with_stem;
+
+    #[test]
+    fn a_stem_is_the_expression_without_its_stars() {
+        assert!(starts_with_stem("51.2300/51.2200", "51.23*"));
+        assert!(starts_with_stem("51.2300", "51.2*"));
+        assert!(!starts_with_stem("51.2", "51.23*"), "shorter than the stem");
+        assert!(!starts_with_stem("54.5100", "51.2*"));
+        assert!(!starts_with_stem("51.2300+54.5100", "51.2*+54.51*"), "the + joins stems in order");
+        assert!(starts_with_stem("51.2+54.51", "51.2*+54.51*"));
     }
 }
