@@ -5,6 +5,9 @@
 //! thresholds is an error that names the key. Numbers may be written as TOML numbers or as
 //! strings; both become exact decimals (a number is read through its shortest decimal form, so
 //! `0.9` is exactly 0.9). See `grouper-tables/demo-dip/policy.toml` for a commented example.
+//!
+//! The regional DIP keys (conditions, `[dip_grouping]`, per-fund coefficients, hospital overrides)
+//! are in `src/policy/extensions.rs`; `policies/dip-regions/` holds eight cities' policies written with them.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};

@@ -2,16 +2,25 @@
 //! and the reason it applied.
 //!
 //! Order of the rules, the first that applies deciding the category:
-//! 1. item-based exemption (按项目付费) → category `exempt`, 0 points;
+//! 1. item-based exemption (按项目付费, by diagnosis, procedure, stay or insured category) →
+//!    category `exempt`, 0 points;
 //! 2. bed-day group (床日付费) with a long enough stay → points per day × paid days;
 //! 3. no group → `ungrouped`, 0 points (to be reviewed);
-//! 4. cost ratio r = case cost ÷ the group's mean cost at the case's hospital level:
-//!    r above `special_review_ratio` → `special_review` (priced as a high outlier until reviewed);
-//!    r above `high_ratio` → `high_outlier`; r below `low_ratio` → `low_outlier`; else `normal`;
-//! 5. the severity coefficient: of all that apply (CC/MCC, death, age band, tumour metastasis,
-//!    chemotherapy, radiotherapy), the largest;
-//! 6. the hospital coefficient (its own, else its level's; grassroots groups use the grassroots
-//!    coefficient).
+//! 4. a DIP group paid by item (score 0, `pricing = item`) → `exempt`; one priced by cost ratio →
+//!    score × cost ÷ mean × `cost_ratio_multiplier`, nothing else applied;
+//! 5. cost ratio r = case cost ÷ the group's mean cost at the case's hospital level (scaled by the
+//!    severity factor with `adjust_mean_cost`): r above `special_review_ratio` → `special_review`
+//!    (priced as a high outlier until reviewed, or as normal); r above `high_ratio` →
+//!    `high_outlier`; r below `low_ratio` → `low_outlier` (each end strict or inclusive); else
+//!    `normal`;
+//! 6. the severity coefficient: of all that apply (CC/MCC, death, age band in years or days,
+//!    tumour metastasis, chemotherapy, radiotherapy, the group's `adjustments.csv` rows), the
+//!    largest;
+//! 7. the hospital coefficient H (grassroots groups: the group's own, else the grassroots
+//!    coefficient; others: a `[[hospital_overrides]]` entry's, else the hospital's own, else its
+//!    level's; each may be per fund). H is added instead of multiplied with
+//!    `high_formula = "excess_plus_hospital"`, and left out of outliers with
+//!    `apply_hospital_coefficient = false`.
 //!
 //! Points = adjusted score × severity × hospital coefficient, rounded half-up to the policy's
 //! `points_decimals` once, at the end. Pure: no I/O.
