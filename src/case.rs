@@ -184,6 +184,10 @@ pub struct Case {
     pub fund_paid: Option<Decimal>,
     /// Paid by the patient (个人负担), yuan.
     pub patient_paid: Option<Decimal>,
+    /// The insured person's region code (参保地), when it may differ from the hospital's.
+    pub insured_region: Option<String>,
+    /// The insured category of the stay (`retired_cadre`, `maternity`…), for exemptions.
+    pub benefit: Option<String>,
 }
 
 impl Case {

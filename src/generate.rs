@@ -469,6 +469,8 @@ impl<'t> Generator<'t> {
             total_cost: Some(total_cost),
             fund_paid: Some(fund_paid),
             patient_paid: Some(total_cost - fund_paid),
+            insured_region: None,
+            benefit: None,
         };
         (case, template.base_cost * hospital.cost_factor)
     }

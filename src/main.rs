@@ -35,6 +35,11 @@ enum Command {
     Settle(cli::settle::SettleArgs),
     /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
     Gen(cli::gen::GenArgs),
+    /// Work with region policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Work with table sets.
     Tables {
         #[command(subcommand)]
@@ -52,6 +57,12 @@ enum ConfigCommand {
 enum CatalogCommand {
     /// Weighted history years → catalog.csv (DIP) or DRG weights.
     Build(cli::catalog::BuildArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Load a policy (and its DIP catalog) and list regional DIP rules that can never take effect.
+    Check(cli::policy::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +107,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Config { command: ConfigCommand::Show(args) } => cli::serve::show(args),
         Command::Catalog { command: CatalogCommand::Build(args) } => cli::catalog::build(args),
+        Command::Policy { command: PolicyCommand::Check(args) } => cli::policy::check(args),
         Command::Tables { command: TablesCommand::Check(args) } => cli::tables::check(args),
         Command::Tables { command: TablesCommand::ProcedureTypes(args) } => cli::tables::procedure_types(args),
     };

@@ -5,11 +5,20 @@
 //! thresholds is an error that names the key. Numbers may be written as TOML numbers or as
 //! strings; both become exact decimals (a number is read through its shortest decimal form, so
 //! `0.9` is exactly 0.9). See `grouper-tables/demo-dip/policy.toml` for a commented example.
+//!
+//! The regional DIP keys (conditions, `[dip_grouping]`, per-fund coefficients, hospital overrides)
+//! are in `src/policy/extensions.rs`; `policies/dip-regions/` holds eight cities' policies written with them.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::str::FromStr;
+
+mod extensions;
+pub use extensions::{
+    age_within, default_order, default_rank, CandidateScope, CaseFacts, ClassType, Coefficient, ComplicationTest, Condition,
+    ConservativeMax, DipGrouping, HospitalOverride, Insured, InsuredScope, OrderClass, RankKey, TreatmentFrom,
+};
 
 /// A policy that could not be loaded.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -88,6 +97,9 @@ pub enum HighOutlierFormula {
     ExcessPlusOne,
     /// r × score: paid in full proportion to cost.
     Proportional,
+    /// ((r − high_ratio) × high_excess_factor + H) × score: the hospital coefficient H is added,
+    /// not multiplied.
+    ExcessPlusHospital,
 }
 
 /// How a low-cost outlier (费用超低病例) is scored.
@@ -115,6 +127,54 @@ pub struct Outliers {
     /// r above this (strictly) sends the case to special review (特病单议).
     #[serde(default, deserialize_with = "optional_decimal")]
     pub special_review_ratio: Option<Decimal>,
+    /// Overrides `boundary` for the low-outlier test (`None`: `boundary`).
+    #[serde(default)]
+    pub low_boundary: Option<Boundary>,
+    /// Overrides `boundary` for the high-outlier test (`None`: `boundary`).
+    #[serde(default)]
+    pub high_boundary: Option<Boundary>,
+    /// `false`: low and high outliers are not multiplied by the hospital coefficient.
+    #[serde(default = "yes")]
+    pub apply_hospital_coefficient: bool,
+    /// How a special-review case is priced until reviewed.
+    #[serde(default)]
+    pub special_review_pricing: SpecialReviewPricing,
+    /// Multiplier of groups priced by cost ratio (catalog `pricing = cost_ratio`).
+    #[serde(default = "one", deserialize_with = "decimal")]
+    pub cost_ratio_multiplier: Decimal,
+}
+
+impl Outliers {
+    /// Whether `ratio` is a low outlier (`low_boundary`, else `boundary`).
+    pub fn is_low(&self, ratio: Decimal) -> bool {
+        match self.low_boundary.unwrap_or(self.boundary) {
+            Boundary::Strict => ratio < self.low_ratio,
+            Boundary::Inclusive => ratio <= self.low_ratio,
+        }
+    }
+
+    /// Whether `ratio` is a high outlier (`high_boundary`, else `boundary`).
+    pub fn is_high(&self, ratio: Decimal) -> bool {
+        match self.high_boundary.unwrap_or(self.boundary) {
+            Boundary::Strict => ratio > self.high_ratio,
+            Boundary::Inclusive => ratio >= self.high_ratio,
+        }
+    }
+}
+
+/// How a case above `special_review_ratio` is priced meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialReviewPricing {
+    /// As a high outlier (the default).
+    #[default]
+    HighOutlier,
+    /// As a normal case: score × severity × hospital coefficient.
+    Normal,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> Decimal {
@@ -128,6 +188,11 @@ pub struct AgeBand {
     pub min_age: Option<i64>,
     #[serde(default)]
     pub max_age: Option<i64>,
+    /// Age in days, for a case whose `age` is 0 or empty.
+    #[serde(default)]
+    pub min_age_days: Option<i64>,
+    #[serde(default)]
+    pub max_age_days: Option<i64>,
     #[serde(deserialize_with = "decimal")]
     pub coefficient: Decimal,
 }
@@ -174,6 +239,10 @@ pub struct Severity {
     pub chemotherapy: Option<CodeAdjustment>,
     #[serde(default)]
     pub radiotherapy: Option<CodeAdjustment>,
+    /// The mean a case's cost is compared with is scaled by its severity factor (or replaced by
+    /// the winning `adjustments.csv` row's `mean_cost`).
+    #[serde(default)]
+    pub adjust_mean_cost: bool,
 }
 
 /// Long stays paid by bed-day (床日付费): psychiatric, rehabilitation, hospice.
@@ -206,6 +275,9 @@ pub struct Exemption {
     /// Stays of at least this many days are exempt (e.g. 60-day stays).
     #[serde(default)]
     pub min_los: Option<i64>,
+    /// Insured categories (case column `benefit`) paid by item.
+    #[serde(default)]
+    pub benefits: Vec<String>,
 }
 
 /// A hospital's level and, optionally, its own coefficient.
@@ -213,8 +285,8 @@ pub struct Exemption {
 #[serde(deny_unknown_fields)]
 pub struct Hospital {
     pub level: String,
-    #[serde(default, deserialize_with = "optional_decimal")]
-    pub coefficient: Option<Decimal>,
+    #[serde(default)]
+    pub coefficient: Option<Coefficient>,
     #[serde(default)]
     pub name: Option<String>,
     /// Annual assessment coefficient (考核系数), 0–1: the share of the quality deposit returned.
@@ -474,8 +546,7 @@ pub struct Policy {
     #[serde(default = "default_point_value_decimals")]
     pub point_value_decimals: u32,
     /// Coefficient per hospital level (医院等级系数).
-    #[serde(deserialize_with = "decimal_map")]
-    pub level_coefficients: BTreeMap<String, Decimal>,
+    pub level_coefficients: BTreeMap<String, Coefficient>,
     /// Coefficient for grassroots groups (基层病种), the same at every level.
     #[serde(default, deserialize_with = "optional_decimal")]
     pub grassroots_coefficient: Option<Decimal>,
@@ -499,9 +570,20 @@ pub struct Policy {
     pub year_end: Option<YearEnd>,
     #[serde(default)]
     pub audit: Audit,
+    /// Named case conditions that a DIP catalog's `adjustments.csv` refers to.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// How a DIP case's candidate groups are found and one is chosen (DIP only).
+    #[serde(default)]
+    pub dip_grouping: Option<DipGrouping>,
+    /// Coefficient and point-value overrides per hospital, month and insured region.
+    #[serde(default)]
+    pub hospital_overrides: Vec<HospitalOverride>,
+    #[serde(default)]
+    pub insured: Option<Insured>,
     /// Hospital id → (level, coefficient), resolved once at load for the hot path.
     #[serde(skip)]
-    resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Decimal>)>,
+    resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Coefficient>)>,
 }
 
 fn default_scale() -> Decimal {
@@ -635,7 +717,7 @@ impl Policy {
             return Err(invalid("level_coefficients", "must list at least one hospital level"));
         }
         for (level, coefficient) in &self.level_coefficients {
-            positive(&format!("level_coefficients.{level}"), *coefficient)?;
+            coefficient.check_positive(&format!("level_coefficients.{level}"))?;
         }
         if let Some(c) = self.grassroots_coefficient {
             positive("grassroots_coefficient", c)?;
@@ -648,7 +730,7 @@ impl Policy {
                 ));
             }
             if let Some(c) = hospital.coefficient {
-                positive(&format!("hospitals.{id}.coefficient"), c)?;
+                c.check_positive(&format!("hospitals.{id}.coefficient"))?;
             }
         }
         let o = &self.outliers;
@@ -661,6 +743,7 @@ impl Policy {
             return Err(invalid("outliers", "low_ratio must be at most 1 and high_ratio at least 1"));
         }
         positive("outliers.high_excess_factor", o.high_excess_factor)?;
+        positive("outliers.cost_ratio_multiplier", o.cost_ratio_multiplier)?;
         if let Some(extreme) = o.special_review_ratio {
             if extreme <= o.high_ratio {
                 return Err(invalid(
@@ -690,8 +773,16 @@ impl Policy {
         for (i, band) in s.age_bands.iter().enumerate() {
             let key = format!("severity.age_bands[{i}]");
             positive(&format!("{key}.coefficient"), band.coefficient)?;
-            if band.min_age.is_none() && band.max_age.is_none() {
-                return Err(invalid(key, "needs min_age or max_age"));
+            if band.min_age.is_none() && band.max_age.is_none() && band.min_age_days.is_none() && band.max_age_days.is_none() {
+                return Err(invalid(key, "needs min_age, max_age, min_age_days or max_age_days"));
+            }
+            if let (Some(min), Some(max)) = (band.min_age_days, band.max_age_days) {
+                if min > max {
+                    return Err(invalid(format!("{key}.min_age_days"), format!("{min} is above max_age_days {max}")));
+                }
+            }
+            if band.min_age_days.is_some_and(|a| a < 0) || band.max_age_days.is_some_and(|a| a < 0) {
+                return Err(invalid(key, "ages must not be negative"));
             }
             if let (Some(min), Some(max)) = (band.min_age, band.max_age) {
                 if min > max {
@@ -768,14 +859,96 @@ impl Policy {
         }
         for (i, exemption) in self.exemptions.iter().enumerate() {
             let key = format!("exemptions[{i}]");
-            if exemption.diagnosis_prefixes.is_empty() && exemption.procedure_codes.is_empty() && exemption.min_los.is_none() {
-                return Err(invalid(key, "needs diagnosis_prefixes, procedure_codes or min_los"));
+            if exemption.diagnosis_prefixes.is_empty()
+                && exemption.procedure_codes.is_empty()
+                && exemption.min_los.is_none()
+                && exemption.benefits.is_empty()
+            {
+                return Err(invalid(key, "needs diagnosis_prefixes, procedure_codes, min_los or benefits"));
             }
             if exemption.min_los.is_some_and(|l| l < 0) {
                 return Err(invalid(format!("{key}.min_los"), "must not be negative"));
             }
         }
+        self.validate_extensions()
+    }
+
+    /// The checks of the regional extension keys (conditions, `[dip_grouping]`, overrides).
+    fn validate_extensions(&self) -> Result<(), PolicyError> {
+        for (i, condition) in self.conditions.iter().enumerate() {
+            let key = format!("conditions[{i}]");
+            condition.validate(&key)?;
+            if self.conditions[..i].iter().any(|c| c.name == condition.name) {
+                return Err(invalid(format!("{key}.name"), format!("condition {:?} is defined twice", condition.name)));
+            }
+        }
+        if let Some(grouping) = &self.dip_grouping {
+            if self.scheme == Scheme::Drg {
+                return Err(invalid("dip_grouping", "a DRG policy has no DIP grouping rules"));
+            }
+            grouping.validate()?;
+        }
+        for (i, o) in self.hospital_overrides.iter().enumerate() {
+            let key = format!("hospital_overrides[{i}]");
+            if !self.hospitals.contains_key(&o.hospital) {
+                return Err(invalid(format!("{key}.hospital"), format!("{:?} is not a key of [hospitals]", o.hospital)));
+            }
+            if let Some(months) = &o.months {
+                if months.is_empty() {
+                    return Err(invalid(format!("{key}.months"), "must not be empty"));
+                }
+                if let Some(m) = months.iter().find(|m| !(1..=12).contains(*m)) {
+                    return Err(invalid(format!("{key}.months"), format!("{m} is not a month 1–12")));
+                }
+            }
+            if o.coefficient.is_none() && o.point_value.is_none() {
+                return Err(invalid(key, "needs coefficient or point_value"));
+            }
+            if let Some(c) = o.coefficient {
+                c.check_positive(&format!("{key}.coefficient"))?;
+            }
+            if let Some(v) = o.point_value {
+                v.check_positive(&format!("{key}.point_value"))?;
+            }
+            if o.insured.is_some() && self.insured.is_none() {
+                return Err(invalid(format!("{key}.insured"), "needs [insured] local_prefix"));
+            }
+        }
         Ok(())
+    }
+
+    /// The DIP grouping rules (`[dip_grouping]`, or the original rules).
+    pub fn dip_grouping(&self) -> std::borrow::Cow<'_, DipGrouping> {
+        match &self.dip_grouping {
+            Some(g) => std::borrow::Cow::Borrowed(g),
+            None => std::borrow::Cow::Owned(DipGrouping::default()),
+        }
+    }
+
+    /// Whether a case is insured outside the region (`[insured] local_prefix`).
+    pub fn is_remote(&self, case: &crate::case::Case) -> bool {
+        match (&self.insured, case.insured_region.as_deref()) {
+            (Some(insured), Some(region)) => !region.is_empty() && !region.starts_with(insured.local_prefix.as_str()),
+            _ => false,
+        }
+    }
+
+    /// The point value a `[[hospital_overrides]]` entry gives a case of `fund`, if any: it
+    /// replaces the fund's budget point value for that case.
+    pub fn override_point_value(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<Decimal> {
+        self.hospital_override(case).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)))
+    }
+
+    /// The first `[[hospital_overrides]]` entry that applies to a case, if any.
+    #[inline]
+    pub fn hospital_override(&self, case: &crate::case::Case) -> Option<&HospitalOverride> {
+        if self.hospital_overrides.is_empty() {
+            return None;
+        }
+        let hospital = case.hospital_id.as_deref()?;
+        let month = case.discharge_date.map(|d| d.ymd().1);
+        let remote = self.is_remote(case);
+        self.hospital_overrides.iter().find(|o| o.matches(hospital, month, remote))
     }
 
     /// The score of the region's average case: the DIP scale, or points per unit of RW (DRG).
@@ -816,7 +989,7 @@ impl Policy {
     }
 
     /// The hospital's level and coefficient in one lookup; `None` for an unknown hospital.
-    pub fn hospital_terms(&self, hospital_id: &str) -> Option<(&str, Option<Decimal>)> {
+    pub fn hospital_terms(&self, hospital_id: &str) -> Option<(&str, Option<Coefficient>)> {
         self.resolved_hospitals.get(hospital_id).map(|(level, c)| (level.as_str(), *c))
     }
 
@@ -826,7 +999,7 @@ impl Policy {
     }
 
     /// The hospital's coefficient: its own, else its level's; `None` for an unknown hospital.
-    pub fn hospital_coefficient(&self, hospital_id: &str) -> Option<Decimal> {
+    pub fn hospital_coefficient(&self, hospital_id: &str) -> Option<Coefficient> {
         self.resolved_hospitals.get(hospital_id).and_then(|(_, c)| *c)
     }
 }

@@ -9,8 +9,8 @@ use crate::case::Case;
 use crate::dip::{self, DipCatalog, GroupKind};
 use crate::drg::trace::Severity;
 use crate::drg::{self, DrgTableSet, GroupStatus, MappingMode, NoTrace};
-use crate::policy::{Policy, Scheme};
-use crate::pricing::{price_case_at, CasePoints, ScoredGroup};
+use crate::policy::{CaseFacts, Coefficient, DipGrouping, Policy, Scheme};
+use crate::pricing::{adjusted_mean, price_case_with, CasePoints, GroupTerms, ResolvedAdjustment, ScoredGroup};
 use crate::tables::source::{ColumnSpec, SourceTable, TableError};
 use crate::text::ShortText;
 use rust_decimal::Decimal;
@@ -116,15 +116,75 @@ impl WeightIndex {
 }
 
 /// The case's hospital's [`Policy::hospital_terms`], when it names one the policy lists.
-fn hospital_terms<'p>(policy: &'p Policy, case: &Case) -> Option<(&'p str, Option<Decimal>)> {
+fn hospital_terms<'p>(policy: &'p Policy, case: &Case) -> Option<(&'p str, Option<Coefficient>)> {
     case.hospital_id.as_deref().and_then(|h| policy.hospital_terms(h))
+}
+
+/// A DIP catalog's regional terms resolved against a policy: the grouping rules and each
+/// group's supplement rows with their condition indices.
+#[derive(Debug, Default)]
+pub struct DipTerms {
+    pub grouping: DipGrouping,
+    /// Whether the rule-driven grouper runs (a `[dip_grouping]` table or catalog extensions);
+    /// otherwise the original grouper does, at no extra cost.
+    pub use_rules: bool,
+    /// Per group (catalog index), its `adjustments.csv` rows.
+    pub adjustments: Vec<Vec<ResolvedAdjustment>>,
+}
+
+impl DipTerms {
+    /// Resolves `catalog`'s condition names against `policy`; an unknown name is an error naming
+    /// the `adjustments.csv` line.
+    pub fn resolve(policy: &Policy, catalog: &DipCatalog) -> Result<DipTerms, TableError> {
+        let mut adjustments = Vec::with_capacity(catalog.groups.len());
+        for group in &catalog.groups {
+            let mut rows = Vec::with_capacity(group.adjustments.len());
+            for row in &group.adjustments {
+                let condition = policy.conditions.iter().position(|c| c.name == row.condition).ok_or_else(|| TableError::BadValue {
+                    file: "adjustments.csv".into(),
+                    line: row.line,
+                    column: "condition".into(),
+                    value: row.condition.clone(),
+                    message: "is not a [[conditions]] name of the policy".into(),
+                })?;
+                rows.push(ResolvedAdjustment { condition, coefficient: row.coefficient, mean_cost: row.mean_cost });
+            }
+            adjustments.push(rows);
+        }
+        Ok(DipTerms {
+            grouping: policy.dip_grouping().into_owned(),
+            use_rules: policy.dip_grouping.is_some() || !catalog.plain,
+            adjustments,
+        })
+    }
+
+    fn group_terms(&self, catalog: &DipCatalog, group: usize, facts: CaseFacts) -> GroupTerms<'_> {
+        let g = &catalog.groups[group];
+        GroupTerms {
+            pricing: g.pricing,
+            grassroots_coefficient: g.grassroots_coefficient,
+            adjustments: self.adjustments.get(group).map_or(&[], Vec::as_slice),
+            facts,
+        }
+    }
 }
 
 /// The scheme-specific half of scoring.
 #[derive(Debug, Clone)]
 pub enum Scorer {
     Drg { tables: Arc<DrgTableSet>, weights: Arc<WeightIndex> },
-    Dip { catalog: Arc<DipCatalog> },
+    Dip { catalog: Arc<DipCatalog>, terms: Arc<DipTerms> },
+}
+
+/// The complication the CC/MCC tests give (MCC first).
+fn complication_of(facts: CaseFacts) -> Option<Severity> {
+    if facts.mcc {
+        Some(Severity::Mcc)
+    } else if facts.cc {
+        Some(Severity::Cc)
+    } else {
+        None
+    }
 }
 
 /// A case grouped and priced.
@@ -159,7 +219,11 @@ impl Scorer {
                 let weights = WeightIndex::new(&tables, &DrgWeights::load(&weights_path)?);
                 Ok(Scorer::Drg { tables: Arc::new(tables), weights: Arc::new(weights) })
             }
-            Scheme::Dip => Ok(Scorer::Dip { catalog: Arc::new(DipCatalog::load_dir(tables)?) }),
+            Scheme::Dip => {
+                let catalog = DipCatalog::load_dir(tables)?;
+                let terms = DipTerms::resolve(policy, &catalog)?;
+                Ok(Scorer::Dip { catalog: Arc::new(catalog), terms: Arc::new(terms) })
+            }
         }
     }
 
@@ -167,7 +231,7 @@ impl Scorer {
     pub fn fingerprint(&self) -> &str {
         match self {
             Scorer::Drg { tables, .. } => &tables.fingerprint,
-            Scorer::Dip { catalog } => &catalog.fingerprint,
+            Scorer::Dip { catalog, .. } => &catalog.fingerprint,
         }
     }
 
@@ -179,10 +243,26 @@ impl Scorer {
                 drg::group(tables, case, MappingMode::Map, &mut trace);
                 drg::trace::render(&trace.steps, tables, case)
             }
-            Scorer::Dip { catalog } => {
+            Scorer::Dip { catalog, terms } => {
+                // The rule-driven grouper (its defaults give the original's groups) names the
+                // rank key and the class that chose the group.
                 let level = case.hospital_id.as_deref().and_then(|h| policy.hospital_level(h));
+                let mapped;
+                let case = if catalog.maps.is_empty() || !catalog.maps.changes(case) {
+                    case
+                } else {
+                    mapped = catalog.maps.apply(case);
+                    &mapped
+                };
+                let (cc, mcc) = catalog.complications.tests(&case.diagnoses);
+                let facts = CaseFacts { cc, mcc };
+                let mean = |g: &dip::catalog::DipGroup| {
+                    let index = catalog.group_index(&g.code).unwrap_or(0);
+                    adjusted_mean(policy, case, complication_of(facts), &terms.group_terms(catalog, index, facts), g.mean_cost_at(level))
+                };
+                let context = dip::rules::Context { complications: (cc, mcc), mean: &mean };
                 let mut lines = Vec::new();
-                dip::group(catalog, case, level, Some(&mut lines));
+                dip::rules::group_with_rules(catalog, &terms.grouping, case, &context, Some(&mut lines));
                 lines
             }
         }
@@ -220,7 +300,7 @@ impl Scorer {
     /// [`assess`](Scorer::assess) with the case's hospital already resolved: its
     /// [`Policy::hospital_terms`], which a caller settling millions of cases looks up once per
     /// hospital instead of once per case.
-    pub fn assess_at(&self, policy: &Policy, case: &Case, hospital: Option<(&str, Option<Decimal>)>) -> Assessment {
+    pub fn assess_at(&self, policy: &Policy, case: &Case, hospital: Option<(&str, Option<Coefficient>)>) -> Assessment {
         self.assess_with(policy, case, hospital, true)
     }
 
@@ -230,11 +310,32 @@ impl Scorer {
         self.assess_with(policy, case, hospital_terms(policy, case), false)
     }
 
-    fn assess_with(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Decimal>)>, price: bool) -> Assessment {
+    fn assess_with(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Coefficient>)>, price: bool) -> Assessment {
+        // DIP code conversion and exclusion: a mapped copy, in a per-thread scratch case whose
+        // allocations are reused, only when some code of the case changes.
+        if let Scorer::Dip { catalog, .. } = self {
+            if !catalog.maps.is_empty() && catalog.maps.changes(case) {
+                thread_local! {
+                    static MAPPED: std::cell::RefCell<Case> = std::cell::RefCell::new(Case::default());
+                }
+                return MAPPED.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut scratch) => {
+                        catalog.maps.apply_into(case, &mut scratch);
+                        self.assess_codes(policy, &scratch, terms, price)
+                    }
+                    Err(_) => self.assess_codes(policy, &catalog.maps.apply(case), terms, price),
+                });
+            }
+        }
+        self.assess_codes(policy, case, terms, price)
+    }
+
+    /// [`assess_with`](Scorer::assess_with) on a case whose codes are already mapped.
+    fn assess_codes(&self, policy: &Policy, case: &Case, terms: Option<(&str, Option<Coefficient>)>, price: bool) -> Assessment {
         let level = terms.map(|(level, _)| level);
-        let priced = |scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>| {
+        let priced = |case: &Case, scored: Option<&ScoredGroup<'_>>, complication: Option<Severity>, group_terms: &GroupTerms<'_>| {
             if price {
-                price_case_at(policy, case, scored, complication, terms.and_then(|(_, c)| c))
+                price_case_with(policy, case, scored, complication, terms.and_then(|(_, c)| c), group_terms)
             } else {
                 CasePoints {
                     category: crate::pricing::CaseCategory::Ungrouped,
@@ -261,7 +362,7 @@ impl Scorer {
                     mean_cost: level.and_then(|l| w.level_mean_cost.get(l)).copied().unwrap_or(w.mean_cost),
                     grassroots: false,
                 });
-                let points = priced(scored.as_ref(), complication);
+                let points = priced(case, scored.as_ref(), complication, &GroupTerms::default());
                 // The ADRG's unconditional (lowest-severity) DRG, when the case is not in it.
                 let baseline_mean_cost = result
                     .adrg
@@ -278,8 +379,24 @@ impl Scorer {
                     points,
                 }
             }
-            Scorer::Dip { catalog } => {
-                let result = dip::group(catalog, case, level, None);
+            Scorer::Dip { catalog, terms: dip_terms } => {
+                let (cc, mcc) = catalog.complications.tests(&case.diagnoses);
+                let facts = CaseFacts { cc, mcc };
+                let complication = complication_of(facts);
+                let result = if dip_terms.use_rules {
+                    let mean = |g: &dip::catalog::DipGroup| {
+                        if !policy.severity.adjust_mean_cost {
+                            return g.mean_cost_at(level);
+                        }
+                        let index = catalog.group_index(&g.code).unwrap_or(0);
+                        adjusted_mean(policy, case, complication, &dip_terms.group_terms(catalog, index, facts), g.mean_cost_at(level))
+                    };
+                    let context = dip::rules::Context { complications: (cc, mcc), mean: &mean };
+                    dip::rules::group_with_rules(catalog, &dip_terms.grouping, case, &context, None).0
+                } else {
+                    dip::group(catalog, case, level, None)
+                };
+                let group_terms = result.group.map(|g| dip_terms.group_terms(catalog, g, facts)).unwrap_or_default();
                 let group = result.group.map(|g| &catalog.groups[g]);
                 let scored = group.map(|g| ScoredGroup {
                     code: &g.code,
@@ -301,11 +418,11 @@ impl Scorer {
                     status: result.status.as_str(),
                     group: ShortText::new(group.map_or("", |g| g.code.as_str())),
                     family: ShortText::new(family),
-                    complication: None,
+                    complication,
                     group_mean_cost: scored.as_ref().map(|s| s.mean_cost),
                     group_mean_los: group.and_then(|g| g.mean_los),
                     baseline_mean_cost,
-                    points: priced(scored.as_ref(), None),
+                    points: priced(case, scored.as_ref(), complication, &group_terms),
                 }
             }
         }

@@ -131,9 +131,9 @@ fn malformed_catalog_rows_are_refused_with_their_line() {
     );
     assert_eq!(
         broken("K81.0-001,急性胆囊炎 低费用,core,K81.0", "K81.0-001,急性胆囊炎 低费用,core,K81"),
-        "catalog.csv: line 6: column diagnosis: a core or grassroots group takes a subcategory: \"K81\""
+        "catalog.csv: line 6: column diagnosis: a core group takes a subcategory: \"K81\""
     );
-    assert_eq!(broken(",500,5000,6,6000", ",-500,5000,6,6000"), "catalog.csv: line 2: column score: must be positive: \"-500\"");
+    assert_eq!(broken(",500,5000,6,6000", ",-500,5000,6,6000"), "catalog.csv: line 2: column score: must not be negative: \"-500\"");
     assert!(broken("K81.0-002,", "K81.0-001,").contains("group already defined on line 6"));
 }
 

@@ -3,7 +3,9 @@
 
 mod audit;
 mod demo_grouping;
+mod dip_cities;
 mod dip_grouping;
+mod dip_regions;
 mod faults;
 mod golden;
 mod group_run;

@@ -2,7 +2,7 @@
 
 use dipdrg::case::Case;
 use dipdrg::drg::trace::Severity;
-use dipdrg::policy::Policy;
+use dipdrg::policy::{Coefficient, Policy};
 use dipdrg::pricing::{price_case, CaseCategory, ScoredGroup};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -122,8 +122,8 @@ fn policy_error(edit: impl Fn(&str) -> String) -> String {
 #[test]
 fn the_demo_policy_is_valid_and_exact() {
     let policy = Policy::parse(&demo_policy_text()).expect("demo policy");
-    assert_eq!(policy.level_coefficients["2"], dec!(0.92), "0.92 is read exactly, not as a binary float");
-    assert_eq!(policy.hospital_coefficient("H002"), Some(dec!(0.98)));
+    assert_eq!(policy.level_coefficients["2"], Coefficient::Flat(dec!(0.92)), "0.92 is read exactly, not as a binary float");
+    assert_eq!(policy.hospital_coefficient("H002"), Some(Coefficient::Flat(dec!(0.98))));
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod catalog;
 pub mod gen;
 pub mod group;
+pub mod policy;
 pub mod serve;
 pub mod settle;
 pub mod tables;

@@ -60,7 +60,7 @@ pub enum CaseFileError {
     DuplicateColumn(String),
 }
 
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 20] = [
     "case_id",
     "hospital_id",
     "patient_id",
@@ -79,12 +79,19 @@ pub const COLUMNS: [&str; 18] = [
     "total_cost",
     "fund_paid",
     "patient_paid",
+    "insured_region",
+    "benefit",
 ];
+
+/// The columns [`CaseWriter`] and [`case_row`] write: all but the regional ones
+/// (`insured_region`, `benefit`), which are read when present, so that written files and stored
+/// rows keep their format.
+const WRITTEN: usize = 18;
 
 /// Column positions of the known columns, from a header.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    position: [Option<usize>; 18],
+    position: [Option<usize>; 20],
 }
 
 impl Layout {
@@ -100,7 +107,7 @@ impl Layout {
     }
 
     fn from_header(header: &csv::StringRecord) -> Result<Layout, CaseFileError> {
-        let mut position = [None; 18];
+        let mut position = [None; 20];
         for (i, name) in header.iter().enumerate() {
             let name = name.trim_start_matches('\u{feff}');
             if let Some(k) = COLUMNS.iter().position(|c| *c == name) {
@@ -160,6 +167,8 @@ mod field {
     pub const PROCEDURES: usize = col("procedures");
     pub const SEX: usize = col("sex");
     pub const TOTAL_COST: usize = col("total_cost");
+    pub const INSURED_REGION: usize = col("insured_region");
+    pub const BENEFIT: usize = col("benefit");
 }
 
 /// Streams cases out of a CSV source. Iterating yields one `Result` per data record, in order.
@@ -642,6 +651,8 @@ fn parse_record_into(
     set_text(&mut case.hospital_id, fields.raw(field::HOSPITAL_ID));
     set_text(&mut case.patient_id, fields.raw(field::PATIENT_ID));
     set_text(&mut case.department, fields.raw(field::DEPARTMENT));
+    set_text(&mut case.insured_region, fields.raw(field::INSURED_REGION));
+    set_text(&mut case.benefit, fields.raw(field::BENEFIT));
     split_codes_into(fields.raw(field::PROCEDURES), &mut case.procedures);
     case.fund = fund;
     case.admission_date = admission_date;
@@ -655,8 +666,8 @@ fn parse_record_into(
 
 /// The layout of files written by [`CaseWriter`] (all columns, in order).
 pub fn standard_layout() -> Layout {
-    let mut position = [None; 18];
-    for (i, slot) in position.iter_mut().enumerate() {
+    let mut position = [None; 20];
+    for (i, slot) in position.iter_mut().enumerate().take(WRITTEN) {
         *slot = Some(i);
     }
     Layout { position }
@@ -682,7 +693,7 @@ pub fn case_row(case: &Case) -> String {
     out
 }
 
-fn case_fields(case: &Case) -> [String; 18] {
+fn case_fields(case: &Case) -> [String; WRITTEN] {
     fn opt<T: ToString>(value: &Option<T>) -> String {
         value.as_ref().map(ToString::to_string).unwrap_or_default()
     }
@@ -724,7 +735,7 @@ pub struct CaseWriter<W: std::io::Write> {
 impl<W: std::io::Write> CaseWriter<W> {
     pub fn new(sink: W) -> csv::Result<CaseWriter<W>> {
         let mut writer = csv::Writer::from_writer(sink);
-        writer.write_record(COLUMNS)?;
+        writer.write_record(&COLUMNS[..WRITTEN])?;
         Ok(CaseWriter { writer })
     }
 

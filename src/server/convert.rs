@@ -146,6 +146,8 @@ pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
         total_cost,
         fund_paid,
         patient_paid,
+        insured_region: None,
+        benefit: None,
     };
     if errors.is_empty() {
         Ok(case)

@@ -58,7 +58,11 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
     for flag in check_case(&policy.audit, &AuditCase::new(case, &assessment)) {
         warnings.push(proto::Warning { kind: flag.kind.as_str().into(), score: flag.score.to_string(), message: flag.evidence });
     }
-    let point_value = case.fund.and_then(|fund| monthly_point_value(policy, fund).ok()).map(|r| r.value);
+    // A [[hospital_overrides]] point value replaces the fund's budget point value for the case.
+    let point_value = case.fund.and_then(|fund| match policy.override_point_value(case, fund) {
+        Some(value) => Some(crate::units::PointValue(value)),
+        None => monthly_point_value(policy, fund).ok().map(|r| r.value),
+    });
     let payment = point_value.map(|v| Points(points.points.value()).at(v).to_fen());
     let fund_payment = payment.map(|p| p - Yuan(case.patient_paid.unwrap_or_default()));
     proto::PreCheckCaseResponse {

@@ -252,7 +252,7 @@ pub struct Prepared<'a> {
     pub request: &'a Request<'a>,
     pub hospital_ids: Vec<String>,
     hospital_index: FxHashMap<String, u32>,
-    hospital_terms: Vec<Option<(&'a str, Option<Decimal>)>>,
+    hospital_terms: Vec<Option<(&'a str, Option<crate::policy::Coefficient>)>>,
     listed: IdFilter,
 }
 
@@ -452,7 +452,12 @@ fn case_row(
         let slot = match factor.reason {
             Reason::HighOutlier { .. } | Reason::LowOutlier { .. } => 0,
             Reason::Severity(_) => 1,
-            Reason::Hospital | Reason::Grassroots | Reason::HospitalUnknown => 2,
+            Reason::Hospital
+            | Reason::Grassroots
+            | Reason::HospitalUnknown
+            | Reason::HospitalOverride(_)
+            | Reason::FundMissing
+            | Reason::HospitalNotApplied(_) => 2,
             Reason::BedDay { .. } => 3,
             _ => continue,
         };
