@@ -72,24 +72,63 @@ fn check_scheme(scheme: &str) {
     );
 }
 
-#[test]
-fn chs_drg_1_1_matches_every_visible_case() {
-    check_scheme("chs-drg-1.1");
+/// One test per reference scheme folder, so that a failure names the scheme.
+macro_rules! reference_schemes {
+    ($($test:ident => $folder:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_scheme($folder);
+            }
+        )*
+        /// Every folder of the reference data, as the tests above name them.
+        pub const SCHEMES: &[&str] = &[$($folder),*];
+    };
+}
+
+reference_schemes! {
+    chs_drg_1_1_matches_every_visible_case => "chs-drg-1.1",
+    chs_drg_1_0_matches_every_visible_case => "chs-drg-1.0",
+    yantai_2023_matches_every_visible_case => "yantai-2023",
+    beijing_2022_matches_every_visible_case => "beijing-2022",
+    anyang_2021_matches_every_visible_case => "anyang-2021",
+    changsha_2023_matches_every_visible_case => "changsha-2023",
+    changzhou_2022_matches_every_visible_case => "changzhou-2022",
+    chongqing_2022_matches_every_visible_case => "chongqing-2022",
+    foshan_2022_matches_every_visible_case => "foshan-2022",
+    fuzhou_2022_matches_every_visible_case => "fuzhou-2022",
+    guangxi_2022_matches_every_visible_case => "guangxi-2022",
+    haerbin_2022_matches_every_visible_case => "haerbin-2022",
+    handan_2022_matches_every_visible_case => "handan-2022",
+    lanzhou_2023_matches_every_visible_case => "lanzhou-2023",
+    liaocheng_2022_matches_every_visible_case => "liaocheng-2022",
+    linfen_2022_matches_every_visible_case => "linfen-2022",
+    qingdao_2023_matches_every_visible_case => "qingdao-2023",
+    suzhou_2023_matches_every_visible_case => "suzhou-2023",
+    taizhou_2022_matches_every_visible_case => "taizhou-2022",
+    wlmq_2022_matches_every_visible_case => "wlmq-2022",
+    wuhan_2022_matches_every_visible_case => "wuhan-2022",
+    wuxi_2022_matches_every_visible_case => "wuxi-2022",
+    yancheng_2023_matches_every_visible_case => "yancheng-2023",
+    yinchuan_2023_matches_every_visible_case => "yinchuan-2023",
+    yunnan_2022_matches_every_visible_case => "yunnan-2022",
+    yunnan_2023_matches_every_visible_case => "yunnan-2023",
+    zhejiang_2022_matches_every_visible_case => "zhejiang-2022",
 }
 
 #[test]
-fn chs_drg_1_0_matches_every_visible_case() {
-    check_scheme("chs-drg-1.0");
-}
-
-#[test]
-fn yantai_2023_matches_every_visible_case() {
-    check_scheme("yantai-2023");
-}
-
-#[test]
-fn beijing_2022_matches_every_visible_case() {
-    check_scheme("beijing-2022");
+fn every_reference_folder_has_a_test() {
+    let Some(reference) = reference_dir() else { return };
+    let mut folders: Vec<String> = std::fs::read_dir(&reference)
+        .expect("reference dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("mdc.csv").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    folders.sort();
+    let mut named: Vec<String> = SCHEMES.iter().map(|s| s.to_string()).collect();
+    named.sort();
+    assert_eq!(folders, named);
 }
 
 /// The unreachable entries the lint reports, as (kind, code), sorted.

@@ -12,7 +12,7 @@
 //! - a DRG shadowed by an earlier DRG of its ADRG;
 //! - (a note, not a warning) an ADRG whose DRGs may all fail, giving a bare ADRG result.
 
-use super::tables::{DrgTableSet, ListId, Mdc, RuleConditions, SeverityCondition};
+use super::tables::{Drg, DrgTableSet, ListId, Mdc, RuleConditions, SeverityCondition};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,10 +92,11 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
             });
             continue;
         }
+        let mdc = &tables.mdcs[adrg.mdc];
         let drgs = &tables.drgs[adrg.drgs.clone()];
         let mut shadowed = vec![false; drgs.len()];
         for (i, drg) in drgs.iter().enumerate() {
-            if let Some(earlier) = (0..i).find(|&e| !shadowed[e] && drg_implies(drg, &drgs[e])) {
+            if let Some(earlier) = (0..i).find(|&e| !shadowed[e] && drg_implies(tables, mdc, drg, &drgs[e])) {
                 shadowed[i] = true;
                 findings.push(Finding {
                     level: Level::Warning,
@@ -105,7 +106,7 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
                 });
             }
         }
-        let has_catch_all = drgs.iter().any(is_unconditional);
+        let has_catch_all = drgs.iter().any(super::tables::Drg::is_unconditional);
         if !has_catch_all {
             findings.push(Finding {
                 level: Level::Note,
@@ -118,24 +119,12 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
     findings
 }
 
-fn is_unconditional(drg: &super::tables::Drg) -> bool {
-    drg.severity == SeverityCondition::Always && drg.max_age_years.is_none() && drg.los_min.is_none() && drg.los_max_excl.is_none()
-}
-
-/// `earlier` applies whenever `later` does.
-fn drg_implies(later: &super::tables::Drg, earlier: &super::tables::Drg) -> bool {
-    let severity = matches!(
-        (earlier.severity, later.severity),
-        (SeverityCondition::Always, _)
-            | (SeverityCondition::MccOrCc, SeverityCondition::Mcc | SeverityCondition::MccOrCc)
-            | (SeverityCondition::Mcc, SeverityCondition::Mcc)
-    );
-    let at_most = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l <= e));
-    let at_least = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l >= e));
-    severity
-        && at_most(earlier.max_age_years, later.max_age_years)
-        && at_least(earlier.los_min, later.los_min)
-        && at_most(earlier.los_max_excl, later.los_max_excl)
+/// `earlier` applies whenever `later` does (both rows of one ADRG of `mdc`).
+fn drg_implies(tables: &DrgTableSet, mdc: &Mdc, later: &Drg, earlier: &Drg) -> bool {
+    use SeverityCondition::{Always, Cc, Mcc, MccOrCc, Never};
+    let severity =
+        matches!((earlier.severity, later.severity), (Always, _) | (_, Never) | (MccOrCc, Mcc | MccOrCc | Cc) | (Mcc, Mcc) | (Cc, Cc));
+    severity && implies(tables, mdc, &later.conditions, &earlier.conditions)
 }
 
 fn lists_of(conditions: &RuleConditions) -> impl Iterator<Item = ListId> + '_ {
@@ -146,6 +135,8 @@ fn lists_of(conditions: &RuleConditions) -> impl Iterator<Item = ListId> + '_ {
         conditions.pproc_list,
         conditions.any_proc_list,
         conditions.any_proc_list2,
+        conditions.any_proc_list3,
+        conditions.secondary_proc_list,
         conditions.proc_tags.as_ref().map(|(l, _)| *l),
     ]
     .into_iter()
@@ -160,6 +151,11 @@ fn subset(tables: &DrgTableSet, small: ListId, large: ListId) -> bool {
     let small = &tables.lists[small.0 as usize].codes;
     let large = &tables.lists[large.0 as usize].codes;
     small.iter().all(|c| large.binary_search(c).is_ok())
+}
+
+fn disjoint(tables: &DrgTableSet, a: ListId, b: ListId) -> bool {
+    let b = &tables.lists[b.0 as usize].codes;
+    tables.lists[a.0 as usize].codes.iter().all(|c| b.binary_search(c).is_err())
 }
 
 fn all_or(tables: &DrgTableSet, list: ListId) -> bool {
@@ -188,7 +184,8 @@ fn contradicts_entry(tables: &DrgTableSet, mdc: &Mdc, conditions: &RuleCondition
     None
 }
 
-/// Whether every case in `mdc` that satisfies `later` also satisfies `earlier`.
+/// Whether every case in `mdc` that satisfies `later` also satisfies `earlier`. Conservative: when
+/// in doubt, `false`.
 fn implies(tables: &DrgTableSet, mdc: &Mdc, later: &RuleConditions, earlier: &RuleConditions) -> bool {
     let within = |list: Option<ListId>, bound: ListId| list.is_some_and(|l| subset(tables, l, bound));
     let principal_dx_in = |bound: ListId| within(later.pdx_list, bound) || within(mdc.entry.pdx_list, bound);
@@ -198,22 +195,59 @@ fn implies(tables: &DrgTableSet, mdc: &Mdc, later: &RuleConditions, earlier: &Ru
             || within(later.secondary_dx_list, bound)
             || within(mdc.entry.any_dx_list, bound)
     };
-    let some_proc_in =
-        |bound: ListId| within(later.pproc_list, bound) || within(later.any_proc_list, bound) || within(later.any_proc_list2, bound);
-    let principal_proc_or = later.pproc_or || mdc.entry.pproc_or || later.pproc_list.is_some_and(|l| all_or(tables, l));
+    // The principal diagnosis is outside `excluded`: the later row excludes more, or its own
+    // principal list (or the MDC's) has no code in common with it.
+    let principal_dx_outside = |excluded: ListId| {
+        later.pdx_not_list.is_some_and(|l| subset(tables, excluded, l))
+            || [later.pdx_list, mdc.entry.pdx_list].into_iter().flatten().any(|l| disjoint(tables, l, excluded))
+    };
+    let some_proc_in = |bound: ListId| {
+        within(later.pproc_list, bound)
+            || within(later.any_proc_list, bound)
+            || within(later.any_proc_list2, bound)
+            || within(later.any_proc_list3, bound)
+            || within(later.secondary_proc_list, bound)
+    };
+    let principal_proc_or =
+        later.pproc_or || (mdc.entry.pproc_or && mdc.entry.pproc_or_extra.is_none()) || later.pproc_list.is_some_and(|l| all_or(tables, l));
+    let some_proc_or = principal_proc_or
+        || later.any_proc_or
+        || [later.any_proc_list, later.any_proc_list2, later.any_proc_list3, later.secondary_proc_list]
+            .into_iter()
+            .flatten()
+            .any(|l| all_or(tables, l));
     let at_most = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l <= e));
     let at_least = |e: Option<i64>, l: Option<i64>| e.is_none_or(|e| l.is_some_and(|l| l >= e));
+    let values_within = |e: &Option<Box<[Box<str>]>>, l: &Option<Box<[Box<str>]>>| {
+        e.as_ref().is_none_or(|e| l.as_ref().is_some_and(|l| l.iter().all(|v| e.contains(v))))
+    };
+    let numbers_within = |e: &Option<Box<[Option<i64>]>>, l: &Option<Box<[Option<i64>]>>| {
+        e.as_ref().is_none_or(|e| l.as_ref().is_some_and(|l| l.iter().all(|v| e.contains(v))))
+    };
 
     earlier.pdx_list.is_none_or(principal_dx_in)
+        && earlier.pdx_not_list.is_none_or(principal_dx_outside)
         && earlier.any_dx_list.is_none_or(some_dx_in)
         && earlier.secondary_dx_list.is_none_or(|b| within(later.secondary_dx_list, b))
         && earlier.pproc_list.is_none_or(|b| within(later.pproc_list, b))
         && (!earlier.pproc_or || principal_proc_or)
+        && (!earlier.no_pproc_or || later.no_pproc_or || later.no_or_proc)
         && earlier.any_proc_list.is_none_or(some_proc_in)
         && earlier.any_proc_list2.is_none_or(some_proc_in)
+        && earlier.any_proc_list3.is_none_or(some_proc_in)
+        && earlier.secondary_proc_list.is_none_or(|b| within(later.secondary_proc_list, b))
+        && (!earlier.any_proc_or || some_proc_or)
         && (earlier.proc_tags.is_none() || earlier.proc_tags == later.proc_tags)
         && (!earlier.no_or_proc || later.no_or_proc)
         && at_most(earlier.max_age_days, later.max_age_days)
         && at_least(earlier.weight_min, later.weight_min)
         && at_most(earlier.weight_max_excl, later.weight_max_excl)
+        && at_least(earlier.min_age_years, later.min_age_years)
+        && at_most(earlier.max_age_years, later.max_age_years)
+        && at_least(earlier.los_min, later.los_min)
+        && at_most(earlier.los_max_excl, later.los_max_excl)
+        && at_least(earlier.icu_hours_min, later.icu_hours_min)
+        && at_most(earlier.icu_hours_max_excl, later.icu_hours_max_excl)
+        && values_within(&earlier.department_in, &later.department_in)
+        && numbers_within(&earlier.disposition_in, &later.disposition_in)
 }

@@ -181,6 +181,7 @@ const SCHEMA: &str = "message cases {
   optional int64 total_cost (DECIMAL(18,2));
   optional int64 fund_paid (DECIMAL(18,2));
   optional int64 patient_paid (DECIMAL(18,2));
+  optional int64 icu_hours;
 }";
 
 fn parquet_error(e: parquet::errors::ParquetError) -> io::Error {
@@ -241,7 +242,8 @@ pub fn write_cases(path: &Path, cases: &[Case]) -> io::Result<()> {
                         11 => c.disposition,
                         15 => fen(c.total_cost),
                         16 => fen(c.fund_paid),
-                        _ => fen(c.patient_paid),
+                        17 => fen(c.patient_paid),
+                        _ => c.icu_hours,
                     });
                     col.typed::<Int64Type>().write_batch(&values, Some(&levels), None).map_err(parquet_error)?;
                 }

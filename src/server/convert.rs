@@ -75,6 +75,15 @@ fn count(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Optio
     value
 }
 
+fn icu_hours(value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let value = count("icu_hours", value, errors)?;
+    if value > crate::case::MAX_ICU_HOURS {
+        errors.push(FieldError::new("icu_hours", format!("is more than {} hours", crate::case::MAX_ICU_HOURS)));
+        return None;
+    }
+    Some(value)
+}
+
 /// A message case → a core case, with every field error (the same rules as the CSV reader).
 pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -124,6 +133,7 @@ pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
         admission_date,
         discharge_date,
         los,
+        icu_hours: icu_hours(message.icu_hours, &mut errors),
         disposition: count("disposition", message.disposition, &mut errors),
         department: Some(message.department.clone()).filter(|d| !d.is_empty()),
         diagnoses: message.diagnoses.clone(),
@@ -159,6 +169,7 @@ pub fn case_to_proto(case: &Case) -> proto::Case {
         admission_date: case.admission_date.map(|d| d.to_string()).unwrap_or_default(),
         discharge_date: case.discharge_date.map(|d| d.to_string()).unwrap_or_default(),
         los: case.los,
+        icu_hours: case.icu_hours,
         disposition: case.disposition,
         department: text(&case.department),
         diagnoses: case.diagnoses.clone(),
