@@ -331,10 +331,31 @@ fn first_result<T: Tracer>(
                     return Some(result);
                 }
             }
-            Err(failed) => tracer.step(Step::RuleNotMatched { rule: rule_index, failed }),
+            Err(failed) => {
+                if let Some(missing) = missing_input(failed) {
+                    return Some(input_error(missing, tracer));
+                }
+                tracer.step(Step::RuleNotMatched { rule: rule_index, failed })
+            }
         }
     }
     qy_before.map(|_| ambiguous(mdc, complication, tracer))
+}
+
+/// A rule bound on a field the case left empty: the format says to report an input error
+/// rather than guess a group (the reference grouper cannot compare a missing value).
+fn missing_input(failed: RuleFailure) -> Option<ValidationFailure> {
+    match failed {
+        RuleFailure::LosMissing => Some(ValidationFailure::MissingLos),
+        RuleFailure::IcuHoursMissing => Some(ValidationFailure::MissingIcuHours),
+        _ => None,
+    }
+}
+
+#[cold]
+fn input_error<T: Tracer>(failure: ValidationFailure, tracer: &mut T) -> GroupResult {
+    tracer.step(Step::ValidationFailed(failure));
+    GroupResult::not_grouped(GroupStatus::CheckFailed, Detail::Validation(failure))
 }
 
 /// The rules of `mdc` that can match this case, ascending: see [`group_subject`].
@@ -619,7 +640,12 @@ fn choose_drg<T: Tracer>(
                     detail: Detail::None,
                 });
             }
-            Err(failed) => tracer.step(Step::DrgNotChosen { drg: drg_index, failed }),
+            Err(failed) => {
+                if let Some(missing) = missing_input_of_drg(failed) {
+                    return Some(input_error(missing, tracer));
+                }
+                tracer.step(Step::DrgNotChosen { drg: drg_index, failed })
+            }
         }
     }
     if rule.on_no_drg == OnNoDrg::Next {
@@ -628,6 +654,13 @@ fn choose_drg<T: Tracer>(
     }
     tracer.step(Step::BareAdrg { adrg });
     Some(GroupResult { status: GroupStatus::Success, mdc: Some(mdc), adrg: Some(adrg), drg: None, complication, detail: Detail::None })
+}
+
+fn missing_input_of_drg(failed: DrgFailure) -> Option<ValidationFailure> {
+    match failed {
+        DrgFailure::Rule(failed) => missing_input(failed),
+        _ => None,
+    }
 }
 
 /// The first non-excluded CC among the secondary diagnoses (condition `cc`): like

@@ -7,12 +7,16 @@
 //! What it finds:
 //! - a rule that matches nothing because a list it needs is empty, or because its principal
 //!   procedure list has no operating-room code while its MDC is entered only through one;
-//! - a rule shadowed by an earlier rule of the same MDC that matches whenever it would;
-//! - an ADRG none of whose rules can match, and its DRGs;
-//! - a DRG shadowed by an earlier DRG of its ADRG;
+//! - a rule shadowed by an earlier rule that matches whenever it would and then always gives a
+//!   result (a bare ADRG code, or an unconditional DRG row): an earlier rule of the same MDC, or
+//!   of an earlier MDC that every case enters (an MDC without entry columns);
+//! - a DRG row with condition `never`, on an empty list, or shadowed by an earlier row of its
+//!   ADRG that holds whenever it would (rule columns and condition);
+//! - an ADRG none of whose rules can match, or whose rules match but can never give a result
+//!   (no DRG row can hold and every rule says `on_no_drg` = `next`), and all its DRG rows;
 //! - (a note, not a warning) an ADRG whose DRGs may all fail, giving a bare ADRG result.
 
-use super::tables::{Drg, DrgTableSet, ListId, Mdc, RuleConditions, SeverityCondition};
+use super::tables::{AdrgRule, CodeId, Drg, DrgTableSet, ListId, Mdc, MdcEntry, OnNoDrg, RuleConditions, SeverityCondition};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,63 +55,96 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Checks a table set; findings come in table order.
+/// Checks a table set: first the rules (MDC by MDC), then each ADRG with its DRG rows.
 pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let warning = |entry_kind: &'static str, entry: &str, message: String| Finding {
+        level: Level::Warning,
+        entry_kind,
+        entry: entry.to_string(),
+        message,
+    };
+
+    // DRG rows that can never hold within their ADRG, whichever rule matched.
+    let mut drg_problem: Vec<Option<String>> = vec![None; tables.drgs.len()];
+    for adrg in &tables.adrgs {
+        let mdc = &tables.mdcs[adrg.mdc];
+        for index in adrg.drgs.clone() {
+            let drg = &tables.drgs[index];
+            drg_problem[index] = if drg.severity == SeverityCondition::Never {
+                Some("its condition is never, so it is never produced".to_string())
+            } else if let Some(list) = empty_list_of(tables, &drg.conditions) {
+                Some(format!("list {} is empty, so it is never produced", tables.list_id(list)))
+            } else {
+                (adrg.drgs.start..index).find(|&e| drg_problem[e].is_none() && drg_implies(tables, mdc, drg, &tables.drgs[e])).map(
+                    |earlier| {
+                        format!("DRG {} (tried first) applies whenever this one would, so it is never produced", tables.drgs[earlier].code)
+                    },
+                )
+            };
+        }
+    }
+    // A rule that matches always gives a result: the bare ADRG code, or an unconditional DRG row.
+    let gives_result = |rule: &AdrgRule| {
+        rule.on_no_drg == OnNoDrg::BareAdrg
+            || tables.adrgs[rule.adrg].drgs.clone().any(|d| drg_problem[d].is_none() && tables.drgs[d].is_unconditional())
+    };
+
     let mut rule_reachable = vec![true; tables.rules.len()];
-    for mdc in &tables.mdcs {
+    for (mdc_index, mdc) in tables.mdcs.iter().enumerate() {
         for rule_index in mdc.rules.clone() {
             let rule = &tables.rules[rule_index];
-            let finding = |message: String| Finding { level: Level::Warning, entry_kind: "rule", entry: rule.rule.clone(), message };
-            if let Some(list) = empty_list_of(tables, &rule.conditions) {
-                findings.push(finding(format!("list {} is empty, so the rule never matches", tables.list_id(list))));
-                rule_reachable[rule_index] = false;
-                continue;
-            }
-            if let Some(reason) = contradicts_entry(tables, mdc, &rule.conditions) {
-                findings.push(finding(reason));
-                rule_reachable[rule_index] = false;
-                continue;
-            }
-            let shadow = mdc.rules.start..rule_index;
-            if let Some(earlier) =
-                shadow.clone().find(|&e| rule_reachable[e] && implies(tables, mdc, &rule.conditions, &tables.rules[e].conditions))
-            {
-                findings.push(finding(format!(
-                    "rule {} (tried first) matches every case this rule would, so it is never reached",
-                    tables.rules[earlier].rule
-                )));
+            let problem = if let Some(list) = empty_list_of(tables, &rule.conditions) {
+                Some(format!("list {} is empty, so the rule never matches", tables.list_id(list)))
+            } else if let Some(reason) = contradicts_entry(tables, mdc, &rule.conditions) {
+                Some(reason)
+            } else {
+                // An earlier rule of this MDC, or of an earlier MDC every case enters, that matches
+                // every case this one would and then always gives a result.
+                let same_mdc = mdc.rules.start..rule_index;
+                let always_entered =
+                    tables.mdcs[..mdc_index].iter().filter(|m| m.entry == MdcEntry::default()).flat_map(|m| m.rules.clone());
+                same_mdc.chain(always_entered).find(|&e| {
+                    let earlier = &tables.rules[e];
+                    rule_reachable[e] && gives_result(earlier) && implies(tables, mdc, &rule.conditions, &earlier.conditions)
+                })
+                .map(|earlier| {
+                    let earlier = &tables.rules[earlier];
+                    let place = if earlier.mdc == rule.mdc { String::new() } else { format!(" in {}, which every case enters,", tables.mdcs[earlier.mdc].code) };
+                    format!("rule {}{place} (tried first) matches every case this rule would and always gives a result, so it is never reached", earlier.rule)
+                })
+            };
+            if let Some(message) = problem {
+                findings.push(warning("rule", &rule.rule, message));
                 rule_reachable[rule_index] = false;
             }
         }
     }
+
     for (adrg_index, adrg) in tables.adrgs.iter().enumerate() {
-        let reachable = tables.rules.iter().enumerate().any(|(i, r)| r.adrg == adrg_index && rule_reachable[i]);
-        if !reachable {
-            findings.push(Finding {
-                level: Level::Warning,
-                entry_kind: "adrg",
-                entry: adrg.code.clone(),
-                message: "none of its rules can match, so neither it nor its DRGs are ever produced".to_string(),
-            });
+        let rules: Vec<usize> = (0..tables.rules.len()).filter(|&i| tables.rules[i].adrg == adrg_index && rule_reachable[i]).collect();
+        let some_drg = adrg.drgs.clone().any(|d| drg_problem[d].is_none());
+        let bare = rules.iter().any(|&i| tables.rules[i].on_no_drg == OnNoDrg::BareAdrg);
+        let dead = if rules.is_empty() {
+            Some("none of its rules can match")
+        } else if !some_drg && !bare {
+            Some("its rules match, but no DRG row can hold and on_no_drg = next, so it never gives a result")
+        } else {
+            None
+        };
+        if let Some(reason) = dead {
+            findings.push(warning("adrg", &adrg.code, format!("{reason}: it is never produced")));
+            for drg in &tables.drgs[adrg.drgs.clone()] {
+                findings.push(warning("drg", &drg.code, format!("its ADRG {} is never produced", adrg.code)));
+            }
             continue;
         }
-        let mdc = &tables.mdcs[adrg.mdc];
-        let drgs = &tables.drgs[adrg.drgs.clone()];
-        let mut shadowed = vec![false; drgs.len()];
-        for (i, drg) in drgs.iter().enumerate() {
-            if let Some(earlier) = (0..i).find(|&e| !shadowed[e] && drg_implies(tables, mdc, drg, &drgs[e])) {
-                shadowed[i] = true;
-                findings.push(Finding {
-                    level: Level::Warning,
-                    entry_kind: "drg",
-                    entry: drg.code.clone(),
-                    message: format!("DRG {} (tried first) applies whenever this one would, so it is never produced", drgs[earlier].code),
-                });
+        for d in adrg.drgs.clone() {
+            if let Some(message) = &drg_problem[d] {
+                findings.push(warning("drg", &tables.drgs[d].code, message.clone()));
             }
         }
-        let has_catch_all = drgs.iter().any(super::tables::Drg::is_unconditional);
-        if !has_catch_all {
+        if bare && !adrg.drgs.clone().any(|d| drg_problem[d].is_none() && tables.drgs[d].is_unconditional()) {
             findings.push(Finding {
                 level: Level::Note,
                 entry_kind: "adrg",
@@ -166,9 +203,14 @@ fn all_or(tables: &DrgTableSet, list: ListId) -> bool {
 fn contradicts_entry(tables: &DrgTableSet, mdc: &Mdc, conditions: &RuleConditions) -> Option<String> {
     if mdc.entry.pproc_or {
         if let Some(list) = conditions.pproc_list {
-            if !tables.lists[list.0 as usize].codes.iter().any(|&c| tables.info(c).is_or_procedure()) {
+            let opens = |c: CodeId| {
+                let info = tables.info(c);
+                info.is_or_procedure() || mdc.entry.pproc_or_extra.is_some_and(|extra| info.in_list(extra))
+            };
+            if !tables.lists[list.0 as usize].codes.iter().any(|&c| opens(c)) {
+                let extra = if mdc.entry.pproc_or_extra.is_some() { " (or one of its extra entry list)" } else { "" };
                 return Some(format!(
-                    "{} is entered only with an operating-room principal procedure, and no code of {} is one",
+                    "{} is entered only with an operating-room principal procedure{extra}, and no code of {} is one",
                     mdc.code,
                     tables.list_id(list)
                 ));

@@ -20,6 +20,10 @@ pub enum ValidationFailure {
     MissingBirthWeight,
     /// No diagnosis at all.
     NoDiagnoses,
+    /// A rule the case reached bounds the length of stay, and `los` is empty.
+    MissingLos,
+    /// A rule the case reached bounds the ICU hours, and `icu_hours` is empty.
+    MissingIcuHours,
 }
 
 impl ValidationFailure {
@@ -30,6 +34,8 @@ impl ValidationFailure {
             ValidationFailure::MissingAgeDays => "age is 0 but age_days is missing",
             ValidationFailure::MissingBirthWeight => "newborn (age_days <= 28) without birth_weight",
             ValidationFailure::NoDiagnoses => "no diagnoses",
+            ValidationFailure::MissingLos => "length of stay (los) is missing, and a rule of the scheme bounds it",
+            ValidationFailure::MissingIcuHours => "ICU hours (icu_hours) are missing, and a rule of the scheme bounds them",
         }
     }
 }
