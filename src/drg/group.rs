@@ -3,7 +3,9 @@
 //!
 //! Pure: takes a case and a table snapshot, returns a [`GroupResult`] (indices into the table set,
 //! no allocation) and tells a [`Tracer`] why. Semantics follow the reference README, section by
-//! section; comments cite the section.
+//! section, and the format extensions' evaluation order (EXTENSIONS.md §8: rule columns on ADRG
+//! and DRG rows, `on_no_drg`, the QY test, `scheme.csv`'s mapping mode, retry and result codes);
+//! comments cite the section.
 
 use super::tables::{CodeId, DrgTableSet, Found, Mdc, OnNoDrg, QyTest, RuleConditions, SeverityCondition};
 use super::trace::{Complication, DrgFailure, EntryFailure, RuleFailure, Severity, Step, Tracer, ValidationFailure};
@@ -215,9 +217,12 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
         tracer.step(Step::DiagnosisNotMapped { position: 0 });
         return GroupResult::not_grouped(GroupStatus::ZdNotMapping, Detail::UnmappedDiagnosis { position: 0 });
     }
+    // Without mapping, an empty diagnosis list is likewise one empty code, which matches nothing.
+    let one_empty_code = [String::new()];
+    let submitted_diagnoses = if case.diagnoses.is_empty() { &one_empty_code[..] } else { &case.diagnoses[..] };
     let diagnoses = match map_codes(
         tables,
-        &case.diagnoses,
+        submitted_diagnoses,
         mode,
         |f| f.diagnosis_target,
         |position, from, to| tracer.step(Step::DiagnosisMapped { position, from, to }),
@@ -344,11 +349,14 @@ fn first_result<T: Tracer>(
 
 /// A rule bound on a field the case left empty: the format says to report an input error
 /// rather than guess a group (the reference grouper cannot compare a missing value).
+#[inline]
 fn missing_input(failed: RuleFailure) -> Option<ValidationFailure> {
-    match failed {
-        RuleFailure::LosMissing => Some(ValidationFailure::MissingLos),
-        RuleFailure::IcuHoursMissing => Some(ValidationFailure::MissingIcuHours),
-        _ => None,
+    if failed == RuleFailure::LosMissing {
+        Some(ValidationFailure::MissingLos)
+    } else if failed == RuleFailure::IcuHoursMissing {
+        Some(ValidationFailure::MissingIcuHours)
+    } else {
+        None
     }
 }
 
@@ -607,26 +615,41 @@ fn choose_drg<T: Tracer>(
 ) -> Option<GroupResult> {
     let rule = &tables.rules[rule_index];
     let adrg = rule.adrg;
+    // The conditions this case meets, one bit per `SeverityCondition` (`cc` is looked up only
+    // when a row asks): a bit test per row instead of a jump table the case mix would mispredict.
+    let bit = |condition: SeverityCondition| 1u8 << condition as u8;
+    let has_mcc = complication.is_some_and(|c| c.severity == Severity::Mcc);
+    let mut held = bit(SeverityCondition::Always);
+    if complication.is_some() {
+        held |= bit(SeverityCondition::MccOrCc);
+    }
+    if has_mcc {
+        held |= bit(SeverityCondition::Mcc);
+    }
+    let mut cc: Option<Option<Complication>> = None;
     for drg_index in tables.adrgs[adrg].drgs.clone() {
         let drg = &tables.drgs[drg_index];
-        let deciding = match drg.severity {
-            SeverityCondition::Always => Ok(None),
-            SeverityCondition::Mcc => match complication {
-                Some(c) if c.severity == Severity::Mcc => Ok(Some(c)),
-                _ => Err(DrgFailure::NoMcc),
-            },
-            SeverityCondition::MccOrCc => complication.map(Some).ok_or(DrgFailure::NoMccOrCc),
-            SeverityCondition::Cc => match complication {
-                Some(c) if c.severity == Severity::Cc => Ok(Some(c)),
-                _ => find_cc(tables, subject.diagnoses).map(Some).ok_or(DrgFailure::NoCc),
-            },
-            SeverityCondition::Never => Err(DrgFailure::Never),
+        let severity = drg.severity;
+        let holds = if severity == SeverityCondition::Cc {
+            let found = *cc.get_or_insert_with(|| match complication {
+                Some(c) if c.severity == Severity::Cc => Some(c),
+                _ => find_cc(tables, subject.diagnoses),
+            });
+            found.is_some()
+        } else {
+            held & bit(severity) != 0
         };
-        let checked = deciding.and_then(|deciding| {
-            if drg.conditions.is_empty() {
-                return Ok(deciding);
-            }
-            check_rule(tables, &drg.conditions, subject).map(|()| deciding).map_err(DrgFailure::Rule)
+        let checked = if !holds {
+            Err(severity_failure(severity))
+        } else if drg.conditions.is_empty() {
+            Ok(())
+        } else {
+            check_rule(tables, &drg.conditions, subject).map_err(DrgFailure::Rule)
+        };
+        let checked = checked.map(|()| match severity {
+            SeverityCondition::Always => None,
+            SeverityCondition::Cc => cc.flatten(),
+            _ => complication,
         });
         match checked {
             Ok(deciding) => {
@@ -654,6 +677,16 @@ fn choose_drg<T: Tracer>(
     }
     tracer.step(Step::BareAdrg { adrg });
     Some(GroupResult { status: GroupStatus::Success, mdc: Some(mdc), adrg: Some(adrg), drg: None, complication, detail: Detail::None })
+}
+
+/// Why a DRG row's severity condition failed.
+fn severity_failure(condition: SeverityCondition) -> DrgFailure {
+    match condition {
+        SeverityCondition::Mcc => DrgFailure::NoMcc,
+        SeverityCondition::MccOrCc => DrgFailure::NoMccOrCc,
+        SeverityCondition::Cc => DrgFailure::NoCc,
+        SeverityCondition::Always | SeverityCondition::Never => DrgFailure::Never,
+    }
 }
 
 fn missing_input_of_drg(failed: DrgFailure) -> Option<ValidationFailure> {

@@ -368,16 +368,21 @@ pub struct RuleConditions {
     /// disposition); a value that is no plain number can match no case and is dropped at load.
     pub disposition_in: Option<Box<[Option<i64>]>>,
     /// Whether any column beyond the base ones is set: lets the grouper skip those checks at once.
+    /// Computed by the loader, like `set`.
     pub extended: bool,
+    /// Whether any column is set at all (a row without one always holds).
+    pub set: bool,
 }
 
 impl RuleConditions {
     /// Whether no column is set: the row always holds.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        *self == RuleConditions::default()
+        !self.set
     }
 
-    fn mark_extended(mut self) -> RuleConditions {
+    /// Fills in the summary flags `extended` and `set` from the columns.
+    fn summarised(mut self) -> RuleConditions {
         self.extended = self.pdx_not_list.is_some()
             || self.no_pproc_or
             || self.any_proc_list3.is_some()
@@ -391,6 +396,19 @@ impl RuleConditions {
             || self.icu_hours_max_excl.is_some()
             || self.department_in.is_some()
             || self.disposition_in.is_some();
+        self.set = self.extended
+            || self.pdx_list.is_some()
+            || self.any_dx_list.is_some()
+            || self.secondary_dx_list.is_some()
+            || self.pproc_list.is_some()
+            || self.pproc_or
+            || self.any_proc_list.is_some()
+            || self.any_proc_list2.is_some()
+            || self.proc_tags.is_some()
+            || self.no_or_proc
+            || self.max_age_days.is_some()
+            || self.weight_min.is_some()
+            || self.weight_max_excl.is_some();
         self
     }
 }
@@ -426,8 +444,9 @@ pub struct Adrg {
     pub drgs: Range<usize>,
 }
 
-/// The severity condition of a DRG row.
+/// The severity condition of a DRG row. `repr(u8)`: the grouper tests it as a bit of a mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum SeverityCondition {
     Always,
     /// A non-excluded major complication (MCC) among the secondary diagnoses.
@@ -833,8 +852,9 @@ fn rule_conditions(builder: &mut Builder, row: &Row<'_>) -> Result<RuleCondition
         department_in,
         disposition_in,
         extended: false,
+        set: false,
     };
-    Ok(conditions.mark_extended())
+    Ok(conditions.summarised())
 }
 
 /// Reads `scheme.csv` (absent: every default). Unknown keys and keys given twice are errors.

@@ -815,6 +815,38 @@ mod tests {
     }
 
     #[test]
+    fn icu_hours_are_optional_whole_hours_within_bounds() {
+        // Placed where a data set puts it (after disposition), found by name.
+        let rows = read(
+            "case_id,los,disposition,icu_hours,diagnoses\n\
+             C1,3,1,121,K35.800\n\
+             C2,3,1,,K35.800\n\
+             C3,3,1,-4,K35.800\n\
+             C4,3,1,87673,K35.800\n\
+             C5,3,1,1.5,K35.800\n",
+        );
+        let outcome: Vec<String> = rows
+            .iter()
+            .map(|r| match r {
+                Ok(case) => format!("ok {:?}", case.icu_hours),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            outcome,
+            vec![
+                "ok Some(121)",
+                "ok None",
+                "record 3 (case C3): field icu_hours: \"-4\" is negative",
+                "record 4 (case C4): field icu_hours: \"87673\" is more than 87672 hours",
+                "record 5 (case C5): field icu_hours: \"1.5\" is not a whole number",
+            ]
+        );
+        // A file without the column: no case has ICU hours.
+        assert_eq!(read("case_id,diagnoses\nC1,K35.800\n")[0].as_ref().unwrap().icu_hours, None);
+    }
+
+    #[test]
     fn malformed_records_are_rejected_with_record_field_and_value() {
         let rows = read(
             "case_id,age,diagnoses,total_cost,admission_date,discharge_date\n\

@@ -179,3 +179,24 @@ pub fn case_to_proto(case: &Case) -> proto::Case {
         patient_paid: money(case.patient_paid),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(icu_hours: Option<i64>) -> proto::Case {
+        proto::Case { case_id: "C1".into(), diagnoses: vec!["K35.800".into()], icu_hours, ..Default::default() }
+    }
+
+    #[test]
+    fn icu_hours_are_checked_like_the_other_numbers_and_round_trip() {
+        let case = case_from_proto(&message(Some(130))).expect("valid");
+        assert_eq!(case.icu_hours, Some(130));
+        assert_eq!(case_to_proto(&case).icu_hours, Some(130));
+        assert_eq!(case_from_proto(&message(None)).expect("valid").icu_hours, None);
+        for (bad, description) in [(-1, "is negative"), (crate::case::MAX_ICU_HOURS + 1, "is more than 87672 hours")] {
+            let errors = case_from_proto(&message(Some(bad))).expect_err("rejected");
+            assert_eq!(errors, vec![FieldError { field: "case.icu_hours".into(), description: description.into() }]);
+        }
+    }
+}
