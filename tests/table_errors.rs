@@ -21,8 +21,7 @@ fn build_error(edit: impl FnOnce(&mut BTreeMap<String, SourceTable>)) -> String 
 }
 
 fn set_cell(table: &mut SourceTable, row: usize, column: &str, value: &str) {
-    let position = table.columns.iter().position(|c| c == column).expect("column");
-    table.rows[row][position] = value.to_string();
+    assert!(table.set_cell(row, column, value), "no row {row} or column {column}");
 }
 
 #[test]
@@ -66,9 +65,8 @@ fn a_missing_file_is_refused() {
 fn conflicting_rows_are_refused() {
     let message = build_error(|s| {
         let mcc = s.get_mut("mcc.csv").unwrap();
-        let first = mcc.rows[0].clone();
-        mcc.rows.push(vec![first[0].clone(), "99".into()]);
-        mcc.lines.push(99);
+        let code = mcc.row(0).next().expect("a code").to_string();
+        mcc.push_row(&[&code, "99"], 99).expect("row added");
     });
     assert!(message.contains("mcc.csv: line 99") && message.contains("listed twice with different exclusion tables"), "{message}");
 }
