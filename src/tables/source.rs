@@ -340,6 +340,18 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_covers_names_columns_and_cells() {
+        // FNV-1a over name 0xff, each column 0x1f, each cell 0x1f and 0x1e after each row: the
+        // value results and stores recorded before the cells moved to one buffer.
+        let table = SourceTable::parse("t.csv", b"code,name\n A1,\"x, y\"\nB2 ,z\n").unwrap();
+        let tables = BTreeMap::from([("t.csv".to_string(), table.clone())]);
+        assert_eq!(fingerprint(&tables), 0xbbba_a84f_39f3_3623);
+        let mut changed = table;
+        assert!(changed.set_cell(1, "name", "y"));
+        assert_ne!(fingerprint(&BTreeMap::from([("t.csv".to_string(), changed)])), 0xbbba_a84f_39f3_3623);
+    }
+
+    #[test]
     fn unknown_and_missing_columns_are_named() {
         let table = SourceTable::parse("t.csv", b"code,colour\nA,red\n").unwrap();
         let err = table.check(&SPEC).err().unwrap();
