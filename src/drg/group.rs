@@ -252,15 +252,24 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
     }
     let subject = Subject { diagnoses: &diagnoses, procedures: &procedures, case };
     let result = group_subject(tables, &subject, tracer);
-    if result.status != GroupStatus::Fail || !tables.scheme.retry_secondary_procedures || procedures.len() < 2 {
-        return result;
+    if result.status == GroupStatus::Fail && tables.scheme.retry_secondary_procedures && procedures.len() >= 2 {
+        return retry_with_later_procedures(tables, &subject, result, tracer);
     }
-    // `retry_secondary_procedures`: each later procedure alone, in order; the first result that
-    // is not FAIL stands. Validation is not repeated.
+    result
+}
+
+/// `retry_secondary_procedures` (format extensions §7): after a FAIL, each later procedure alone,
+/// in order; the first result that is not FAIL stands. Validation is not repeated. Out of line:
+/// most schemes never retry, and the hot path keeps a single, inlined call of [`group_subject`].
+#[cold]
+#[inline(never)]
+fn retry_with_later_procedures<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, failed: GroupResult, tracer: &mut T) -> GroupResult {
+    let (diagnoses, procedures, case) = (subject.diagnoses, subject.procedures, subject.case);
+    let mut result = failed;
     for position in 1..procedures.len() {
         tracer.step(Step::RetryWithProcedure { position });
-        let retry = Subject { diagnoses: &diagnoses, procedures: &procedures[position..=position], case };
-        let result = group_subject(tables, &retry, tracer);
+        let retry = Subject { diagnoses, procedures: &procedures[position..=position], case };
+        result = group_subject(tables, &retry, tracer);
         if result.status != GroupStatus::Fail {
             return result;
         }
@@ -275,6 +284,7 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
 /// diagnosis or principal procedure list holds the case's code, and those with neither list. A
 /// rule outside that set fails its list condition, so both paths reach the same result — the
 /// reference tests run both.
+#[inline]
 pub fn group_subject<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, tracer: &mut T) -> GroupResult {
     let complication = find_complication(tables, subject.diagnoses);
     let has_or_procedure = subject.procedures.iter().any(|&p| tables.info(p).is_or_procedure());
@@ -372,12 +382,12 @@ fn candidate_rules(tables: &DrgTableSet, mdc: &Mdc, subject: &Subject<'_>) -> Sm
     let within = |rules: &[u32]| -> std::ops::Range<usize> { rules.partition_point(|&r| r < start)..rules.partition_point(|&r| r < end) };
     let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
     let by_diagnosis = tables.info(subject.diagnoses[0]).pdx_rules();
-    candidates.extend_from_slice(&by_diagnosis[within(by_diagnosis)]);
+    candidates.extend(by_diagnosis[within(by_diagnosis)].iter().copied());
     if let Some(&principal_procedure) = subject.procedures.first() {
         let by_procedure = tables.info(principal_procedure).pproc_rules();
-        candidates.extend_from_slice(&by_procedure[within(by_procedure)]);
+        candidates.extend(by_procedure[within(by_procedure)].iter().copied());
     }
-    candidates.extend_from_slice(&mdc.unanchored_rules);
+    candidates.extend(mdc.unanchored_rules.iter().copied());
     candidates.sort_unstable();
     candidates.dedup();
     candidates
