@@ -262,6 +262,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn icu_hours_round_trip_through_parquet() {
+        let dir = std::env::temp_dir().join(format!("dipdrg-parquet-icu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cases.parquet");
+        let with = Case { case_id: "C1".into(), diagnoses: vec!["K35.800".into()], icu_hours: Some(121), ..Case::default() };
+        let without = Case { case_id: "C2".into(), icu_hours: None, ..with.clone() };
+        write_cases(&path, &[with, without]).unwrap();
+        let reader = crate::io::case_csv::CaseReader::new(ParquetAsCsv::open(&path).unwrap()).unwrap();
+        let hours: Vec<Option<i64>> = reader.map(|c| c.unwrap().icu_hours).collect();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(hours, vec![Some(121), None]);
+    }
+
+    #[test]
     fn decimals_read_exactly() {
         let d = parquet::data_type::Decimal::from_i64(800873, 18, 2);
         assert_eq!(decimal_text(&d), "8008.73");
