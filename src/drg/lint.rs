@@ -104,15 +104,24 @@ pub fn lint(tables: &DrgTableSet) -> Vec<Finding> {
                 let same_mdc = mdc.rules.start..rule_index;
                 let always_entered =
                     tables.mdcs[..mdc_index].iter().filter(|m| m.entry == MdcEntry::default()).flat_map(|m| m.rules.clone());
-                same_mdc.chain(always_entered).find(|&e| {
-                    let earlier = &tables.rules[e];
-                    rule_reachable[e] && gives_result(earlier) && implies(tables, mdc, &rule.conditions, &earlier.conditions)
-                })
-                .map(|earlier| {
-                    let earlier = &tables.rules[earlier];
-                    let place = if earlier.mdc == rule.mdc { String::new() } else { format!(" in {}, which every case enters,", tables.mdcs[earlier.mdc].code) };
-                    format!("rule {}{place} (tried first) matches every case this rule would and always gives a result, so it is never reached", earlier.rule)
-                })
+                same_mdc
+                    .chain(always_entered)
+                    .find(|&e| {
+                        let earlier = &tables.rules[e];
+                        rule_reachable[e] && gives_result(earlier) && implies(tables, mdc, &rule.conditions, &earlier.conditions)
+                    })
+                    .map(|earlier| {
+                        let earlier = &tables.rules[earlier];
+                        let place = if earlier.mdc == rule.mdc {
+                            "tried first".to_string()
+                        } else {
+                            format!("in {}, which every case enters first", tables.mdcs[earlier.mdc].code)
+                        };
+                        format!(
+                            "rule {} ({place}) matches every case this rule would and always gives a result, so it is never reached",
+                            earlier.rule
+                        )
+                    })
             };
             if let Some(message) = problem {
                 findings.push(warning("rule", &rule.rule, message));
