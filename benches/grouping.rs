@@ -1,8 +1,9 @@
 //! Grouping throughput on parsed cases in memory, one core, for every reference table set (and
 //! the demo set), plus table-set load time.
 //!
-//! Run: `cargo bench --bench grouping` (reads `../shared/reference/`; without it only the demo
-//! set is measured). Throughput is reported as cases per second ("elem/s").
+//! Run: `cargo bench --bench grouping` (reads every scheme folder of `../shared/reference/`;
+//! without it only the demo set is measured). Throughput is reported as cases per second
+//! ("elem/s"). One scheme: `cargo bench --bench grouping -- grouping/wuxi-2022`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dipdrg::case::Case;
@@ -14,13 +15,15 @@ fn table_sets() -> Vec<(String, PathBuf, PathBuf)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut sets = vec![("demo".to_string(), root.join("grouper-tables/demo"), root.join("grouper-tables/demo/cases.csv"))];
     let reference = root.join("../shared/reference");
-    for scheme in ["chs-drg-1.1", "chs-drg-1.0", "yantai-2023", "beijing-2022"] {
-        let dir = reference.join(scheme);
-        if dir.is_dir() {
-            sets.push((scheme.to_string(), dir.clone(), dir.join("cases-visible.csv")));
-        } else {
-            eprintln!("skipping {scheme}: {} is absent", dir.display());
-        }
+    let Ok(entries) = std::fs::read_dir(&reference) else {
+        eprintln!("skipping the reference schemes: {} is absent", reference.display());
+        return sets;
+    };
+    let mut schemes: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("mdc.csv").is_file()).collect();
+    schemes.sort();
+    for dir in schemes {
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        sets.push((name, dir.clone(), dir.join("cases-visible.csv")));
     }
     sets
 }

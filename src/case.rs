@@ -147,8 +147,13 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     (year, month, day)
 }
 
-/// One discharge. Grouping reads only `sex`, `age`, `age_days`, `birth_weight`, `los`,
-/// `diagnoses` and `procedures`; the rest is carried for pricing, settlement and audit, and is
+/// The most ICU hours a case may report: ten years. A larger value is a typing error, and readers
+/// reject the record naming the field.
+pub const MAX_ICU_HOURS: i64 = 24 * 3653;
+
+/// One discharge. Grouping reads `sex`, `age`, `age_days`, `birth_weight`, `diagnoses` and
+/// `procedures`, and, where a scheme's rules ask for them, `los`, `icu_hours`, `department` and
+/// `disposition`; the rest is carried for pricing, settlement and audit, and is
 /// optional so that a grouping-only file is still a valid input.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Case {
@@ -171,6 +176,8 @@ pub struct Case {
     pub discharge_date: Option<Date>,
     /// Length of stay in whole days (住院天数).
     pub los: Option<i64>,
+    /// Time in intensive care, whole hours (重症监护时长); some schemes split DRGs on it.
+    pub icu_hours: Option<i64>,
     /// Discharge disposition (离院方式), 1–9 as in the settlement list; 5 = death.
     pub disposition: Option<i64>,
     pub department: Option<String>,

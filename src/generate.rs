@@ -462,6 +462,7 @@ impl<'t> Generator<'t> {
             admission_date: Some(admission),
             discharge_date: Some(discharge),
             los: Some(los),
+            icu_hours: None,
             disposition: Some(if rng.chance(0.01) { 5 } else { 1 }),
             department: None,
             diagnoses,

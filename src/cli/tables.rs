@@ -27,6 +27,17 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         tables.adrgs.len(),
         tables.drgs.len()
     );
+    let scheme = &tables.scheme;
+    if *scheme != dipdrg::drg::tables::SchemeSettings::default() {
+        let codes = |c: &dipdrg::drg::tables::ResultCodes| format!("{:?}/{:?}/{:?}", c.mdc, c.adrg, c.drg);
+        println!(
+            "scheme.csv: code mapping {}, retry with later procedures {}, FAIL codes {}, error codes {}",
+            if scheme.without_code_mapping { "none" } else { "map" },
+            if scheme.retry_secondary_procedures { "on" } else { "off" },
+            codes(&scheme.fail),
+            codes(&scheme.error)
+        );
+    }
     for finding in &findings {
         println!("{finding}");
     }

@@ -303,6 +303,7 @@ impl CodeMaps {
             total_cost,
             fund_paid,
             patient_paid,
+            icu_hours,
             insured_region,
             benefit,
         } = case;
@@ -324,6 +325,7 @@ impl CodeMaps {
         mapped.total_cost = *total_cost;
         mapped.fund_paid = *fund_paid;
         mapped.patient_paid = *patient_paid;
+        mapped.icu_hours = *icu_hours;
         mapped.insured_region.clone_from(insured_region);
         mapped.benefit.clone_from(benefit);
         for d in &mut mapped.diagnoses {

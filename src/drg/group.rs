@@ -3,9 +3,11 @@
 //!
 //! Pure: takes a case and a table snapshot, returns a [`GroupResult`] (indices into the table set,
 //! no allocation) and tells a [`Tracer`] why. Semantics follow the reference README, section by
-//! section; comments cite the section.
+//! section, and the format extensions' evaluation order (EXTENSIONS.md §8: rule columns on ADRG
+//! and DRG rows, `on_no_drg`, the QY test, `scheme.csv`'s mapping mode, retry and result codes);
+//! comments cite the section.
 
-use super::tables::{CodeId, DrgTableSet, Found, Mdc, RuleConditions, SeverityCondition};
+use super::tables::{CodeId, DrgTableSet, Found, Mdc, OnNoDrg, QyTest, RuleConditions, SeverityCondition};
 use super::trace::{Complication, DrgFailure, EntryFailure, RuleFailure, Severity, Step, Tracer, ValidationFailure};
 use crate::case::Case;
 use smallvec::SmallVec;
@@ -87,13 +89,29 @@ impl GroupResult {
         GroupResult { status, mdc: None, adrg: None, drg: None, complication: None, detail }
     }
 
-    /// `MDCB`, or `0000` when no MDC.
+    /// The scheme's codes for a result without a group (`FAIL`, or an input error), if this is one.
+    fn ungrouped_codes<'t>(&self, tables: &'t DrgTableSet) -> Option<&'t super::tables::ResultCodes> {
+        match self.status {
+            GroupStatus::Success | GroupStatus::Qy => None,
+            GroupStatus::Fail => Some(&tables.scheme.fail),
+            GroupStatus::CheckFailed | GroupStatus::ZdNotMapping | GroupStatus::SsNotMapping => Some(&tables.scheme.error),
+        }
+    }
+
+    /// `MDCB`; for a result without a group, the scheme's code (`0000` by default).
     pub fn mdc_code<'t>(&self, tables: &'t DrgTableSet) -> &'t str {
+        if let Some(codes) = self.ungrouped_codes(tables) {
+            return codes.mdc.as_str();
+        }
         self.mdc.map_or("0000", |m| tables.mdcs[m].code.as_str())
     }
 
-    /// `BB1`, `QY` for an ambiguous case, or `00`.
+    /// `BB1`, `QY` for an ambiguous case; for a result without a group, the scheme's code (`00`
+    /// by default).
     pub fn adrg_code<'t>(&self, tables: &'t DrgTableSet) -> &'t str {
+        if let Some(codes) = self.ungrouped_codes(tables) {
+            return codes.adrg.as_str();
+        }
         match (self.status, self.adrg) {
             (GroupStatus::Qy, _) => "QY",
             (_, Some(a)) => tables.adrgs[a].code.as_str(),
@@ -101,8 +119,12 @@ impl GroupResult {
         }
     }
 
-    /// `BB11`, the bare ADRG code when no DRG applied, `BQY` for an ambiguous case, or `0000`.
+    /// `BB11`, the bare ADRG code when no DRG applied, `BQY` for an ambiguous case; for a result
+    /// without a group, the scheme's code (`0000` by default).
     pub fn drg_code<'t>(&self, tables: &'t DrgTableSet) -> &'t str {
+        if let Some(codes) = self.ungrouped_codes(tables) {
+            return codes.drg.as_str();
+        }
         match (self.status, self.mdc, self.adrg, self.drg) {
             (GroupStatus::Qy, Some(m), _, _) => tables.mdcs[m].qy_drg.as_str(),
             (_, _, _, Some(d)) => tables.drgs[d].code.as_str(),
@@ -186,16 +208,21 @@ fn validate(case: &Case, diagnosis_count: usize) -> Option<ValidationFailure> {
     None
 }
 
-/// Groups one case. See the module docs; the tracer receives every decision.
+/// Groups one case. See the module docs; the tracer receives every decision. A table set whose
+/// `scheme.csv` says `code_mapping = none` is always grouped without mapping, whatever `mode` says.
 pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tracer: &mut T) -> GroupResult {
+    let mode = if tables.scheme.without_code_mapping { MappingMode::NoMap } else { mode };
     // §1: an empty diagnosis list is one empty code, which cannot be mapped.
     if case.diagnoses.is_empty() && mode == MappingMode::Map {
         tracer.step(Step::DiagnosisNotMapped { position: 0 });
         return GroupResult::not_grouped(GroupStatus::ZdNotMapping, Detail::UnmappedDiagnosis { position: 0 });
     }
+    // Without mapping, an empty diagnosis list is likewise one empty code, which matches nothing.
+    let one_empty_code = [String::new()];
+    let submitted_diagnoses = if case.diagnoses.is_empty() { &one_empty_code[..] } else { &case.diagnoses[..] };
     let diagnoses = match map_codes(
         tables,
-        &case.diagnoses,
+        submitted_diagnoses,
         mode,
         |f| f.diagnosis_target,
         |position, from, to| tracer.step(Step::DiagnosisMapped { position, from, to }),
@@ -224,7 +251,30 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
         return GroupResult::not_grouped(GroupStatus::CheckFailed, Detail::Validation(failure));
     }
     let subject = Subject { diagnoses: &diagnoses, procedures: &procedures, case };
-    group_subject(tables, &subject, tracer)
+    let result = group_subject(tables, &subject, tracer);
+    if result.status == GroupStatus::Fail && tables.scheme.retry_secondary_procedures && procedures.len() >= 2 {
+        return retry_with_later_procedures(tables, &subject, result, tracer);
+    }
+    result
+}
+
+/// `retry_secondary_procedures` (format extensions §7): after a FAIL, each later procedure alone,
+/// in order; the first result that is not FAIL stands. Validation is not repeated. Out of line:
+/// most schemes never retry, and the hot path keeps a single, inlined call of [`group_subject`].
+#[cold]
+#[inline(never)]
+fn retry_with_later_procedures<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, failed: GroupResult, tracer: &mut T) -> GroupResult {
+    let (diagnoses, procedures, case) = (subject.diagnoses, subject.procedures, subject.case);
+    let mut result = failed;
+    for position in 1..procedures.len() {
+        tracer.step(Step::RetryWithProcedure { position });
+        let retry = Subject { diagnoses, procedures: &procedures[position..=position], case };
+        result = group_subject(tables, &retry, tracer);
+        if result.status != GroupStatus::Fail {
+            return result;
+        }
+    }
+    result
 }
 
 /// §3: MDC, ADRG and DRG evaluation on mapped, validated codes.
@@ -234,9 +284,11 @@ pub fn group<T: Tracer>(tables: &DrgTableSet, case: &Case, mode: MappingMode, tr
 /// diagnosis or principal procedure list holds the case's code, and those with neither list. A
 /// rule outside that set fails its list condition, so both paths reach the same result — the
 /// reference tests run both.
+#[inline]
 pub fn group_subject<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, tracer: &mut T) -> GroupResult {
     let complication = find_complication(tables, subject.diagnoses);
     let has_or_procedure = subject.procedures.iter().any(|&p| tables.info(p).is_or_procedure());
+    let principal_procedure_or = subject.procedures.first().is_some_and(|&p| tables.info(p).is_or_procedure());
     // Untraced, MDCs the principal diagnosis cannot enter are skipped without a check.
     let possible_mdcs = if tracer.enabled() { u64::MAX } else { tables.possible_mdcs(subject.diagnoses[0]) };
     for (mdc_index, mdc) in tables.mdcs.iter().enumerate() {
@@ -248,56 +300,80 @@ pub fn group_subject<T: Tracer>(tables: &DrgTableSet, subject: &Subject<'_>, tra
             continue;
         }
         tracer.step(Step::MdcEntered { mdc: mdc_index });
-        // The ambiguous-case check runs before rule row k (0-based) of this MDC, when k ≤ rows.
-        let qy_before = mdc.qy_after.filter(|&k| k <= mdc.rules.len() && has_or_procedure).map(|k| mdc.rules.start + k);
-        let matched = if tracer.enabled() {
-            first_matching_rule(tables, mdc.rules.clone(), qy_before, subject, tracer)
+        // The ambiguous-case check runs before rule row k (0-based) of this MDC, when k ≤ rows
+        // and its test holds (the test depends only on the case, so it is decided here).
+        let qy_holds = match mdc.qy_test {
+            QyTest::AnyOrProcedure => has_or_procedure,
+            QyTest::PrincipalProcedureOr => principal_procedure_or,
+        };
+        let qy_before = mdc.qy_after.filter(|&k| k <= mdc.rules.len() && qy_holds).map(|k| mdc.rules.start + k);
+        let found = if tracer.enabled() {
+            first_result(tables, mdc_index, mdc.rules.clone(), qy_before, subject, complication, tracer)
         } else {
             let candidates = candidate_rules(tables, mdc, subject);
-            first_matching_rule(tables, candidates.iter().map(|&r| r as usize), qy_before, subject, tracer)
+            first_result(tables, mdc_index, candidates.iter().map(|&r| r as usize), qy_before, subject, complication, tracer)
         };
-        match matched {
-            RuleSearch::Matched(rule_index) => {
-                return choose_drg(tables, mdc_index, tables.rules[rule_index].adrg, subject, complication, tracer);
-            }
-            RuleSearch::Ambiguous => return ambiguous(mdc_index, complication, tracer),
-            RuleSearch::NoneMatched => tracer.step(Step::FellThrough { mdc: mdc_index }),
+        match found {
+            Some(result) => return result,
+            None => tracer.step(Step::FellThrough { mdc: mdc_index }),
         }
     }
     tracer.step(Step::NoMdcAccepted);
     GroupResult { complication, ..GroupResult::not_grouped(GroupStatus::Fail, Detail::None) }
 }
 
-enum RuleSearch {
-    Matched(usize),
-    Ambiguous,
-    NoneMatched,
-}
-
-/// Tries `rules` (ascending indices) in order; stops for the ambiguous-case check at `qy_before`.
-fn first_matching_rule<T: Tracer>(
+/// Tries `rules` (ascending indices of one MDC) in order until one gives a result; stops for the
+/// ambiguous-case check at `qy_before`. A row that holds but whose DRG rows all fail gives the
+/// bare ADRG code, or (`on_no_drg` = `next`) counts as not matching.
+fn first_result<T: Tracer>(
     tables: &DrgTableSet,
+    mdc: usize,
     rules: impl Iterator<Item = usize>,
     qy_before: Option<usize>,
     subject: &Subject<'_>,
+    complication: Option<Complication>,
     tracer: &mut T,
-) -> RuleSearch {
+) -> Option<GroupResult> {
     for rule_index in rules {
         if qy_before.is_some_and(|k| rule_index >= k) {
-            return RuleSearch::Ambiguous;
+            return Some(ambiguous(mdc, complication, tracer));
         }
-        match check_rule(tables, &tables.rules[rule_index].conditions, subject) {
+        let rule = &tables.rules[rule_index];
+        match check_rule(tables, &rule.conditions, subject) {
             Ok(()) => {
                 tracer.step(Step::RuleMatched { rule: rule_index });
-                return RuleSearch::Matched(rule_index);
+                if let Some(result) = choose_drg(tables, mdc, rule_index, subject, complication, tracer) {
+                    return Some(result);
+                }
             }
-            Err(failed) => tracer.step(Step::RuleNotMatched { rule: rule_index, failed }),
+            Err(failed) => {
+                if let Some(missing) = missing_input(failed) {
+                    return Some(input_error(missing, tracer));
+                }
+                tracer.step(Step::RuleNotMatched { rule: rule_index, failed })
+            }
         }
     }
-    if qy_before.is_some() {
-        return RuleSearch::Ambiguous;
+    qy_before.map(|_| ambiguous(mdc, complication, tracer))
+}
+
+/// A rule bound on a field the case left empty: the format says to report an input error
+/// rather than guess a group (the reference grouper cannot compare a missing value).
+#[inline]
+fn missing_input(failed: RuleFailure) -> Option<ValidationFailure> {
+    if failed == RuleFailure::LosMissing {
+        Some(ValidationFailure::MissingLos)
+    } else if failed == RuleFailure::IcuHoursMissing {
+        Some(ValidationFailure::MissingIcuHours)
+    } else {
+        None
     }
-    RuleSearch::NoneMatched
+}
+
+#[cold]
+fn input_error<T: Tracer>(failure: ValidationFailure, tracer: &mut T) -> GroupResult {
+    tracer.step(Step::ValidationFailed(failure));
+    GroupResult::not_grouped(GroupStatus::CheckFailed, Detail::Validation(failure))
 }
 
 /// The rules of `mdc` that can match this case, ascending: see [`group_subject`].
@@ -306,12 +382,12 @@ fn candidate_rules(tables: &DrgTableSet, mdc: &Mdc, subject: &Subject<'_>) -> Sm
     let within = |rules: &[u32]| -> std::ops::Range<usize> { rules.partition_point(|&r| r < start)..rules.partition_point(|&r| r < end) };
     let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
     let by_diagnosis = tables.info(subject.diagnoses[0]).pdx_rules();
-    candidates.extend_from_slice(&by_diagnosis[within(by_diagnosis)]);
+    candidates.extend(by_diagnosis[within(by_diagnosis)].iter().copied());
     if let Some(&principal_procedure) = subject.procedures.first() {
         let by_procedure = tables.info(principal_procedure).pproc_rules();
-        candidates.extend_from_slice(&by_procedure[within(by_procedure)]);
+        candidates.extend(by_procedure[within(by_procedure)].iter().copied());
     }
-    candidates.extend_from_slice(&mdc.unanchored_rules);
+    candidates.extend(mdc.unanchored_rules.iter().copied());
     candidates.sort_unstable();
     candidates.dedup();
     candidates
@@ -356,8 +432,18 @@ fn check_entry(tables: &DrgTableSet, mdc_index: usize, mdc: &Mdc, subject: &Subj
             return Err(EntryFailure::NoDiagnosisInList);
         }
     }
-    if entry.pproc_or && !subject.procedures.first().is_some_and(|&p| tables.info(p).is_or_procedure()) {
-        return Err(EntryFailure::PrincipalProcedureNotOr);
+    if entry.pproc_or {
+        let opens = |p: CodeId| {
+            let info = tables.info(p);
+            info.is_or_procedure() || entry.pproc_or_extra.is_some_and(|extra| info.in_list(extra))
+        };
+        if !subject.procedures.first().is_some_and(|&p| opens(p)) {
+            return Err(if entry.pproc_or_extra.is_some() {
+                EntryFailure::PrincipalProcedureNotOrNorExtra
+            } else {
+                EntryFailure::PrincipalProcedureNotOr
+            });
+        }
     }
     if entry.sex.is_some() && entry.sex != subject.case.sex {
         return Err(EntryFailure::SexDiffers);
@@ -453,56 +539,185 @@ pub fn check_rule(tables: &DrgTableSet, conditions: &RuleConditions, subject: &S
             return Err(RuleFailure::WeightNotBelowMaximum);
         }
     }
+    if conditions.extended {
+        check_extended(tables, conditions, subject)?;
+    }
     Ok(())
 }
 
+/// The rule columns beyond the base format (format extensions §3), for rows that have any.
+fn check_extended(tables: &DrgTableSet, conditions: &RuleConditions, subject: &Subject<'_>) -> Result<(), RuleFailure> {
+    let info = |code: CodeId| tables.info(code);
+    let case = subject.case;
+    if let Some(list) = conditions.pdx_not_list {
+        if info(subject.diagnoses[0]).in_list(list) {
+            return Err(RuleFailure::PrincipalDiagnosisInExcludedList);
+        }
+    }
+    if conditions.no_pproc_or && subject.procedures.first().is_some_and(|&p| info(p).is_or_procedure()) {
+        return Err(RuleFailure::PrincipalProcedureIsOr);
+    }
+    if let Some(list) = conditions.any_proc_list3 {
+        if !subject.procedures.iter().any(|&p| info(p).in_list(list)) {
+            return Err(RuleFailure::NoProcedureInThirdList);
+        }
+    }
+    if let Some(list) = conditions.secondary_proc_list {
+        if !subject.procedures.iter().skip(1).any(|&p| info(p).in_list(list)) {
+            return Err(RuleFailure::NoSecondaryProcedureInList);
+        }
+    }
+    if conditions.any_proc_or && !subject.procedures.iter().any(|&p| info(p).is_or_procedure()) {
+        return Err(RuleFailure::NoOrProcedure);
+    }
+    // `age` is always present after validation; a missing one fails the bound.
+    if let Some(minimum) = conditions.min_age_years {
+        if case.age.is_none_or(|age| age < minimum) {
+            return Err(RuleFailure::AgeBelowMinimum);
+        }
+    }
+    if let Some(maximum) = conditions.max_age_years {
+        if case.age.is_none_or(|age| age > maximum) {
+            return Err(RuleFailure::AgeAboveMaximum);
+        }
+    }
+    if conditions.los_min.is_some() || conditions.los_max_excl.is_some() {
+        let Some(los) = case.los else { return Err(RuleFailure::LosMissing) };
+        if conditions.los_min.is_some_and(|minimum| los < minimum) {
+            return Err(RuleFailure::LosBelowMinimum);
+        }
+        if conditions.los_max_excl.is_some_and(|maximum| los >= maximum) {
+            return Err(RuleFailure::LosNotBelowMaximum);
+        }
+    }
+    if conditions.icu_hours_min.is_some() || conditions.icu_hours_max_excl.is_some() {
+        let Some(hours) = case.icu_hours else { return Err(RuleFailure::IcuHoursMissing) };
+        if conditions.icu_hours_min.is_some_and(|minimum| hours < minimum) {
+            return Err(RuleFailure::IcuHoursBelowMinimum);
+        }
+        if conditions.icu_hours_max_excl.is_some_and(|maximum| hours >= maximum) {
+            return Err(RuleFailure::IcuHoursNotBelowMaximum);
+        }
+    }
+    if let Some(departments) = &conditions.department_in {
+        let department = case.department.as_deref().unwrap_or("");
+        if !departments.iter().any(|d| **d == *department) {
+            return Err(RuleFailure::DepartmentNotListed);
+        }
+    }
+    if let Some(dispositions) = &conditions.disposition_in {
+        if !dispositions.contains(&case.disposition) {
+            return Err(RuleFailure::DispositionNotListed);
+        }
+    }
+    Ok(())
+}
+
+/// The first DRG row of the matched rule's ADRG whose rule columns and condition hold (§3 and
+/// format extensions §4, §5): `None` when none holds and the rule says `on_no_drg` = `next`.
 fn choose_drg<T: Tracer>(
     tables: &DrgTableSet,
     mdc: usize,
-    adrg: usize,
+    rule_index: usize,
     subject: &Subject<'_>,
     complication: Option<Complication>,
     tracer: &mut T,
-) -> GroupResult {
-    let case = subject.case;
-    let mut result =
-        GroupResult { status: GroupStatus::Success, mdc: Some(mdc), adrg: Some(adrg), drg: None, complication, detail: Detail::None };
+) -> Option<GroupResult> {
+    let rule = &tables.rules[rule_index];
+    let adrg = rule.adrg;
+    // The conditions this case meets, one bit per `SeverityCondition` (`cc` is looked up only
+    // when a row asks): a bit test per row instead of a jump table the case mix would mispredict.
+    let bit = |condition: SeverityCondition| 1u8 << condition as u8;
+    let has_mcc = complication.is_some_and(|c| c.severity == Severity::Mcc);
+    let mut held = bit(SeverityCondition::Always);
+    if complication.is_some() {
+        held |= bit(SeverityCondition::MccOrCc);
+    }
+    if has_mcc {
+        held |= bit(SeverityCondition::Mcc);
+    }
+    let mut cc: Option<Option<Complication>> = None;
     for drg_index in tables.adrgs[adrg].drgs.clone() {
         let drg = &tables.drgs[drg_index];
-        let deciding = match drg.severity {
-            SeverityCondition::Always => Ok(None),
-            SeverityCondition::Mcc => match complication {
-                Some(c) if c.severity == Severity::Mcc => Ok(Some(c)),
-                _ => Err(DrgFailure::NoMcc),
-            },
-            SeverityCondition::MccOrCc => complication.map(Some).ok_or(DrgFailure::NoMccOrCc),
+        let severity = drg.severity;
+        let holds = if severity == SeverityCondition::Cc {
+            let found = *cc.get_or_insert_with(|| match complication {
+                Some(c) if c.severity == Severity::Cc => Some(c),
+                _ => find_cc(tables, subject.diagnoses),
+            });
+            found.is_some()
+        } else {
+            held & bit(severity) != 0
         };
-        let checked = deciding.and_then(|deciding| {
-            if drg.max_age_years.is_some_and(|limit| case.age.is_none_or(|age| age > limit)) {
-                return Err(DrgFailure::AgeAboveLimit);
-            }
-            if drg.los_min.is_some() || drg.los_max_excl.is_some() {
-                let Some(los) = case.los else { return Err(DrgFailure::LosMissing) };
-                if drg.los_min.is_some_and(|minimum| los < minimum) {
-                    return Err(DrgFailure::LosBelowMinimum);
-                }
-                if drg.los_max_excl.is_some_and(|maximum| los >= maximum) {
-                    return Err(DrgFailure::LosNotBelowMaximum);
-                }
-            }
-            Ok(deciding)
+        let checked = if !holds {
+            Err(severity_failure(severity))
+        } else if drg.conditions.is_empty() {
+            Ok(())
+        } else {
+            check_rule(tables, &drg.conditions, subject).map_err(DrgFailure::Rule)
+        };
+        let checked = checked.map(|()| match severity {
+            SeverityCondition::Always => None,
+            SeverityCondition::Cc => cc.flatten(),
+            _ => complication,
         });
         match checked {
             Ok(deciding) => {
                 tracer.step(Step::DrgChosen { drg: drg_index, complication: deciding });
-                result.drg = Some(drg_index);
-                return result;
+                return Some(GroupResult {
+                    status: GroupStatus::Success,
+                    mdc: Some(mdc),
+                    adrg: Some(adrg),
+                    drg: Some(drg_index),
+                    complication,
+                    detail: Detail::None,
+                });
             }
-            Err(failed) => tracer.step(Step::DrgNotChosen { drg: drg_index, failed }),
+            Err(failed) => {
+                if let Some(missing) = missing_input_of_drg(failed) {
+                    return Some(input_error(missing, tracer));
+                }
+                tracer.step(Step::DrgNotChosen { drg: drg_index, failed })
+            }
         }
     }
+    if rule.on_no_drg == OnNoDrg::Next {
+        tracer.step(Step::NoDrgTryNextRule { rule: rule_index });
+        return None;
+    }
     tracer.step(Step::BareAdrg { adrg });
-    result
+    Some(GroupResult { status: GroupStatus::Success, mdc: Some(mdc), adrg: Some(adrg), drg: None, complication, detail: Detail::None })
+}
+
+/// Why a DRG row's severity condition failed.
+fn severity_failure(condition: SeverityCondition) -> DrgFailure {
+    match condition {
+        SeverityCondition::Mcc => DrgFailure::NoMcc,
+        SeverityCondition::MccOrCc => DrgFailure::NoMccOrCc,
+        SeverityCondition::Cc => DrgFailure::NoCc,
+        SeverityCondition::Always | SeverityCondition::Never => DrgFailure::Never,
+    }
+}
+
+fn missing_input_of_drg(failed: DrgFailure) -> Option<ValidationFailure> {
+    match failed {
+        DrgFailure::Rule(failed) => missing_input(failed),
+        _ => None,
+    }
+}
+
+/// The first non-excluded CC among the secondary diagnoses (condition `cc`): like
+/// [`find_complication`], but an MCC counts only when it is also in `cc.csv`.
+fn find_cc(tables: &DrgTableSet, diagnoses: &[CodeId]) -> Option<Complication> {
+    let (&principal, secondary) = diagnoses.split_first()?;
+    let excluded = tables.info(principal).principal_exclusion_table();
+    secondary.iter().enumerate().find_map(|(offset, &code)| {
+        tables.info(code).cc_table().is_some_and(|t| Some(t) != excluded).then_some(Complication {
+            severity: Severity::Cc,
+            position: offset + 1,
+            code,
+        })
+    })
 }
 
 impl GroupResult {

@@ -287,6 +287,9 @@ pub struct MdcEntry {
     pub pdx_list: Option<ListId>,
     pub any_dx_list: Option<ListId>,
     pub pproc_or: bool,
+    /// With `pproc_or`: procedures that also open the MDC as a principal procedure, besides the
+    /// operating-room ones (`pproc_or_extra`).
+    pub pproc_or_extra: Option<ListId>,
     pub sex: Option<i64>,
     pub age_years_eq: Option<i64>,
     pub multi_trauma: bool,
@@ -306,30 +309,118 @@ pub struct Mdc {
     pub unanchored_rules: Vec<u32>,
     /// Ambiguous-case (QY) check after this many rule rows, when active.
     pub qy_after: Option<usize>,
+    /// What the QY check tests (`qy_test`).
+    pub qy_test: QyTest,
     /// The QY result's DRG code (letter + `QY`).
     pub qy_drg: String,
+}
+
+/// The test of an MDC's ambiguous-case (QY) check (`mdc.csv` `qy_test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QyTest {
+    /// Some procedure, in any position, is an operating-room procedure (empty or `any_or_proc`).
+    #[default]
+    AnyOrProcedure,
+    /// The principal procedure is an operating-room procedure (`pproc_or`).
+    PrincipalProcedureOr,
 }
 
 /// A bitmask alternative of a tagged-procedure expression: all tags of one alternative must be
 /// present (bit n = tag n).
 pub type TagAlternative = u32;
 
-/// ADRG rule conditions (all non-empty ones must hold). See the reference README, §3.
+/// The rule columns of an `adrg.csv` or `drg.csv` row (all non-empty ones must hold). See the
+/// reference README §3 and the format extensions' "rule columns".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuleConditions {
     pub pdx_list: Option<ListId>,
+    /// The principal diagnosis is *not* in this list.
+    pub pdx_not_list: Option<ListId>,
     pub any_dx_list: Option<ListId>,
     pub secondary_dx_list: Option<ListId>,
     pub pproc_list: Option<ListId>,
     pub pproc_or: bool,
+    /// No procedure at all, or a principal procedure that is not an operating-room procedure.
+    pub no_pproc_or: bool,
     pub any_proc_list: Option<ListId>,
     pub any_proc_list2: Option<ListId>,
+    pub any_proc_list3: Option<ListId>,
+    /// Some procedure at position ≥ 2 is in this list.
+    pub secondary_proc_list: Option<ListId>,
+    /// Some procedure (any position) is an operating-room procedure.
+    pub any_proc_or: bool,
     /// Tagged procedure list and its DNF expression.
     pub proc_tags: Option<(ListId, Vec<TagAlternative>)>,
     pub no_or_proc: bool,
     pub max_age_days: Option<i64>,
     pub weight_min: Option<i64>,
     pub weight_max_excl: Option<i64>,
+    pub min_age_years: Option<i64>,
+    pub max_age_years: Option<i64>,
+    pub los_min: Option<i64>,
+    pub los_max_excl: Option<i64>,
+    pub icu_hours_min: Option<i64>,
+    pub icu_hours_max_excl: Option<i64>,
+    /// The case's department equals one of these (exact strings; empty = no department).
+    pub department_in: Option<Box<[Box<str>]>>,
+    /// The case's disposition equals one of these. Dispositions are read as whole numbers, so a
+    /// listed value is kept as one (`None` for an empty value, which matches a case without a
+    /// disposition); a value that is no plain number can match no case and is dropped at load.
+    pub disposition_in: Option<Box<[Option<i64>]>>,
+    /// Whether any column beyond the base ones is set: lets the grouper skip those checks at once.
+    /// Computed by the loader, like `set`.
+    pub extended: bool,
+    /// Whether any column is set at all (a row without one always holds).
+    pub set: bool,
+}
+
+impl RuleConditions {
+    /// Whether no column is set: the row always holds.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        !self.set
+    }
+
+    /// Fills in the summary flags `extended` and `set` from the columns.
+    fn summarised(mut self) -> RuleConditions {
+        self.extended = self.pdx_not_list.is_some()
+            || self.no_pproc_or
+            || self.any_proc_list3.is_some()
+            || self.secondary_proc_list.is_some()
+            || self.any_proc_or
+            || self.min_age_years.is_some()
+            || self.max_age_years.is_some()
+            || self.los_min.is_some()
+            || self.los_max_excl.is_some()
+            || self.icu_hours_min.is_some()
+            || self.icu_hours_max_excl.is_some()
+            || self.department_in.is_some()
+            || self.disposition_in.is_some();
+        self.set = self.extended
+            || self.pdx_list.is_some()
+            || self.any_dx_list.is_some()
+            || self.secondary_dx_list.is_some()
+            || self.pproc_list.is_some()
+            || self.pproc_or
+            || self.any_proc_list.is_some()
+            || self.any_proc_list2.is_some()
+            || self.proc_tags.is_some()
+            || self.no_or_proc
+            || self.max_age_days.is_some()
+            || self.weight_min.is_some()
+            || self.weight_max_excl.is_some();
+        self
+    }
+}
+
+/// What a matched ADRG row gives when none of its DRG rows holds (`adrg.csv` `on_no_drg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnNoDrg {
+    /// The bare ADRG code (empty, the default).
+    #[default]
+    BareAdrg,
+    /// The row counts as not matching; evaluation goes on with the next row (`next`).
+    Next,
 }
 
 /// One row of `adrg.csv`: a rule that, when it matches, decides the ADRG.
@@ -339,6 +430,7 @@ pub struct AdrgRule {
     pub adrg: usize,
     pub mdc: usize,
     pub conditions: RuleConditions,
+    pub on_no_drg: OnNoDrg,
     /// Line in adrg.csv, for diagnostics.
     pub line: u64,
 }
@@ -352,14 +444,19 @@ pub struct Adrg {
     pub drgs: Range<usize>,
 }
 
-/// The severity condition of a DRG row.
+/// The severity condition of a DRG row. `repr(u8)`: the grouper tests it as a bit of a mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum SeverityCondition {
     Always,
     /// A non-excluded major complication (MCC) among the secondary diagnoses.
     Mcc,
     /// A non-excluded MCC or CC among the secondary diagnoses.
     MccOrCc,
+    /// A non-excluded CC among the secondary diagnoses (an MCC counts only if also a CC).
+    Cc,
+    /// Never holds (the row lists a DRG the scheme never gives).
+    Never,
 }
 
 #[derive(Debug, Clone)]
@@ -368,10 +465,55 @@ pub struct Drg {
     pub name: String,
     pub adrg: usize,
     pub severity: SeverityCondition,
-    pub max_age_years: Option<i64>,
-    pub los_min: Option<i64>,
-    pub los_max_excl: Option<i64>,
+    /// The row's rule columns, ANDed with `severity`.
+    pub conditions: RuleConditions,
     pub line: u64,
+}
+
+impl Drg {
+    /// Whether the row holds for every case: `always` and no rule column.
+    pub fn is_unconditional(&self) -> bool {
+        self.severity == SeverityCondition::Always && self.conditions.is_empty()
+    }
+}
+
+/// The result codes a scheme gives with one kind of status (`scheme.csv`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultCodes {
+    pub mdc: String,
+    pub adrg: String,
+    pub drg: String,
+}
+
+impl ResultCodes {
+    fn zeros() -> ResultCodes {
+        ResultCodes { mdc: "0000".into(), adrg: "00".into(), drg: "0000".into() }
+    }
+}
+
+/// Scheme-wide settings (`scheme.csv`; every key has a default when the file or row is absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeSettings {
+    /// `code_mapping` = `none`: codes are grouped as written, whatever mode the caller asks for.
+    pub without_code_mapping: bool,
+    /// `retry_secondary_procedures` = `1`: after a `FAIL`, group again with each later procedure
+    /// alone, in order, until one does not fail.
+    pub retry_secondary_procedures: bool,
+    /// Codes returned with `FAIL`.
+    pub fail: ResultCodes,
+    /// Codes returned with `CHECK_FAILED`, `ZD_NOT_MAPPING` and `SS_NOT_MAPPING`.
+    pub error: ResultCodes,
+}
+
+impl Default for SchemeSettings {
+    fn default() -> SchemeSettings {
+        SchemeSettings {
+            without_code_mapping: false,
+            retry_secondary_procedures: false,
+            fail: ResultCodes::zeros(),
+            error: ResultCodes::zeros(),
+        }
+    }
 }
 
 /// A list referenced by the rules.
@@ -397,6 +539,7 @@ pub struct DrgTableSet {
     /// `diagnosis_map`: from-code → to-code (`None` = not a from-code).
     diagnosis_map: Vec<Option<CodeId>>,
     procedure_map: Vec<Option<CodeId>>,
+    pub scheme: SchemeSettings,
     pub mdcs: Vec<Mdc>,
     /// Bit i set: MDC i (< 64) has no `pdx_list` entry condition, so any principal may enter it.
     mdcs_without_pdx_list: u64,
@@ -429,6 +572,8 @@ pub const FILES: &[(&str, &[&str], &[&str])] = &[
             "adrg_count",
             "surgical_adrg_count",
             "qy_after",
+            "qy_test",
+            "pproc_or_extra",
         ],
     ),
     (
@@ -439,22 +584,68 @@ pub const FILES: &[(&str, &[&str], &[&str])] = &[
             "surgical",
             "kind",
             "rule",
+            "on_no_drg",
             "pdx_list",
+            "pdx_not_list",
             "any_dx_list",
             "secondary_dx_list",
             "pproc_list",
             "pproc_or",
+            "no_pproc_or",
             "any_proc_list",
             "any_proc_list2",
+            "any_proc_list3",
+            "secondary_proc_list",
+            "any_proc_or",
+            "no_or_proc",
             "proc_tag_list",
             "proc_tag_expr",
-            "no_or_proc",
             "max_age_days",
             "weight_min",
             "weight_max_excl",
+            "min_age_years",
+            "max_age_years",
+            "los_min",
+            "los_max_excl",
+            "icu_hours_min",
+            "icu_hours_max_excl",
+            "department_in",
+            "disposition_in",
         ],
     ),
-    ("drg.csv", &["drg", "adrg", "order", "condition"], &["name", "max_age_years", "los_min", "los_max_excl"]),
+    (
+        "drg.csv",
+        &["drg", "adrg", "order", "condition"],
+        &[
+            "name",
+            "pdx_list",
+            "pdx_not_list",
+            "any_dx_list",
+            "secondary_dx_list",
+            "pproc_list",
+            "pproc_or",
+            "no_pproc_or",
+            "any_proc_list",
+            "any_proc_list2",
+            "any_proc_list3",
+            "secondary_proc_list",
+            "any_proc_or",
+            "no_or_proc",
+            "proc_tag_list",
+            "proc_tag_expr",
+            "max_age_days",
+            "weight_min",
+            "weight_max_excl",
+            "min_age_years",
+            "max_age_years",
+            "los_min",
+            "los_max_excl",
+            "icu_hours_min",
+            "icu_hours_max_excl",
+            "department_in",
+            "disposition_in",
+        ],
+    ),
     ("code_lists.csv", &["list_id", "code"], &[]),
     ("proc_tags.csv", &["list_id", "code", "tag"], &[]),
     ("trauma_regions.csv", &["code", "region"], &[]),
@@ -466,10 +657,12 @@ pub const FILES: &[(&str, &[&str], &[&str])] = &[
     ("procedures.csv", &["code"], &["name"]),
     ("diagnosis_map.csv", &["from", "to"], &[]),
     ("procedure_map.csv", &["from", "to"], &[]),
+    // Optional file: its columns are checked only when it is present (an absent file has none).
+    ("scheme.csv", &[], &["key", "value"]),
 ];
 
 /// Files that may be absent (read as empty).
-const OPTIONAL_FILES: &[&str] = &["proc_tags.csv", "trauma_regions.csv", "diagnoses.csv", "procedures.csv"];
+pub const OPTIONAL_FILES: &[&str] = &["proc_tags.csv", "trauma_regions.csv", "diagnoses.csv", "procedures.csv", "scheme.csv"];
 
 fn spec_of(file: &str) -> ColumnSpec<'static> {
     let (_, required, optional) = FILES.iter().find(|(name, _, _)| *name == file).copied().unwrap_or(("", &[], &[]));
@@ -607,6 +800,100 @@ fn parse_tag_expr(row: &Row<'_>) -> Result<Vec<TagAlternative>, TableError> {
     Ok(alternatives)
 }
 
+/// Reads the rule columns of an `adrg.csv` or `drg.csv` row (the same columns in both files).
+fn rule_conditions(builder: &mut Builder, row: &Row<'_>) -> Result<RuleConditions, TableError> {
+    let mut list = |column: &str| row.non_empty(column).map(|id| builder.list(id));
+    let (pdx_list, pdx_not_list, any_dx_list, secondary_dx_list) =
+        (list("pdx_list"), list("pdx_not_list"), list("any_dx_list"), list("secondary_dx_list"));
+    let (pproc_list, any_proc_list, any_proc_list2, any_proc_list3, secondary_proc_list) =
+        (list("pproc_list"), list("any_proc_list"), list("any_proc_list2"), list("any_proc_list3"), list("secondary_proc_list"));
+    let proc_tags = match (row.non_empty("proc_tag_list"), row.non_empty("proc_tag_expr")) {
+        (None, None) => None,
+        (Some(list), Some(_)) => Some((builder.list(list), parse_tag_expr(row)?)),
+        (Some(_), None) => return Err(row.bad("proc_tag_expr", "proc_tag_list needs proc_tag_expr")),
+        (None, Some(_)) => return Err(row.bad("proc_tag_list", "proc_tag_expr needs proc_tag_list")),
+    };
+    let department_in = row.non_empty("department_in").map(|values| values.split('|').map(Box::from).collect());
+    let disposition_in = row.non_empty("disposition_in").map(|values| {
+        values
+            .split('|')
+            .filter_map(|value| match value {
+                "" => Some(None),
+                // Only a plain number can equal a disposition as read (no sign, no leading zero).
+                _ if value.bytes().all(|b| b.is_ascii_digit()) && (value == "0" || !value.starts_with('0')) => value.parse().ok().map(Some),
+                _ => None,
+            })
+            .collect()
+    });
+    let conditions = RuleConditions {
+        pdx_list,
+        pdx_not_list,
+        any_dx_list,
+        secondary_dx_list,
+        pproc_list,
+        pproc_or: row.flag("pproc_or")?,
+        no_pproc_or: row.flag("no_pproc_or")?,
+        any_proc_list,
+        any_proc_list2,
+        any_proc_list3,
+        secondary_proc_list,
+        any_proc_or: row.flag("any_proc_or")?,
+        proc_tags,
+        no_or_proc: row.flag("no_or_proc")?,
+        max_age_days: row.int("max_age_days")?,
+        weight_min: row.int("weight_min")?,
+        weight_max_excl: row.int("weight_max_excl")?,
+        min_age_years: row.int("min_age_years")?,
+        max_age_years: row.int("max_age_years")?,
+        los_min: row.int("los_min")?,
+        los_max_excl: row.int("los_max_excl")?,
+        icu_hours_min: row.int("icu_hours_min")?,
+        icu_hours_max_excl: row.int("icu_hours_max_excl")?,
+        department_in,
+        disposition_in,
+        extended: false,
+        set: false,
+    };
+    Ok(conditions.summarised())
+}
+
+/// Reads `scheme.csv` (absent: every default). Unknown keys and keys given twice are errors.
+fn scheme_settings(table: &CheckedTable<'_>) -> Result<SchemeSettings, TableError> {
+    let mut settings = SchemeSettings::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for row in table.rows() {
+        let key = row.required("key")?;
+        if seen.contains(&key) {
+            return Err(row.bad("key", "is given twice"));
+        }
+        seen.push(key);
+        let value = row.get("value");
+        let flag = || match value {
+            "" | "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(row.bad("value", "must be empty, 0 or 1")),
+        };
+        match key {
+            "code_mapping" => {
+                settings.without_code_mapping = match value {
+                    "map" => false,
+                    "none" => true,
+                    _ => return Err(row.bad("value", "code_mapping must be map or none")),
+                }
+            }
+            "retry_secondary_procedures" => settings.retry_secondary_procedures = flag()?,
+            "fail_mdc" => settings.fail.mdc = value.to_string(),
+            "fail_adrg" => settings.fail.adrg = value.to_string(),
+            "fail_drg" => settings.fail.drg = value.to_string(),
+            "error_mdc" => settings.error.mdc = value.to_string(),
+            "error_adrg" => settings.error.adrg = value.to_string(),
+            "error_drg" => settings.error.drg = value.to_string(),
+            _ => return Err(row.bad("key", "unknown key")),
+        }
+    }
+    Ok(settings)
+}
+
 impl DrgTableSet {
     /// Loads a table-set directory. `name` defaults to the directory's name.
     pub fn load_dir(dir: &Path) -> Result<DrgTableSet, TableError> {
@@ -624,6 +911,7 @@ impl DrgTableSet {
     pub fn build(name: String, sources: &BTreeMap<String, SourceTable>) -> Result<DrgTableSet, TableError> {
         let empty = SourceTable::default();
         let mut builder = Builder::new();
+        let scheme = scheme_settings(&checked(sources, "scheme.csv", &empty)?)?;
 
         // Code lists.
         let code_lists = checked(sources, "code_lists.csv", &empty)?;
@@ -701,6 +989,7 @@ impl DrgTableSet {
                 pdx_list: list_column(&mut builder, "pdx_list"),
                 any_dx_list: list_column(&mut builder, "any_dx_list"),
                 pproc_or: row.flag("pproc_or")?,
+                pproc_or_extra: list_column(&mut builder, "pproc_or_extra"),
                 sex: row.int("sex")?,
                 age_years_eq: row.int("age_years_eq")?,
                 multi_trauma: row.flag("multi_trauma")?,
@@ -710,6 +999,14 @@ impl DrgTableSet {
                 Some(k) if k >= 0 => Some(k as usize),
                 Some(_) => return Err(row.bad("qy_after", "must not be negative")),
             };
+            let qy_test = match row.get("qy_test") {
+                "" | "any_or_proc" => QyTest::AnyOrProcedure,
+                "pproc_or" => QyTest::PrincipalProcedureOr,
+                _ => return Err(row.bad("qy_test", "must be empty, any_or_proc or pproc_or")),
+            };
+            if entry.pproc_or_extra.is_some() && !entry.pproc_or {
+                return Err(row.bad("pproc_or_extra", "needs pproc_or = 1"));
+            }
             mdc_rows.push((
                 order,
                 Mdc {
@@ -721,6 +1018,7 @@ impl DrgTableSet {
                     rules: 0..0,
                     unanchored_rules: Vec::new(),
                     qy_after,
+                    qy_test,
                 },
             ));
         }
@@ -749,29 +1047,14 @@ impl DrgTableSet {
             if rule_rows.iter().any(|(m, o, _)| *m == mdc && *o == order) {
                 return Err(row.bad("order", "two rules of one MDC have the same order"));
             }
-            let list_column = |builder: &mut Builder, column: &str| row.non_empty(column).map(|id| builder.list(id));
-            let proc_tags = match (row.non_empty("proc_tag_list"), row.non_empty("proc_tag_expr")) {
-                (None, None) => None,
-                (Some(list), Some(_)) => Some((builder.list(list), parse_tag_expr(&row)?)),
-                (Some(_), None) => return Err(row.bad("proc_tag_expr", "proc_tag_list needs proc_tag_expr")),
-                (None, Some(_)) => return Err(row.bad("proc_tag_list", "proc_tag_expr needs proc_tag_list")),
-            };
-            let conditions = RuleConditions {
-                pdx_list: list_column(&mut builder, "pdx_list"),
-                any_dx_list: list_column(&mut builder, "any_dx_list"),
-                secondary_dx_list: list_column(&mut builder, "secondary_dx_list"),
-                pproc_list: list_column(&mut builder, "pproc_list"),
-                pproc_or: row.flag("pproc_or")?,
-                any_proc_list: list_column(&mut builder, "any_proc_list"),
-                any_proc_list2: list_column(&mut builder, "any_proc_list2"),
-                proc_tags,
-                no_or_proc: row.flag("no_or_proc")?,
-                max_age_days: row.int("max_age_days")?,
-                weight_min: row.int("weight_min")?,
-                weight_max_excl: row.int("weight_max_excl")?,
+            let conditions = rule_conditions(&mut builder, &row)?;
+            let on_no_drg = match row.get("on_no_drg") {
+                "" => OnNoDrg::BareAdrg,
+                "next" => OnNoDrg::Next,
+                _ => return Err(row.bad("on_no_drg", "must be empty or next")),
             };
             let rule = row.non_empty("rule").unwrap_or(code).to_string();
-            rule_rows.push((mdc, order, AdrgRule { rule, adrg, mdc, conditions, line: row.line }));
+            rule_rows.push((mdc, order, AdrgRule { rule, adrg, mdc, conditions, on_no_drg, line: row.line }));
         }
         rule_rows.sort_by_key(|(mdc, order, _)| (*mdc, *order));
         let rules: Vec<AdrgRule> = rule_rows.into_iter().map(|(_, _, r)| r).collect();
@@ -820,7 +1103,9 @@ impl DrgTableSet {
                 "always" => SeverityCondition::Always,
                 "mcc" => SeverityCondition::Mcc,
                 "mcc_or_cc" => SeverityCondition::MccOrCc,
-                _ => return Err(row.bad("condition", "must be always, mcc or mcc_or_cc")),
+                "cc" => SeverityCondition::Cc,
+                "never" => SeverityCondition::Never,
+                _ => return Err(row.bad("condition", "must be always, mcc, mcc_or_cc, cc or never")),
             };
             if let Some(first) = seen_drgs.insert(code.clone(), row.line) {
                 return Err(row.bad("drg", &format!("DRG already defined on line {first}")));
@@ -833,9 +1118,7 @@ impl DrgTableSet {
                 name: row.get("name").to_string(),
                 adrg,
                 severity,
-                max_age_years: row.int("max_age_years")?,
-                los_min: row.int("los_min")?,
-                los_max_excl: row.int("los_max_excl")?,
+                conditions: rule_conditions(&mut builder, &row)?,
                 line: row.line,
             };
             drg_rows.push((adrg, order, drg));
@@ -897,6 +1180,7 @@ impl DrgTableSet {
         Ok(DrgTableSet {
             name,
             mdcs_without_pdx_list,
+            scheme,
             fingerprint: format!("{:016x}", fingerprint(sources)),
             code_index: CodeLookup::new(&builder.code_text, &diagnosis_map, &procedure_map),
             code_text: builder.code_text,

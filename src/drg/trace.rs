@@ -4,7 +4,7 @@
 //! costs nothing when it is off ([`NoTrace`]) and little when it is on. [`render`] turns them into
 //! sentences an auditor can read.
 
-use super::tables::{CodeId, DrgTableSet};
+use super::tables::{CodeId, DrgTableSet, QyTest};
 use crate::case::Case;
 
 /// The grouping-time validation checks, in the order the reference scheme runs them.
@@ -20,6 +20,10 @@ pub enum ValidationFailure {
     MissingBirthWeight,
     /// No diagnosis at all.
     NoDiagnoses,
+    /// A rule the case reached bounds the length of stay, and `los` is empty.
+    MissingLos,
+    /// A rule the case reached bounds the ICU hours, and `icu_hours` is empty.
+    MissingIcuHours,
 }
 
 impl ValidationFailure {
@@ -30,6 +34,8 @@ impl ValidationFailure {
             ValidationFailure::MissingAgeDays => "age is 0 but age_days is missing",
             ValidationFailure::MissingBirthWeight => "newborn (age_days <= 28) without birth_weight",
             ValidationFailure::NoDiagnoses => "no diagnoses",
+            ValidationFailure::MissingLos => "length of stay (los) is missing, and a rule of the scheme bounds it",
+            ValidationFailure::MissingIcuHours => "ICU hours (icu_hours) are missing, and a rule of the scheme bounds them",
         }
     }
 }
@@ -59,6 +65,9 @@ pub enum EntryFailure {
     PrincipalDiagnosisNotInList,
     NoDiagnosisInList,
     PrincipalProcedureNotOr,
+    /// `pproc_or` with `pproc_or_extra`: the principal procedure is neither an operating-room
+    /// procedure nor in the extra list.
+    PrincipalProcedureNotOrNorExtra,
     SexDiffers,
     AgeDiffers,
     FewerThanTwoTraumaRegions,
@@ -79,6 +88,21 @@ pub enum RuleFailure {
     AgeDaysAboveLimit,
     WeightBelowMinimum,
     WeightNotBelowMaximum,
+    PrincipalDiagnosisInExcludedList,
+    PrincipalProcedureIsOr,
+    NoProcedureInThirdList,
+    NoSecondaryProcedureInList,
+    NoOrProcedure,
+    AgeBelowMinimum,
+    AgeAboveMaximum,
+    LosMissing,
+    LosBelowMinimum,
+    LosNotBelowMaximum,
+    IcuHoursMissing,
+    IcuHoursBelowMinimum,
+    IcuHoursNotBelowMaximum,
+    DepartmentNotListed,
+    DispositionNotListed,
 }
 
 /// The DRG condition that did not hold.
@@ -86,10 +110,11 @@ pub enum RuleFailure {
 pub enum DrgFailure {
     NoMcc,
     NoMccOrCc,
-    AgeAboveLimit,
-    LosMissing,
-    LosBelowMinimum,
-    LosNotBelowMaximum,
+    NoCc,
+    /// Condition `never`.
+    Never,
+    /// One of the row's rule columns.
+    Rule(RuleFailure),
 }
 
 /// One step of a grouping decision.
@@ -145,6 +170,14 @@ pub enum Step {
     BareAdrg {
         adrg: usize,
     },
+    /// The rule matched but none of its ADRG's DRGs did, and the rule says `on_no_drg` = `next`.
+    NoDrgTryNextRule {
+        rule: usize,
+    },
+    /// Grouping failed and the scheme retries with one later procedure (0-based position) alone.
+    RetryWithProcedure {
+        position: usize,
+    },
     NoMdcAccepted,
 }
 
@@ -187,6 +220,9 @@ fn entry_text(failed: EntryFailure) -> &'static str {
         EntryFailure::PrincipalDiagnosisNotInList => "principal diagnosis not in its list",
         EntryFailure::NoDiagnosisInList => "no diagnosis in its list",
         EntryFailure::PrincipalProcedureNotOr => "principal procedure missing or not an operating-room procedure",
+        EntryFailure::PrincipalProcedureNotOrNorExtra => {
+            "principal procedure missing, not an operating-room procedure and not in the MDC's extra entry list"
+        }
         EntryFailure::SexDiffers => "sex differs",
         EntryFailure::AgeDiffers => "age differs",
         EntryFailure::FewerThanTwoTraumaRegions => "fewer than 2 trauma regions",
@@ -207,6 +243,21 @@ fn rule_text(failed: RuleFailure) -> &'static str {
         RuleFailure::AgeDaysAboveLimit => "age_days missing or above max_age_days",
         RuleFailure::WeightBelowMinimum => "birth weight missing, zero or below weight_min",
         RuleFailure::WeightNotBelowMaximum => "birth weight missing, zero or not below weight_max_excl",
+        RuleFailure::PrincipalDiagnosisInExcludedList => "principal diagnosis is in pdx_not_list",
+        RuleFailure::PrincipalProcedureIsOr => "principal procedure is an operating-room procedure (no_pproc_or)",
+        RuleFailure::NoProcedureInThirdList => "no procedure in any_proc_list3",
+        RuleFailure::NoSecondaryProcedureInList => "no secondary procedure (position 2 or later) in secondary_proc_list",
+        RuleFailure::NoOrProcedure => "no procedure is an operating-room procedure (any_proc_or)",
+        RuleFailure::AgeBelowMinimum => "age below min_age_years",
+        RuleFailure::AgeAboveMaximum => "age above max_age_years",
+        RuleFailure::LosMissing => "length of stay missing",
+        RuleFailure::LosBelowMinimum => "length of stay below los_min",
+        RuleFailure::LosNotBelowMaximum => "length of stay not below los_max_excl",
+        RuleFailure::IcuHoursMissing => "ICU hours missing",
+        RuleFailure::IcuHoursBelowMinimum => "ICU hours below icu_hours_min",
+        RuleFailure::IcuHoursNotBelowMaximum => "ICU hours not below icu_hours_max_excl",
+        RuleFailure::DepartmentNotListed => "department not in department_in",
+        RuleFailure::DispositionNotListed => "disposition not in disposition_in",
     }
 }
 
@@ -214,10 +265,9 @@ fn drg_text(failed: DrgFailure) -> &'static str {
     match failed {
         DrgFailure::NoMcc => "no non-excluded MCC among secondary diagnoses",
         DrgFailure::NoMccOrCc => "no non-excluded MCC or CC among secondary diagnoses",
-        DrgFailure::AgeAboveLimit => "age above max_age_years",
-        DrgFailure::LosMissing => "length of stay missing",
-        DrgFailure::LosBelowMinimum => "length of stay below los_min",
-        DrgFailure::LosNotBelowMaximum => "length of stay not below los_max_excl",
+        DrgFailure::NoCc => "no non-excluded CC among secondary diagnoses",
+        DrgFailure::Never => "its condition is never",
+        DrgFailure::Rule(failed) => rule_text(failed),
     }
 }
 
@@ -286,7 +336,15 @@ fn render_step(step: Step, tables: &DrgTableSet, case: &Case) -> String {
             format!("rule {} matched: ADRG {}", rule.rule, tables.adrgs[rule.adrg].code)
         }
         Step::Ambiguous { mdc } => {
-            format!("{}: no surgical rule matched but an operating-room procedure is present: ambiguous (QY)", tables.mdcs[mdc].code)
+            let mdc = &tables.mdcs[mdc];
+            let test = match mdc.qy_test {
+                QyTest::AnyOrProcedure => "an operating-room procedure is present",
+                QyTest::PrincipalProcedureOr => "the principal procedure is an operating-room procedure",
+            };
+            match mdc.qy_after {
+                Some(0) => format!("{}: {test}, checked before any rule: ambiguous (QY)", mdc.code),
+                _ => format!("{}: no surgical rule matched but {test}: ambiguous (QY)", mdc.code),
+            }
         }
         Step::FellThrough { mdc } => format!("{}: no rule matched, falling through to the next MDC", tables.mdcs[mdc].code),
         Step::DrgNotChosen { drg, failed } => format!("DRG {} not chosen: {}", tables.drgs[drg].code, drg_text(failed)),
@@ -301,6 +359,15 @@ fn render_step(step: Step, tables: &DrgTableSet, case: &Case) -> String {
             None => format!("DRG {} chosen", tables.drgs[drg].code),
         },
         Step::BareAdrg { adrg } => format!("no DRG of {} applies: result is the bare ADRG code", tables.adrgs[adrg].code),
+        Step::NoDrgTryNextRule { rule } => {
+            let rule = &tables.rules[rule];
+            format!("no DRG of {} applies and rule {} says on_no_drg = next: trying the next rule", tables.adrgs[rule.adrg].code, rule.rule)
+        }
+        Step::RetryWithProcedure { position } => format!(
+            "no MDC accepted the case: grouping again with procedure {} {:?} alone",
+            position + 1,
+            submitted(&case.procedures, position)
+        ),
         Step::NoMdcAccepted => "no MDC accepted the case".to_string(),
     }
 }

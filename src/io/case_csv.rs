@@ -13,6 +13,7 @@
 //! | `procedures` | no | ICD-9-CM-3 codes joined by `\|`, principal first; empty = none |
 //! | `sex` | no | integer; 1 male, 2 female (other integers fail grouping validation) |
 //! | `age`, `age_days`, `birth_weight`, `los`, `disposition` | no | non-negative integers |
+//! | `icu_hours` | no | non-negative integer, hours in intensive care, at most [`MAX_ICU_HOURS`] |
 //! | `department`, `hospital_id`, `patient_id` | no | text |
 //! | `fund` | no | `employee`/`职工` or `resident`/`居民` |
 //! | `admission_date`, `discharge_date` | no | `YYYY-MM-DD`; discharge not before admission |
@@ -21,7 +22,7 @@
 //! When `los` is empty and both dates are present, `los` is the number of days between them,
 //! with a same-day stay counted as 1.
 
-use crate::case::{Case, Date, Fund};
+use crate::case::{Case, Date, Fund, MAX_ICU_HOURS};
 use rust_decimal::Decimal;
 use std::io::Read;
 use std::str::FromStr;
@@ -60,7 +61,7 @@ pub enum CaseFileError {
     DuplicateColumn(String),
 }
 
-pub const COLUMNS: [&str; 20] = [
+pub const COLUMNS: [&str; 21] = [
     "case_id",
     "hospital_id",
     "patient_id",
@@ -79,19 +80,20 @@ pub const COLUMNS: [&str; 20] = [
     "total_cost",
     "fund_paid",
     "patient_paid",
+    // Last of the written columns, so that case rows stored before it existed read with it empty.
+    "icu_hours",
     "insured_region",
     "benefit",
 ];
 
 /// The columns [`CaseWriter`] and [`case_row`] write: all but the regional ones
-/// (`insured_region`, `benefit`), which are read when present, so that written files and stored
-/// rows keep their format.
-const WRITTEN: usize = 18;
+/// (`insured_region`, `benefit`), which are read when present.
+const WRITTEN: usize = 19;
 
 /// Column positions of the known columns, from a header.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    position: [Option<usize>; 20],
+    position: [Option<usize>; COLUMNS.len()],
 }
 
 impl Layout {
@@ -107,7 +109,7 @@ impl Layout {
     }
 
     fn from_header(header: &csv::StringRecord) -> Result<Layout, CaseFileError> {
-        let mut position = [None; 20];
+        let mut position = [None; COLUMNS.len()];
         for (i, name) in header.iter().enumerate() {
             let name = name.trim_start_matches('\u{feff}');
             if let Some(k) = COLUMNS.iter().position(|c| *c == name) {
@@ -161,6 +163,7 @@ mod field {
     pub const FUND: usize = col("fund");
     pub const FUND_PAID: usize = col("fund_paid");
     pub const HOSPITAL_ID: usize = col("hospital_id");
+    pub const ICU_HOURS: usize = col("icu_hours");
     pub const LOS: usize = col("los");
     pub const PATIENT_ID: usize = col("patient_id");
     pub const PATIENT_PAID: usize = col("patient_paid");
@@ -646,6 +649,13 @@ fn parse_record_into(
     case.age_days = fields.count(field::AGE_DAYS)?;
     case.birth_weight = fields.count(field::BIRTH_WEIGHT)?;
     case.disposition = fields.count(field::DISPOSITION)?;
+    // Most files have no ICU column: then nothing is parsed.
+    case.icu_hours = match fields.count(field::ICU_HOURS)? {
+        Some(hours) if hours > MAX_ICU_HOURS => {
+            return Err(fields.reject(field::ICU_HOURS, format!("is more than {MAX_ICU_HOURS} hours")));
+        }
+        hours => hours,
+    };
     case.case_id.clear();
     case.case_id.push_str(case_id);
     set_text(&mut case.hospital_id, fields.raw(field::HOSPITAL_ID));
@@ -666,7 +676,7 @@ fn parse_record_into(
 
 /// The layout of files written by [`CaseWriter`] (all columns, in order).
 pub fn standard_layout() -> Layout {
-    let mut position = [None; 20];
+    let mut position = [None; COLUMNS.len()];
     for (i, slot) in position.iter_mut().enumerate().take(WRITTEN) {
         *slot = Some(i);
     }
@@ -716,6 +726,7 @@ fn case_fields(case: &Case) -> [String; WRITTEN] {
         opt(&case.total_cost),
         opt(&case.fund_paid),
         opt(&case.patient_paid),
+        opt(&case.icu_hours),
     ]
 }
 
@@ -727,7 +738,7 @@ pub fn parse_case_row(row: &str) -> Result<Case, RejectedRecord> {
     })
 }
 
-/// Writes cases in the layout [`CaseReader`] reads (all 18 columns, header first).
+/// Writes cases in the layout [`CaseReader`] reads (all columns, header first).
 pub struct CaseWriter<W: std::io::Write> {
     writer: csv::Writer<W>,
 }
@@ -817,6 +828,38 @@ mod tests {
     }
 
     #[test]
+    fn icu_hours_are_optional_whole_hours_within_bounds() {
+        // Placed where a data set puts it (after disposition), found by name.
+        let rows = read(
+            "case_id,los,disposition,icu_hours,diagnoses\n\
+             C1,3,1,121,K35.800\n\
+             C2,3,1,,K35.800\n\
+             C3,3,1,-4,K35.800\n\
+             C4,3,1,87673,K35.800\n\
+             C5,3,1,1.5,K35.800\n",
+        );
+        let outcome: Vec<String> = rows
+            .iter()
+            .map(|r| match r {
+                Ok(case) => format!("ok {:?}", case.icu_hours),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            outcome,
+            vec![
+                "ok Some(121)",
+                "ok None",
+                "record 3 (case C3): field icu_hours: \"-4\" is negative",
+                "record 4 (case C4): field icu_hours: \"87673\" is more than 87672 hours",
+                "record 5 (case C5): field icu_hours: \"1.5\" is not a whole number",
+            ]
+        );
+        // A file without the column: no case has ICU hours.
+        assert_eq!(read("case_id,diagnoses\nC1,K35.800\n")[0].as_ref().unwrap().icu_hours, None);
+    }
+
+    #[test]
     fn malformed_records_are_rejected_with_record_field_and_value() {
         let rows = read(
             "case_id,age,diagnoses,total_cost,admission_date,discharge_date\n\
@@ -858,8 +901,8 @@ mod tests {
 
     #[test]
     fn written_cases_read_back_identically() {
-        let text = "case_id,hospital_id,patient_id,fund,sex,age,age_days,birth_weight,admission_date,discharge_date,los,disposition,department,diagnoses,procedures,total_cost,fund_paid,patient_paid\n\
-                    C1,H1,P1,resident,2,0,10,2900,2026-01-03,2026-01-08,5,1,0701,P59.900|P22.100,,3500.50,2310.33,1190.17\n";
+        let text = "case_id,hospital_id,patient_id,fund,sex,age,age_days,birth_weight,admission_date,discharge_date,los,disposition,department,diagnoses,procedures,total_cost,fund_paid,patient_paid,icu_hours\n\
+                    C1,H1,P1,resident,2,0,10,2900,2026-01-03,2026-01-08,5,1,0701,P59.900|P22.100,,3500.50,2310.33,1190.17,12\n";
         let case = read(text).remove(0).unwrap();
         let mut out = Vec::new();
         let mut writer = CaseWriter::new(&mut out).unwrap();

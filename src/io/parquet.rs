@@ -181,6 +181,7 @@ const SCHEMA: &str = "message cases {
   optional int64 total_cost (DECIMAL(18,2));
   optional int64 fund_paid (DECIMAL(18,2));
   optional int64 patient_paid (DECIMAL(18,2));
+  optional int64 icu_hours;
 }";
 
 fn parquet_error(e: parquet::errors::ParquetError) -> io::Error {
@@ -241,7 +242,8 @@ pub fn write_cases(path: &Path, cases: &[Case]) -> io::Result<()> {
                         11 => c.disposition,
                         15 => fen(c.total_cost),
                         16 => fen(c.fund_paid),
-                        _ => fen(c.patient_paid),
+                        17 => fen(c.patient_paid),
+                        _ => c.icu_hours,
                     });
                     col.typed::<Int64Type>().write_batch(&values, Some(&levels), None).map_err(parquet_error)?;
                 }
@@ -258,6 +260,20 @@ pub fn write_cases(path: &Path, cases: &[Case]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icu_hours_round_trip_through_parquet() {
+        let dir = std::env::temp_dir().join(format!("dipdrg-parquet-icu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cases.parquet");
+        let with = Case { case_id: "C1".into(), diagnoses: vec!["K35.800".into()], icu_hours: Some(121), ..Case::default() };
+        let without = Case { case_id: "C2".into(), icu_hours: None, ..with.clone() };
+        write_cases(&path, &[with, without]).unwrap();
+        let reader = crate::io::case_csv::CaseReader::new(ParquetAsCsv::open(&path).unwrap()).unwrap();
+        let hours: Vec<Option<i64>> = reader.map(|c| c.unwrap().icu_hours).collect();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(hours, vec![Some(121), None]);
+    }
 
     #[test]
     fn decimals_read_exactly() {

@@ -90,6 +90,15 @@ fn count(field: &str, value: Option<i64>, errors: &mut Vec<FieldError>) -> Optio
     value
 }
 
+fn icu_hours(value: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let value = count("icu_hours", value, errors)?;
+    if value > crate::case::MAX_ICU_HOURS {
+        errors.push(FieldError::new("icu_hours", format!("is more than {} hours", crate::case::MAX_ICU_HOURS)));
+        return None;
+    }
+    Some(value)
+}
+
 /// A message case → a core case, with every field error (the same rules as the CSV reader).
 pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -139,6 +148,7 @@ pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
         admission_date,
         discharge_date,
         los,
+        icu_hours: icu_hours(message.icu_hours, &mut errors),
         disposition: count("disposition", message.disposition, &mut errors),
         department: Some(message.department.clone()).filter(|d| !d.is_empty()),
         diagnoses: message.diagnoses.clone(),
@@ -176,6 +186,7 @@ pub fn case_to_proto(case: &Case) -> proto::Case {
         admission_date: case.admission_date.map(|d| d.to_string()).unwrap_or_default(),
         discharge_date: case.discharge_date.map(|d| d.to_string()).unwrap_or_default(),
         los: case.los,
+        icu_hours: case.icu_hours,
         disposition: case.disposition,
         department: text(&case.department),
         diagnoses: case.diagnoses.clone(),
@@ -183,5 +194,26 @@ pub fn case_to_proto(case: &Case) -> proto::Case {
         total_cost: money(case.total_cost),
         fund_paid: money(case.fund_paid),
         patient_paid: money(case.patient_paid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(icu_hours: Option<i64>) -> proto::Case {
+        proto::Case { case_id: "C1".into(), diagnoses: vec!["K35.800".into()], icu_hours, ..Default::default() }
+    }
+
+    #[test]
+    fn icu_hours_are_checked_like_the_other_numbers_and_round_trip() {
+        let case = case_from_proto(&message(Some(130))).expect("valid");
+        assert_eq!(case.icu_hours, Some(130));
+        assert_eq!(case_to_proto(&case).icu_hours, Some(130));
+        assert_eq!(case_from_proto(&message(None)).expect("valid").icu_hours, None);
+        for (bad, description) in [(-1, "is negative"), (crate::case::MAX_ICU_HOURS + 1, "is more than 87672 hours")] {
+            let errors = case_from_proto(&message(Some(bad))).expect_err("rejected");
+            assert_eq!(errors, vec![FieldError { field: "case.icu_hours".into(), description: description.into() }]);
+        }
     }
 }
