@@ -24,3 +24,23 @@ pub mod store;
 pub mod tables;
 pub mod text;
 pub mod units;
+
+/// The stable code of the first error in `error`'s chain that has one (every library error type
+/// does), for the CLI to print next to the message: `error[CODE]: …`.
+pub fn error_code(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let code = None
+            .or_else(|| error.downcast_ref::<settle::SettleError>().map(settle::SettleError::code))
+            .or_else(|| error.downcast_ref::<settlement::SettlementError>().map(settlement::SettlementError::code))
+            .or_else(|| error.downcast_ref::<policy::PolicyError>().map(policy::PolicyError::code))
+            .or_else(|| error.downcast_ref::<tables::source::TableError>().map(tables::source::TableError::code))
+            .or_else(|| error.downcast_ref::<io::case_csv::CaseFileError>().map(io::case_csv::CaseFileError::code))
+            .or_else(|| error.downcast_ref::<store::StoreError>().map(store::StoreError::code));
+        if code.is_some() {
+            return code;
+        }
+        next = error.source();
+    }
+    None
+}

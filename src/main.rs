@@ -114,7 +114,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The stable code of the first coded error in the chain, else a generic one.
+            let code = error.chain().find_map(dipdrg::error_code).unwrap_or("CLI_ERROR");
+            eprintln!("error[{code}]: {error:#}");
             ExitCode::from(2)
         }
     }

@@ -201,3 +201,20 @@ fn repeated_case_ids_are_rejected_naming_the_first_record() {
     assert_eq!(read(&out.join("cases.csv")).len(), 2);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A refused run prints its stable code next to the message, and exits 2.
+#[test]
+fn a_refused_run_prints_its_error_code() {
+    for (mode, period, code) in [("monthly", "2026-13", "SETTLE_PERIOD_INVALID"), ("annual", "2025", "SETTLE_PERIOD_NOT_POLICY_YEAR")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_dipdrg"))
+            .current_dir(root())
+            .args(["settle", "--policy", "policies/demo-city-2026-dip.toml", "--tables", "grouper-tables/demo-dip"])
+            .args(["--cases", "grouper-tables/demo/cases.csv", "--mode", mode, "--period", period, "--out"])
+            .arg(std::env::temp_dir().join("dipdrg-refused-run"))
+            .output()
+            .expect("dipdrg runs");
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with(&format!("error[{code}]: ")), "{stderr}");
+    }
+}

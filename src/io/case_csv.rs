@@ -61,6 +61,17 @@ pub enum CaseFileError {
     DuplicateColumn(String),
 }
 
+impl CaseFileError {
+    /// A stable code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaseFileError::Header(_) => "CASE_FILE_HEADER",
+            CaseFileError::MissingColumn(_) => "CASE_FILE_MISSING_COLUMN",
+            CaseFileError::DuplicateColumn(_) => "CASE_FILE_DUPLICATE_COLUMN",
+        }
+    }
+}
+
 pub const COLUMNS: [&str; 21] = [
     "case_id",
     "hospital_id",
