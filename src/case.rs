@@ -209,6 +209,90 @@ impl Case {
     }
 }
 
+/// The bounds every input door (CSV, Parquet, gRPC) enforces on a case, after its fields have
+/// been read, so that nothing out of them reaches grouping, pricing, storage or settlement.
+/// Values inside the bounds that a scheme still finds invalid (a sex of 9, an age of 130) are
+/// kept and fail grouping validation (CHECK_FAILED) as the scheme says.
+pub mod bounds {
+    /// Identifiers (`case_id`, `hospital_id`, `patient_id`) and `department`: at most this many
+    /// characters; ids also never hold `/` (names are `hospitals/{id}/cases/{id}`).
+    pub const MAX_TEXT_CHARS: usize = 64;
+    /// Codes per list (`diagnoses`, `procedures`).
+    pub const MAX_CODES: usize = 100;
+    /// Characters per code; a code is never empty and never holds `|` (the list separator).
+    pub const MAX_CODE_CHARS: usize = 32;
+    pub const SEX: (i64, i64) = (0, 9);
+    pub const AGE_YEARS: (i64, i64) = (0, 150);
+    pub const AGE_DAYS: (i64, i64) = (0, 366);
+    /// Grams.
+    pub const BIRTH_WEIGHT: (i64, i64) = (0, 10_000);
+    /// Days (ten years).
+    pub const LOS: (i64, i64) = (0, 3_660);
+    pub const DISPOSITION: (i64, i64) = (0, 99);
+}
+
+/// Every bound of [`bounds`] the case breaks, as (field, reason); empty when it keeps them all.
+/// Also: `los`, when given with both dates, equals the days between them (at least 1).
+pub fn bound_problems(case: &Case) -> Vec<(&'static str, String)> {
+    use bounds::*;
+    let mut problems = Vec::new();
+    let mut text = |field: &'static str, value: &str, id: bool| {
+        if value.chars().count() > MAX_TEXT_CHARS {
+            problems.push((field, format!("is longer than {MAX_TEXT_CHARS} characters")));
+        } else if value.chars().any(char::is_control) {
+            problems.push((field, "holds a control character".to_string()));
+        } else if id && value.contains('/') {
+            problems.push((field, "holds '/'".to_string()));
+        }
+    };
+    text("case_id", &case.case_id, true);
+    for (field, value, id) in
+        [("hospital_id", &case.hospital_id, true), ("patient_id", &case.patient_id, true), ("department", &case.department, false)]
+    {
+        if let Some(value) = value {
+            text(field, value, id);
+        }
+    }
+    for (field, codes) in [("diagnoses", &case.diagnoses), ("procedures", &case.procedures)] {
+        if codes.len() > MAX_CODES {
+            problems.push((field, format!("has {} codes: at most {MAX_CODES}", codes.len())));
+            continue;
+        }
+        for (i, code) in codes.iter().enumerate() {
+            let reason = if code.is_empty() {
+                "is empty"
+            } else if code.chars().count() > MAX_CODE_CHARS {
+                "is too long"
+            } else if code.chars().any(|c| c.is_control() || c == '|') {
+                "holds a control character or '|'"
+            } else {
+                continue;
+            };
+            problems.push((field, format!("code {} {reason}", i + 1)));
+            break;
+        }
+    }
+    for (field, value, (low, high)) in [
+        ("sex", case.sex, SEX),
+        ("age", case.age, AGE_YEARS),
+        ("age_days", case.age_days, AGE_DAYS),
+        ("birth_weight", case.birth_weight, BIRTH_WEIGHT),
+        ("los", case.los, LOS),
+        ("disposition", case.disposition, DISPOSITION),
+    ] {
+        if let Some(value) = value.filter(|v| !(low..=high).contains(v)) {
+            problems.push((field, format!("{value} is outside {low}..={high}")));
+        }
+    }
+    if let (Some(los), Some(admitted), Some(discharged)) = (case.los, case.admission_date, case.discharge_date) {
+        let days = i64::from(discharged.days_since(admitted).max(1));
+        if los != days && days >= 1 && (0..=LOS.1).contains(&los) {
+            problems.push(("los", format!("{los} does not match the dates ({days} days from admission to discharge)")));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

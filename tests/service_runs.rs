@@ -297,3 +297,48 @@ async fn the_service_admits_cases_by_the_engines_rules() {
     drop(server);
     let _ = std::fs::remove_dir_all(data);
 }
+
+/// Hostile values are refused record by record at ingestion, each naming its field: the same
+/// bounds as the CSV reader (`dipdrg::case::bounds`), so nothing unreadable is ever stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_are_refused_at_ingestion_naming_the_field() {
+    let data = std::env::temp_dir().join(format!("dipdrg-service-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let server = start_with(&data, None, "");
+    let mut client = proto::case_service_client::CaseServiceClient::new(with_token(channel(&server).await, Some(FUND_OFFICE)));
+    let base = dipdrg::server::convert::case_to_proto(&demo_cases()[0]);
+    let variant = |id: &str, edit: &dyn Fn(&mut proto::Case)| {
+        let mut case = base.clone();
+        case.case_id = id.into();
+        edit(&mut case);
+        proto::IngestCasesRequest { case: Some(case), ..Default::default() }
+    };
+    let upload = vec![
+        (variant("E1", &|c| c.diagnoses = vec![String::new()]), "case.diagnoses"),
+        (variant("E2", &|c| c.diagnoses = vec!["K81.000|C78.000".into()]), "case.diagnoses"),
+        (variant("E3", &|c| c.procedures = vec![String::new()]), "case.procedures"),
+        (variant("E4", &|c| c.los = Some(100_000)), "case.los"),
+        (variant("E5", &|c| c.age = Some(500)), "case.age"),
+        (variant("E6", &|c| c.age_days = Some(1_000_000_000_000)), "case.age_days"),
+        (variant("E7", &|c| c.birth_weight = Some(i64::MAX)), "case.birth_weight"),
+        (variant("E8", &|c| c.disposition = Some(42_000)), "case.disposition"),
+        (variant("E9", &|c| c.diagnoses = vec!["K81.000".into(); 10_000]), "case.diagnoses"),
+        (variant(&"x".repeat(100_000), &|_| {}), "case.case_id"),
+        (variant("E/11", &|_| {}), "case.case_id"),
+        (variant("E12", &|c| c.los = Some(3)), "case.los"),
+        (variant("E13", &|c| c.total_cost = "79228162514264337593543950335".into()), "case.total_cost"),
+        (variant("OK", &|_| {}), ""),
+    ];
+    let answer =
+        client.ingest_cases(tokio_stream::iter(upload.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>())).await.unwrap().into_inner();
+    assert_eq!((answer.submitted, answer.accepted, answer.rejected), (14, 1, 13));
+    for ((_, field), result) in upload.iter().zip(&answer.results) {
+        if field.is_empty() {
+            assert!(result.field_violations.is_empty());
+        } else {
+            assert!(result.field_violations.iter().any(|v| v.field == *field), "{field}: {:?}", result.field_violations);
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(data);
+}

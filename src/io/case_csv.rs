@@ -682,6 +682,10 @@ fn parse_record_into(
     case.total_cost = total_cost;
     case.fund_paid = fund_paid;
     case.patient_paid = patient_paid;
+    if let Some((field, reason)) = crate::case::bound_problems(case).into_iter().next() {
+        let column = COLUMNS.iter().position(|c| *c == field).unwrap_or(field::CASE_ID);
+        return Err(fields.reject(column, reason));
+    }
     Ok(())
 }
 
@@ -903,11 +907,16 @@ mod tests {
 
     #[test]
     fn codes_are_kept_exactly_and_sex_is_left_to_the_grouper() {
-        let rows = read("case_id,sex,diagnoses,procedures\nC1,9, k35.800|A01,47.0900|\n");
+        let rows = read("case_id,sex,diagnoses,procedures\nC1,9, k35.800|A01,47.0900\nC2,1,A01,47.0900|\nC3,1,A01||B02,\n");
         let case = rows[0].as_ref().unwrap();
         assert_eq!(case.sex, Some(9));
         assert_eq!(case.diagnoses, vec![" k35.800", "A01"]);
-        assert_eq!(case.procedures, vec!["47.0900", ""], "a trailing separator is an empty (unknown) code");
+        assert_eq!(case.procedures, vec!["47.0900"]);
+        // An empty code (a trailing or doubled separator) is refused, naming the list and code.
+        let refused = rows[1].as_ref().unwrap_err();
+        assert_eq!((refused.field.as_str(), refused.reason.as_str()), ("procedures", "code 2 is empty"));
+        let refused = rows[2].as_ref().unwrap_err();
+        assert_eq!((refused.field.as_str(), refused.reason.as_str()), ("diagnoses", "code 2 is empty"));
     }
 
     #[test]
@@ -937,7 +946,10 @@ mod tests {
             writer.write_record(case_fields(&tricky)).unwrap();
         }
         assert_eq!(format!("{}\n", case_row(&tricky)), String::from_utf8(out).unwrap());
-        assert_eq!(parse_case_row(&case_row(&tricky)).unwrap(), tricky);
+        // Control characters are refused on reading (bounds); quotes and commas round-trip.
+        assert_eq!(parse_case_row(&case_row(&tricky)).unwrap_err().field, "case_id");
+        let quoted = Case { case_id: "Q\"1,2".into(), department: Some("a,\"b".into()), ..tricky };
+        assert_eq!(parse_case_row(&case_row(&quoted)).unwrap(), quoted);
     }
 
     #[test]
@@ -987,6 +999,7 @@ mod tests {
         let differing = (0..6000).filter(|&i| key(&fast[i], 0) != key(&slow[i], 1)).collect::<Vec<_>>();
         assert!(differing.is_empty(), "records differ at {differing:?}");
         let rejected: Vec<u64> = fast.iter().filter_map(|r| r.as_ref().err().map(|e| e.record)).collect();
-        assert_eq!(rejected, [6, 2401, 2402, 6000]);
+        // Record 3001, longer than a window, holds more codes than a case may have.
+        assert_eq!(rejected, [6, 2401, 2402, 3001, 6000]);
     }
 }

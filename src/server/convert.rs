@@ -159,6 +159,9 @@ pub fn case_from_proto(message: &proto::Case) -> Result<Case, Vec<FieldError>> {
         insured_region: None,
         benefit: None,
     };
+    for (field, reason) in crate::case::bound_problems(&case) {
+        errors.push(FieldError::new(field, reason));
+    }
     if errors.is_empty() {
         Ok(case)
     } else {
