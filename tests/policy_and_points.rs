@@ -1,9 +1,10 @@
 //! Region policy validation and case points: the worked examples of the national default rule.
 
-use dipdrg::case::Case;
+use dipdrg::case::{Case, Fund};
 use dipdrg::drg::trace::Severity;
 use dipdrg::policy::{Coefficient, Policy};
 use dipdrg::pricing::{price_case, CaseCategory, ScoredGroup};
+use dipdrg::settlement::{CaseTerms, SettlementCase, Totals};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
@@ -110,6 +111,40 @@ fn bed_day_exemption_and_ungrouped_cases() {
     assert_eq!((priced.category, priced.points.value()), (CaseCategory::BedDay, dec!(14400)), "180 paid days × 80 points");
     let ungrouped = price_case(&policy, &case_costing(dec!(100)), None, None);
     assert_eq!((ungrouped.category, ungrouped.points.value()), (CaseCategory::Ungrouped, dec!(0)));
+}
+
+/// Issue 16: a bed-day case used to carry `points_per_day` as its base score, so the CMI counted
+/// a grouped psychiatric stay as an 80/1000 case. The CMI counts it as its group.
+#[test]
+fn a_bed_day_case_counts_in_the_cmi_with_its_group_score() {
+    let mut policy = Policy::parse(&demo_policy_text()).expect("demo policy");
+    policy.exemptions.clear();
+    let mut psychiatric = case_costing(dec!(30000));
+    psychiatric.diagnoses = vec!["F20.000".into()];
+    psychiatric.los = Some(90);
+    let bed_day = price_case(&policy, &psychiatric, Some(&group()), None);
+    assert_eq!((bed_day.category, bed_day.points.value()), (CaseCategory::BedDay, dec!(7200)), "90 days × 80 points");
+    assert_eq!(bed_day.base_score, dec!(1244.06), "the group's score, not the 80 points per day");
+    let normal = price_case(&policy, &case_costing(dec!(12000)), Some(&group()), None);
+    let assessed = |points: dipdrg::pricing::CasePoints| dipdrg::scoring::Assessment {
+        status: "CORE",
+        group: "K80.1-001".into(),
+        family: "K80.1".into(),
+        complication: None,
+        group_mean_cost: Some(dec!(10000)),
+        group_mean_los: None,
+        baseline_mean_cost: None,
+        points,
+    };
+    let mut totals = Totals::default();
+    for points in [bed_day, normal] {
+        let terms = CaseTerms::assessed(&assessed(points));
+        totals.add(&SettlementCase::new(0, Fund::Employee, 1, terms, dec!(0), dec!(0)));
+    }
+    // (1244.06 + 1244.06) ÷ 1000 ÷ 2 grouped cases; with 80 as the bed-day case's score it was
+    // (80 + 1244.06) ÷ 1000 ÷ 2 = 0.6620.
+    assert_eq!(totals.scores, dec!(2488.12));
+    assert_eq!(totals.cmi(policy.average_case_score()), dec!(1.2441));
 }
 
 fn policy_error(edit: impl Fn(&str) -> String) -> String {
