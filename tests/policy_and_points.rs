@@ -105,10 +105,12 @@ fn bed_day_exemption_and_ungrouped_cases() {
     psychiatric.los = Some(200);
     let priced = price_case(&policy, &psychiatric, None, None);
     assert_eq!(priced.category, CaseCategory::Exempt, "exemptions come first: a 200-day stay is paid by item");
-    let mut short_policy = policy.clone();
-    short_policy.exemptions.clear();
-    let priced = price_case(&short_policy, &psychiatric, None, None);
+    psychiatric.los = Some(180);
+    let priced = price_case(&policy, &psychiatric, None, None);
     assert_eq!((priced.category, priced.points.value()), (CaseCategory::BedDay, dec!(14400)), "180 paid days × 80 points");
+    psychiatric.los = Some(60);
+    let priced = price_case(&policy, &psychiatric, None, None);
+    assert_eq!((priced.category, priced.points.value()), (CaseCategory::BedDay, dec!(4800)), "60 days × 80 points");
     let ungrouped = price_case(&policy, &case_costing(dec!(100)), None, None);
     assert_eq!((ungrouped.category, ungrouped.points.value()), (CaseCategory::Ungrouped, dec!(0)));
 }
@@ -200,4 +202,20 @@ fn policy_mistakes_are_rejected_naming_the_key() {
     assert!(wrong_type.contains("scheme") || wrong_type.contains("fee-for-service"), "{wrong_type}");
     let bad_number = policy_error(|t| t.replace("high_excess_factor = 1.0", "high_excess_factor = \"one\""));
     assert!(bad_number.contains("\"one\" is not a decimal number"), "{bad_number}");
+}
+
+/// Issue 16: both demo policies exempted stays of 60+ days before their bed-day rule (60+ days)
+/// was checked, so it could never apply. The lint names that; the shipped policies are clean.
+#[test]
+fn the_lint_finds_the_bed_day_rule_behind_the_old_exemption_and_the_shipped_policies_are_clean() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for name in ["policies/demo-city-2026-dip.toml", "policies/demo-city-2026-drg.toml"] {
+        let text = std::fs::read_to_string(root.join(name)).expect("policy");
+        let shipped = Policy::parse(&text).expect("policy");
+        assert_eq!(dipdrg::policy::lint::lint_pricing_rules(&shipped), vec![], "{name}");
+        let old = Policy::parse(&text.replace("min_los = 181", "min_los = 60")).expect("policy");
+        let found = dipdrg::policy::lint::lint_pricing_rules(&old);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!((found[0].code, found[0].key.as_str()), ("POLICY_BED_DAY_BEHIND_EXEMPTION", "bed_day[0]"), "{name}");
+    }
 }
