@@ -273,3 +273,19 @@ fn no_band_is_shared_or_kept_on_a_payment_that_is_not_positive() {
     // …and keeps a surplus up to 10% of the payment: 1,000,000 − 700,000 = 300,000, kept 100,000.
     assert_eq!(band(dec!(1000000), dec!(700000)), Yuan(dec!(-200000.00)));
 }
+
+proptest! {
+    /// Issue 16: one money format: always exactly 2 decimals, never `-0.00`, the value kept to
+    /// the fen (half-up), over random amounts of 0–6 decimals, both signs.
+    #[test]
+    fn money_is_written_with_two_decimals_to_the_fen(mantissa in -100_000_000_000_000i64..100_000_000_000_000, scale in 0u32..7) {
+        let amount = Decimal::new(mantissa, scale);
+        let text = dipdrg::units::format_yuan(amount);
+        let (_, decimals) = text.split_once('.').expect("a decimal point");
+        prop_assert_eq!(decimals.len(), 2, "{}", text);
+        prop_assert!(decimals.bytes().all(|b| b.is_ascii_digit()), "{}", text);
+        prop_assert!(text != "-0.00", "{}", amount);
+        let read: Decimal = text.parse().expect("a decimal");
+        prop_assert_eq!(read, dipdrg::units::round_half_up(amount, 2), "{} → {}", amount, text);
+    }
+}
