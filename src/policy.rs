@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 mod extensions;
+pub mod lint;
 pub use extensions::{
     age_within, default_order, default_rank, CandidateScope, CaseFacts, ClassType, Coefficient, ComplicationTest, Condition,
     ConservativeMax, DipGrouping, HospitalOverride, Insured, InsuredScope, OrderClass, RankKey, TreatmentFrom,

@@ -444,8 +444,9 @@ pub fn price_case_with(
         let by_department = case.department.as_deref().filter(|d| bed_day.departments.iter().any(|x| x == d));
         if (by_diagnosis.is_some() || by_department.is_some()) && los >= bed_day.min_los && los > 0 {
             let paid_days = los.min(bed_day.max_days);
+            // The base score stays the group's: the CMI counts the case as its group, whatever
+            // it is paid by.
             result.category = CaseCategory::BedDay;
-            result.base_score = bed_day.points_per_day;
             result.factors.push(Factor {
                 name: "bed days",
                 value: Decimal::from(paid_days),

@@ -538,8 +538,13 @@ pub struct AnnualStatement {
 }
 
 /// Surplus retention and overspend sharing: positive adds to the payment, negative recovers.
+/// The bands are shares of the payment: with no positive payment (every case penalised) there is
+/// no band to keep or share, and the adjustment is 0.
 pub fn band_adjustment(year_end: Option<&YearEnd>, gross: Yuan, total_cost: Decimal) -> Yuan {
     let Some(rules) = year_end else { return Yuan::ZERO };
+    if gross.0 <= Decimal::ZERO {
+        return Yuan::ZERO;
+    }
     let difference = gross.0 - total_cost;
     if difference > Decimal::ZERO {
         let kept = (difference * rules.surplus_keep_share).min(gross.0 * rules.surplus_cap);

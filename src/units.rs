@@ -102,6 +102,22 @@ pub fn push_rounded(out: &mut String, value: Decimal, decimals: u32) {
     push_digits(out, value.mantissa() < 0 && magnitude != 0, magnitude, scale);
 }
 
+/// An amount of money as every output and the API write it: yuan rounded half-up to the fen,
+/// always exactly 2 decimals, and zero as `0.00`, never `-0.00`. The one money format.
+pub fn format_yuan(amount: Decimal) -> String {
+    let mut out = String::with_capacity(16);
+    push_yuan(&mut out, amount);
+    out
+}
+
+/// Appends [`format_yuan`]'s text to `out`.
+pub fn push_yuan(out: &mut String, amount: Decimal) {
+    let mut fen = round_half_up(amount, 2);
+    fen.rescale(2);
+    // `Decimal::new` of the mantissa drops a negative zero's sign.
+    push_decimal(out, Decimal::new(fen.mantissa() as i64, 2));
+}
+
 /// Rounds half away from zero (四舍五入) to `decimals` places.
 pub fn round_half_up(value: Decimal, decimals: u32) -> Decimal {
     value.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
@@ -198,6 +214,19 @@ impl Points {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_has_two_decimals_and_no_negative_zero() {
+        use rust_decimal_macros::dec;
+        assert_eq!(format_yuan(dec!(17500000.0)), "17500000.00");
+        assert_eq!(format_yuan(dec!(367398.9)), "367398.90");
+        assert_eq!(format_yuan(dec!(0)), "0.00");
+        assert_eq!(format_yuan(-dec!(0.00)), "0.00");
+        assert_eq!(format_yuan(dec!(-0.004)), "0.00");
+        assert_eq!(format_yuan(dec!(-0.005)), "-0.01");
+        assert_eq!(format_yuan(dec!(-439433.87)), "-439433.87");
+        assert_eq!(format_yuan(dec!(2.345)), "2.35");
+    }
     use rust_decimal_macros::dec;
 
     #[test]

@@ -1,9 +1,10 @@
 //! Region policy validation and case points: the worked examples of the national default rule.
 
-use dipdrg::case::Case;
+use dipdrg::case::{Case, Fund};
 use dipdrg::drg::trace::Severity;
 use dipdrg::policy::{Coefficient, Policy};
 use dipdrg::pricing::{price_case, CaseCategory, ScoredGroup};
+use dipdrg::settlement::{CaseTerms, SettlementCase, Totals};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
@@ -104,12 +105,48 @@ fn bed_day_exemption_and_ungrouped_cases() {
     psychiatric.los = Some(200);
     let priced = price_case(&policy, &psychiatric, None, None);
     assert_eq!(priced.category, CaseCategory::Exempt, "exemptions come first: a 200-day stay is paid by item");
-    let mut short_policy = policy.clone();
-    short_policy.exemptions.clear();
-    let priced = price_case(&short_policy, &psychiatric, None, None);
+    psychiatric.los = Some(180);
+    let priced = price_case(&policy, &psychiatric, None, None);
     assert_eq!((priced.category, priced.points.value()), (CaseCategory::BedDay, dec!(14400)), "180 paid days × 80 points");
+    psychiatric.los = Some(60);
+    let priced = price_case(&policy, &psychiatric, None, None);
+    assert_eq!((priced.category, priced.points.value()), (CaseCategory::BedDay, dec!(4800)), "60 days × 80 points");
     let ungrouped = price_case(&policy, &case_costing(dec!(100)), None, None);
     assert_eq!((ungrouped.category, ungrouped.points.value()), (CaseCategory::Ungrouped, dec!(0)));
+}
+
+/// Issue 16: a bed-day case used to carry `points_per_day` as its base score, so the CMI counted
+/// a grouped psychiatric stay as an 80/1000 case. The CMI counts it as its group.
+#[test]
+fn a_bed_day_case_counts_in_the_cmi_with_its_group_score() {
+    let mut policy = Policy::parse(&demo_policy_text()).expect("demo policy");
+    policy.exemptions.clear();
+    let mut psychiatric = case_costing(dec!(30000));
+    psychiatric.diagnoses = vec!["F20.000".into()];
+    psychiatric.los = Some(90);
+    let bed_day = price_case(&policy, &psychiatric, Some(&group()), None);
+    assert_eq!((bed_day.category, bed_day.points.value()), (CaseCategory::BedDay, dec!(7200)), "90 days × 80 points");
+    assert_eq!(bed_day.base_score, dec!(1244.06), "the group's score, not the 80 points per day");
+    let normal = price_case(&policy, &case_costing(dec!(12000)), Some(&group()), None);
+    let assessed = |points: dipdrg::pricing::CasePoints| dipdrg::scoring::Assessment {
+        status: "CORE",
+        group: "K80.1-001".into(),
+        family: "K80.1".into(),
+        complication: None,
+        group_mean_cost: Some(dec!(10000)),
+        group_mean_los: None,
+        baseline_mean_cost: None,
+        points,
+    };
+    let mut totals = Totals::default();
+    for points in [bed_day, normal] {
+        let terms = CaseTerms::assessed(&assessed(points));
+        totals.add(&SettlementCase::new(0, Fund::Employee, 1, terms, dec!(0), dec!(0)));
+    }
+    // (1244.06 + 1244.06) ÷ 1000 ÷ 2 grouped cases; with 80 as the bed-day case's score it was
+    // (80 + 1244.06) ÷ 1000 ÷ 2 = 0.6620.
+    assert_eq!(totals.scores, dec!(2488.12));
+    assert_eq!(totals.cmi(policy.average_case_score()), dec!(1.2441));
 }
 
 fn policy_error(edit: impl Fn(&str) -> String) -> String {
@@ -165,4 +202,20 @@ fn policy_mistakes_are_rejected_naming_the_key() {
     assert!(wrong_type.contains("scheme") || wrong_type.contains("fee-for-service"), "{wrong_type}");
     let bad_number = policy_error(|t| t.replace("high_excess_factor = 1.0", "high_excess_factor = \"one\""));
     assert!(bad_number.contains("\"one\" is not a decimal number"), "{bad_number}");
+}
+
+/// Issue 16: both demo policies exempted stays of 60+ days before their bed-day rule (60+ days)
+/// was checked, so it could never apply. The lint names that; the shipped policies are clean.
+#[test]
+fn the_lint_finds_the_bed_day_rule_behind_the_old_exemption_and_the_shipped_policies_are_clean() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for name in ["policies/demo-city-2026-dip.toml", "policies/demo-city-2026-drg.toml"] {
+        let text = std::fs::read_to_string(root.join(name)).expect("policy");
+        let shipped = Policy::parse(&text).expect("policy");
+        assert_eq!(dipdrg::policy::lint::lint_pricing_rules(&shipped), vec![], "{name}");
+        let old = Policy::parse(&text.replace("min_los = 181", "min_los = 60")).expect("policy");
+        let found = dipdrg::policy::lint::lint_pricing_rules(&old);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!((found[0].code, found[0].key.as_str()), ("POLICY_BED_DAY_BEHIND_EXEMPTION", "bed_day[0]"), "{name}");
+    }
 }

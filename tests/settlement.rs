@@ -3,8 +3,8 @@
 use dipdrg::case::Fund;
 use dipdrg::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, WeightedAmount};
 use dipdrg::settlement::{
-    annual, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, CaseTerms, SettlementCase,
-    Totals,
+    annual, band_adjustment, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, CaseTerms,
+    SettlementCase, Totals,
 };
 use dipdrg::units::{Points, Yuan};
 use proptest::prelude::*;
@@ -258,4 +258,34 @@ fn subtracting_a_case_takes_back_exactly_what_adding_it_gave() {
     assert_eq!((totals.cases, totals.exempt_cases, totals.penalised_cases, totals.reviewed_cases), (4, 1, 1, 1));
     assert_eq!(totals.counted_points, dec!(100.25) - dec!(37.02) + dec!(99.5));
     assert_eq!(totals.cmi(dec!(100)), dec!(1), "three grouped cases of base score 100");
+}
+
+/// Issue 16: a hospital whose cases were all penalised has a negative gross; "sharing" 50% of a
+/// 10% band of it deducted more again. No positive payment, no band: 0.
+#[test]
+fn no_band_is_shared_or_kept_on_a_payment_that_is_not_positive() {
+    let rules = demo_policy().year_end.expect("the demo policy has year-end bands");
+    let band = |gross: Decimal, cost: Decimal| band_adjustment(Some(&rules), Yuan(gross), cost);
+    assert_eq!(band(dec!(-17997983.40), dec!(1200000)), Yuan::ZERO, "was 0.5 × 10% × −17,997,983.40 = −899,899.17");
+    assert_eq!(band(dec!(0), dec!(1200000)), Yuan::ZERO);
+    // A positive payment still shares: overspend 200,000 of a 1,000,000 payment, band 100,000, half by the fund.
+    assert_eq!(band(dec!(1000000), dec!(1200000)), Yuan(dec!(50000.00)));
+    // …and keeps a surplus up to 10% of the payment: 1,000,000 − 700,000 = 300,000, kept 100,000.
+    assert_eq!(band(dec!(1000000), dec!(700000)), Yuan(dec!(-200000.00)));
+}
+
+proptest! {
+    /// Issue 16: one money format: always exactly 2 decimals, never `-0.00`, the value kept to
+    /// the fen (half-up), over random amounts of 0–6 decimals, both signs.
+    #[test]
+    fn money_is_written_with_two_decimals_to_the_fen(mantissa in -100_000_000_000_000i64..100_000_000_000_000, scale in 0u32..7) {
+        let amount = Decimal::new(mantissa, scale);
+        let text = dipdrg::units::format_yuan(amount);
+        let (_, decimals) = text.split_once('.').expect("a decimal point");
+        prop_assert_eq!(decimals.len(), 2, "{}", text);
+        prop_assert!(decimals.bytes().all(|b| b.is_ascii_digit()), "{}", text);
+        prop_assert!(text != "-0.00", "{}", amount);
+        let read: Decimal = text.parse().expect("a decimal");
+        prop_assert_eq!(read, dipdrg::units::round_half_up(amount, 2), "{} → {}", amount, text);
+    }
 }

@@ -1,5 +1,5 @@
 //! `dipdrg policy check`: load a region policy (and, optionally, the DIP catalog it runs on) and
-//! list its regional DIP rules that can never take effect.
+//! list the rules that can never take effect: pricing rules behind earlier ones, and regional DIP rules.
 
 use anyhow::Context;
 use clap::Args;
@@ -33,7 +33,8 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let findings = lint_policy(&policy, catalog.as_ref());
+    let mut findings = dipdrg::policy::lint::lint_pricing_rules(&policy);
+    findings.extend(lint_policy(&policy, catalog.as_ref()));
     println!("policy {} {} version {}", policy.region, policy.year, policy.version);
     for finding in &findings {
         println!("{finding}");

@@ -173,6 +173,10 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let policy = Policy::load(&args.policy)?;
     policy.funds()?;
+    // Rules that can never apply: warned about on every run, quiet or not.
+    for finding in dipdrg::policy::lint::lint_pricing_rules(&policy) {
+        eprintln!("policy {}: {finding}", args.policy.display());
+    }
     let mode = settle::Mode::from(args.mode);
     let period = Period::parse_for(&policy, mode, &args.period)?;
     // The tables load on a second thread while this one reads the violations and reviews.

@@ -9,7 +9,7 @@ use crate::audit::{check_case, AuditCase};
 use crate::case::Case;
 use crate::pricing::CaseCategory;
 use crate::settlement::monthly_point_value;
-use crate::units::{Points, Yuan};
+use crate::units::{format_yuan, Points, Yuan};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
@@ -77,8 +77,8 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
         factors,
         points: points.points.value().to_string(),
         point_value: point_value.map(|v| v.to_string()).unwrap_or_default(),
-        estimated_payment: payment.map(|p| p.0.to_string()).unwrap_or_default(),
-        estimated_fund_payment: fund_payment.map(|p| p.0.to_string()).unwrap_or_default(),
+        estimated_payment: payment.map(|p| format_yuan(p.0)).unwrap_or_default(),
+        estimated_fund_payment: fund_payment.map(|p| format_yuan(p.0)).unwrap_or_default(),
         warnings,
         field_violations: Vec::new(),
         policy: snapshot.policy.name.clone(),

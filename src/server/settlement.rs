@@ -19,6 +19,7 @@ use crate::io::chunks::CHUNK_BYTES;
 use crate::settle::{self, Annotations, Mode, Period, Review, SettleError, Statements};
 use crate::settlement::{self, PointValueRecord};
 use crate::store::{now_rfc3339, StatementRow, StoreError};
+use crate::units::format_yuan;
 use prost::Message;
 use rust_decimal::Decimal;
 use std::pin::Pin;
@@ -46,7 +47,7 @@ fn point_value_message(record: &PointValueRecord) -> proto::PointValue {
         method: format!("{:?}", record.method).to_lowercase(),
         value: record.value.to_string(),
         exact: record.exact.to_string(),
-        distributable: record.distributable.map(|d| d.0.to_string()).unwrap_or_default(),
+        distributable: record.distributable.map(|d| format_yuan(d.0)).unwrap_or_default(),
         inputs: record.inputs.iter().map(|(name, value)| format!("{name}={}", value.normalize())).collect(),
     }
 }
@@ -159,10 +160,10 @@ fn compute(
             penalty_points: totals.penalty_points.normalize().to_string(),
             counted_points: totals.counted_points.normalize().to_string(),
             cmi: totals.cmi(policy.average_case_score()).to_string(),
-            total_cost: crate::units::Yuan(totals.total_cost).to_fen().0.to_string(),
+            total_cost: format_yuan(totals.total_cost),
             point_value,
-            gross: gross.to_string(),
-            patient_paid: patient_paid.to_string(),
+            gross: format_yuan(gross),
+            patient_paid: format_yuan(patient_paid),
             ..Default::default()
         }
     };
@@ -173,9 +174,9 @@ fn compute(
             for s in monthly {
                 gross_total += s.gross.0;
                 let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
-                message.amount = s.amount.0.to_string();
-                message.paid_now = s.paid_now.0.to_string();
-                message.deposit = s.deposit.0.to_string();
+                message.amount = format_yuan(s.amount.0);
+                message.paid_now = format_yuan(s.paid_now.0);
+                message.deposit = format_yuan(s.deposit.0);
                 statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
             }
         }
@@ -183,12 +184,12 @@ fn compute(
             for s in annual {
                 gross_total += s.gross.0;
                 let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
-                message.fund_due = s.fund_due.0.to_string();
-                message.band_adjustment = s.band_adjustment.0.to_string();
-                message.deposit_forfeited = s.deposit_forfeited.0.to_string();
-                message.final_due = s.final_due.0.to_string();
-                message.paid_monthly = s.paid_monthly.0.to_string();
-                message.balance = s.balance.0.to_string();
+                message.fund_due = format_yuan(s.fund_due.0);
+                message.band_adjustment = format_yuan(s.band_adjustment.0);
+                message.deposit_forfeited = format_yuan(s.deposit_forfeited.0);
+                message.final_due = format_yuan(s.final_due.0);
+                message.paid_monthly = format_yuan(s.paid_monthly.0);
+                message.balance = format_yuan(s.balance.0);
                 statements.push((key(s.hospital, s.fund), message.encode_to_vec()));
             }
         }
@@ -214,7 +215,7 @@ fn compute(
         })
         .collect();
     run.point_values = outcome.statements.point_values().iter().map(point_value_message).collect();
-    run.gross_total = gross_total.to_string();
+    run.gross_total = format_yuan(gross_total);
     run.complete_time = now_rfc3339();
     Ok((run, statements))
 }

@@ -28,7 +28,7 @@ use crate::pricing::Reason;
 use crate::report::Table;
 use crate::scoring::{Assessment, Scorer};
 use crate::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
-use crate::units::{push_decimal, push_rounded, Yuan};
+use crate::units::{format_yuan, push_decimal, push_rounded, push_yuan, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use smallvec::SmallVec;
@@ -474,7 +474,7 @@ fn case_row(
 /// Appends a row's amount (in fen) and its line end.
 pub fn push_amount(line: &mut String, amount_fen: i64) {
     line.push(',');
-    push_decimal(line, Decimal::new(amount_fen, 2));
+    push_yuan(line, Decimal::new(amount_fen, 2));
     line.push('\n');
 }
 
@@ -687,7 +687,7 @@ impl Statements {
                 t.penalty_points.normalize().to_string(),
                 t.counted_points.normalize().to_string(),
                 t.cmi(policy.average_case_score()).to_string(),
-                Yuan(t.total_cost).to_fen().to_string(),
+                format_yuan(t.total_cost),
             ]
         };
         match self {
@@ -702,11 +702,11 @@ impl Statements {
                         row.extend(totals_cells(&s.totals));
                         row.extend([
                             s.point_value.to_string(),
-                            s.gross.0.to_string(),
-                            s.patient_paid.0.to_string(),
-                            s.amount.0.to_string(),
-                            s.paid_now.0.to_string(),
-                            s.deposit.0.to_string(),
+                            format_yuan(s.gross.0),
+                            format_yuan(s.patient_paid.0),
+                            format_yuan(s.amount.0),
+                            format_yuan(s.paid_now.0),
+                            format_yuan(s.deposit.0),
                         ]);
                         row
                     })
@@ -736,16 +736,16 @@ impl Statements {
                         row.extend(totals_cells(&s.totals));
                         row.extend([
                             s.point_value.to_string(),
-                            s.gross.0.to_string(),
-                            s.patient_paid.0.to_string(),
-                            s.fund_due.0.to_string(),
-                            s.band_adjustment.0.to_string(),
-                            s.deposit_held.0.to_string(),
+                            format_yuan(s.gross.0),
+                            format_yuan(s.patient_paid.0),
+                            format_yuan(s.fund_due.0),
+                            format_yuan(s.band_adjustment.0),
+                            format_yuan(s.deposit_held.0),
                             s.assessment.normalize().to_string(),
-                            s.deposit_forfeited.0.to_string(),
-                            s.final_due.0.to_string(),
-                            s.paid_monthly.0.to_string(),
-                            s.balance.0.to_string(),
+                            format_yuan(s.deposit_forfeited.0),
+                            format_yuan(s.final_due.0),
+                            format_yuan(s.paid_monthly.0),
+                            format_yuan(s.balance.0),
                         ]);
                         row
                     })
@@ -775,14 +775,14 @@ impl Statements {
             add(&format!("{fund}.point_value"), record.value.to_string());
             add(&format!("{fund}.point_value_exact"), record.exact.to_string());
             if let Some(d) = record.distributable {
-                add(&format!("{fund}.distributable"), d.0.to_string());
+                add(&format!("{fund}.distributable"), format_yuan(d.0));
             }
             for (name, value) in &record.inputs {
                 add(&format!("{fund}.input.{name}"), value.normalize().to_string());
             }
         }
         let gross: Yuan = self.gross_by_statement().iter().map(|(_, g)| *g).sum();
-        add("gross_total", gross.0.to_string());
+        add("gross_total", format_yuan(gross.0));
         Table { header: vec!["key".into(), "value".into()], rows }
     }
 }
