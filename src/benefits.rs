@@ -58,6 +58,7 @@
 use crate::case::Date;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -300,11 +301,11 @@ fn banded(bands: &[Band], first_from: Decimal, ratios: &[Decimal], base: Decimal
 
 /// The catastrophic schedule that applies to one person on one date.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CatastrophicTerms {
+pub struct CatastrophicTerms<'a> {
     /// The tilt applied, if any.
-    pub tilt: Option<String>,
+    pub tilt: Option<&'a str>,
     pub deductible: Decimal,
-    pub ratios: Vec<Decimal>,
+    pub ratios: SmallVec<[Decimal; 8]>,
     pub cap: Option<Decimal>,
 }
 
@@ -434,9 +435,9 @@ impl BenefitsPolicy {
     }
 
     /// The catastrophic schedule for `category` on `date`: the first matching tilt, or the base.
-    pub fn catastrophic_terms(&self, category: &str, date: Date) -> CatastrophicTerms {
+    pub fn catastrophic_terms(&self, category: &str, date: Date) -> CatastrophicTerms<'_> {
         let bands = &self.catastrophic.bands;
-        let base_ratios: Vec<Decimal> = bands.iter().map(|b| b.ratio.0).collect();
+        let base_ratios: SmallVec<[Decimal; 8]> = bands.iter().map(|b| b.ratio.0).collect();
         let in_force = |tilt: &Tilt| {
             let after = tilt.effective_from.as_deref().and_then(Date::parse).is_none_or(|from| date >= from);
             let before = tilt.effective_until.as_deref().and_then(Date::parse).is_none_or(|until| date <= until);
@@ -451,7 +452,7 @@ impl BenefitsPolicy {
         match tilt {
             None => CatastrophicTerms { tilt: None, deductible: bands[0].from.0, ratios: base_ratios, cap },
             Some(tilt) => CatastrophicTerms {
-                tilt: Some(tilt.name.clone()),
+                tilt: Some(tilt.name.as_str()),
                 deductible: tilt.deductible.map_or(bands[0].from.0, |d| d.0),
                 ratios: match (&tilt.ratios, tilt.ratio_add) {
                     (Some(ratios), _) => ratios.iter().map(|r| r.0).collect(),
@@ -554,8 +555,14 @@ fn check_fen(discharge: &Discharge, what: &str, amount: Decimal) -> Result<(), B
     Ok(())
 }
 
-/// Settles one discharge given the person's year-to-date figures, which it advances.
-pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge: &Discharge) -> Result<Settlement, BenefitsError> {
+/// Settles one discharge given the person's year-to-date figures, which it advances; with
+/// `explain`, every step is written into [`Settlement::explanation`].
+pub fn settle_discharge(
+    policy: &BenefitsPolicy,
+    ytd: &mut YearToDate,
+    discharge: &Discharge,
+    explain: bool,
+) -> Result<Settlement, BenefitsError> {
     check_fen(discharge, "covered cost", discharge.covered_cost)?;
     check_fen(discharge, "self-paid cost", discharge.self_paid)?;
     let category = discharge.category.as_str();
@@ -567,6 +574,14 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
         .ok_or_else(|| case_error(discharge, format!("hospital kind {:?} is not in the benefits policy", discharge.hospital_kind)))?;
     let covered = discharge.covered_cost;
     let mut steps = Vec::new();
+    // Explanations are built only when asked for: a year of millions of discharges skips them.
+    macro_rules! step {
+        ($line:expr) => {
+            if explain {
+                steps.push($line)
+            }
+        };
+    }
 
     // 1. Basic insurance.
     let order = ytd.admissions + 1;
@@ -574,7 +589,7 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     let raw_basic = fen((covered - deductible).max(Decimal::ZERO) * hospital.ratio.0);
     let cap_left = (policy.basic.annual_cap.0 - ytd.basic_paid).max(Decimal::ZERO);
     let basic = raw_basic.min(cap_left);
-    steps.push(format!(
+    step!(format!(
         "basic: admission {order} of the year at {} hospital, deductible {deductible}; ({covered} − {deductible}) × {} = {raw_basic}; cap {} with {} paid leaves {cap_left}; basic pays {basic}",
         hospital.kind, hospital.ratio.0, policy.basic.annual_cap.0, ytd.basic_paid
     ));
@@ -582,7 +597,7 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     // 2. Personal burden.
     let burden_here = covered - basic;
     let burden = ytd.personal_burden + burden_here;
-    steps.push(format!("personal burden: {covered} − {basic} = {burden_here}; year to date {burden}"));
+    step!(format!("personal burden: {covered} − {basic} = {burden_here}; year to date {burden}"));
     let mut left = burden_here;
 
     // 3. Catastrophic insurance, cumulative.
@@ -591,12 +606,11 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     let entitled = terms.cap.map_or(scheduled, |cap| scheduled.min(cap));
     let catastrophic = (entitled - ytd.catastrophic_paid).max(Decimal::ZERO).min(left);
     left -= catastrophic;
-    let ratios: Vec<String> = terms.ratios.iter().map(|r| r.to_string()).collect();
-    steps.push(format!(
+    step!(format!(
         "catastrophic{}: deductible {}, band ratios [{}] on {burden} = {scheduled}; cap {}; year entitlement {entitled} − {} paid = {catastrophic}",
-        terms.tilt.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+        terms.tilt.map(|t| format!(" ({t})")).unwrap_or_default(),
         terms.deductible,
-        ratios.join(", "),
+        terms.ratios.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
         terms.cap.map_or("none".to_string(), |c| c.to_string()),
         ytd.catastrophic_paid
     ));
@@ -605,12 +619,12 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     // 4. Large-expense subsidy, cumulative, on the burden after catastrophic insurance.
     let subsidy_base = burden - catastrophic_total;
     let bands = &policy.subsidy.bands;
-    let subsidy_ratios: Vec<Decimal> = bands.iter().map(|b| b.ratio.0).collect();
+    let subsidy_ratios: SmallVec<[Decimal; 8]> = bands.iter().map(|b| b.ratio.0).collect();
     let scheduled = fen(banded(bands, bands[0].from.0, &subsidy_ratios, subsidy_base));
     let entitled = policy.subsidy.annual_cap.map_or(scheduled, |cap| scheduled.min(cap.0));
     let subsidy = (entitled - ytd.subsidy_paid).max(Decimal::ZERO).min(left);
     left -= subsidy;
-    steps.push(format!(
+    step!(format!(
         "subsidy: burden after catastrophic {burden} − {catastrophic_total} = {subsidy_base}; bands give {scheduled}; year entitlement {entitled} − {} paid = {subsidy}",
         ytd.subsidy_paid
     ));
@@ -620,14 +634,14 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     let assistance_base = subsidy_base - subsidy_total;
     let assistance = match policy.assistance_group(category) {
         None => {
-            steps.push(format!("assistance: none for category {:?}", if category.is_empty() { "ordinary" } else { category }));
+            step!(format!("assistance: none for category {:?}", if category.is_empty() { "ordinary" } else { category }));
             Decimal::ZERO
         }
         Some(group) => {
             let scheduled = fen((assistance_base - group.deductible.0).max(Decimal::ZERO) * group.ratio.0);
             let entitled = scheduled.min(policy.assistance.annual_limit.0);
             let assistance = (entitled - ytd.assistance_paid).max(Decimal::ZERO).min(left);
-            steps.push(format!(
+            step!(format!(
                 "assistance ({category}): ({assistance_base} − {}) × {} = {scheduled}; limit {}; year entitlement {entitled} − {} paid = {assistance}",
                 group.deductible.0, group.ratio.0, policy.assistance.annual_limit.0, ytd.assistance_paid
             ));
@@ -638,7 +652,7 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
 
     // 6. Patient.
     let patient_total = left + discharge.self_paid;
-    steps.push(format!(
+    step!(format!(
         "patient: {covered} − {basic} − {catastrophic} − {subsidy} − {assistance} = {left}, plus self-paid {} = {patient_total}",
         discharge.self_paid
     ));
@@ -658,7 +672,7 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
     for warning in &policy.warnings {
         let watched = warning.categories.is_empty() || warning.categories.iter().any(|c| c == category);
         if watched && before < warning.threshold.0 && ytd.out_of_pocket >= warning.threshold.0 {
-            steps.push(format!("warning {}: out of pocket {} reaches {}", warning.name, ytd.out_of_pocket, warning.threshold.0));
+            step!(format!("warning {}: out of pocket {} reaches {}", warning.name, ytd.out_of_pocket, warning.threshold.0));
             warnings.push(warning.name.clone());
         }
     }
@@ -682,20 +696,37 @@ pub fn settle_discharge(policy: &BenefitsPolicy, ytd: &mut YearToDate, discharge
 }
 
 /// Settles one person's discharges in date order (ties by case id), from `prior` figures.
-pub fn settle_patient(policy: &BenefitsPolicy, prior: &YearToDate, discharges: &[Discharge]) -> Result<PatientYear, BenefitsError> {
+pub fn settle_patient(
+    policy: &BenefitsPolicy,
+    prior: &YearToDate,
+    discharges: &[Discharge],
+    explain: bool,
+) -> Result<PatientYear, BenefitsError> {
     let mut ordered: Vec<&Discharge> = discharges.iter().collect();
     ordered.sort_by(|a, b| (a.discharge_date, &a.case_id).cmp(&(b.discharge_date, &b.case_id)));
+    settle_ordered(policy, prior, &ordered, explain)
+}
+
+/// One person's discharges, already in date-then-case-id order.
+fn settle_ordered(
+    policy: &BenefitsPolicy,
+    prior: &YearToDate,
+    ordered: &[&Discharge],
+    explain: bool,
+) -> Result<PatientYear, BenefitsError> {
     let mut ytd = prior.clone();
     let mut settlements = Vec::with_capacity(ordered.len());
     let patient_id = ordered.first().map(|d| d.patient_id.clone()).unwrap_or_default();
-    for discharge in ordered {
+    for &discharge in ordered {
         if discharge.patient_id != patient_id {
             return Err(case_error(discharge, format!("patient {} among patient {patient_id}'s discharges", discharge.patient_id)));
         }
-        if discharge.discharge_date.to_string().get(..4) != Some(policy.year.to_string().as_str()) {
+        if discharge.discharge_date < Date::from_ymd(policy.year, 1, 1).unwrap_or(discharge.discharge_date)
+            || discharge.discharge_date > Date::from_ymd(policy.year, 12, 31).unwrap_or(discharge.discharge_date)
+        {
             return Err(case_error(discharge, format!("discharged {} outside the policy year {}", discharge.discharge_date, policy.year)));
         }
-        settlements.push(settle_discharge(policy, &mut ytd, discharge)?);
+        settlements.push(settle_discharge(policy, &mut ytd, discharge, explain)?);
     }
     Ok(PatientYear { patient_id, settlements, totals: ytd })
 }
@@ -706,13 +737,15 @@ pub fn settle_year(
     policy: &BenefitsPolicy,
     priors: &BTreeMap<String, YearToDate>,
     discharges: &[Discharge],
+    explain: bool,
 ) -> Result<Vec<PatientYear>, BenefitsError> {
-    let mut by_patient: BTreeMap<&str, Vec<Discharge>> = BTreeMap::new();
-    for discharge in discharges {
-        by_patient.entry(discharge.patient_id.as_str()).or_default().push(discharge.clone());
-    }
+    let mut ordered: Vec<&Discharge> = discharges.iter().collect();
+    ordered.sort_unstable_by(|a, b| (&a.patient_id, a.discharge_date, &a.case_id).cmp(&(&b.patient_id, b.discharge_date, &b.case_id)));
     let none = YearToDate::default();
-    by_patient.into_iter().map(|(patient, list)| settle_patient(policy, priors.get(patient).unwrap_or(&none), &list)).collect()
+    ordered
+        .chunk_by(|a, b| a.patient_id == b.patient_id)
+        .map(|person| settle_ordered(policy, priors.get(&person[0].patient_id).unwrap_or(&none), person, explain))
+        .collect()
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ fn resident_three_admissions_level_3_2_3() {
         discharge("C1", "P1", "2026-02-10", "3", dec!(20000), ""),
         discharge("C2", "P1", "2026-05-03", "2", dec!(150000), ""),
     ];
-    let year = settle_patient(&policy, &YearToDate::default(), &cases).unwrap();
+    let year = settle_patient(&policy, &YearToDate::default(), &cases, true).unwrap();
     let s = &year.settlements;
     assert_eq!(s.iter().map(|s| s.case_id.as_str()).collect::<Vec<_>>(), ["C1", "C2", "C3"]);
     // 1st: (20,000 − 700) × 60% = 11,580; burden 8,420 below the 9,500 deductible.
@@ -67,7 +67,8 @@ fn resident_three_admissions_level_3_2_3() {
 #[test]
 fn tekun_first_admission() {
     let policy = demo();
-    let year = settle_patient(&policy, &YearToDate::default(), &[discharge("T1", "P2", "2026-03-01", "3", dec!(20000), "特困")]).unwrap();
+    let year =
+        settle_patient(&policy, &YearToDate::default(), &[discharge("T1", "P2", "2026-03-01", "3", dec!(20000), "特困")], true).unwrap();
     let s = &year.settlements[0];
     // Basic 11,580; burden 8,420; catastrophic (8,420 − 5,000) × 70% = 2,394;
     // assistance (8,420 − 2,394 − 0) × 70% = 4,218.20; patient 6,026 − 4,218.20 = 1,807.80.
@@ -80,7 +81,7 @@ fn self_paid_is_the_patients() {
     let policy = demo();
     let mut case = discharge("C1", "P1", "2026-02-10", "3", dec!(20000), "");
     case.self_paid = dec!(1234.56);
-    let year = settle_patient(&policy, &YearToDate::default(), &[case]).unwrap();
+    let year = settle_patient(&policy, &YearToDate::default(), &[case], true).unwrap();
     let s = &year.settlements[0];
     assert_eq!(s.patient_covered, dec!(8420.00));
     assert_eq!(s.patient_total, dec!(9654.56));
@@ -94,7 +95,7 @@ fn grassroots_and_later_admissions_deductibles() {
         discharge("B", "P", "2026-01-20", "grassroots", dec!(1000), ""),
         discharge("C", "P", "2026-02-20", "1", dec!(1000), ""),
     ];
-    let year = settle_patient(&policy, &YearToDate::default(), &cases).unwrap();
+    let year = settle_patient(&policy, &YearToDate::default(), &cases, true).unwrap();
     let d: Vec<_> = year.settlements.iter().map(|s| (s.deductible, s.basic)).collect();
     assert_eq!(d, [(dec!(100), dec!(810.00)), (dec!(0), dec!(900.00)), (dec!(0), dec!(850.00))]);
 }
@@ -107,9 +108,9 @@ fn prior_figures_continue_the_year() {
         discharge("C2", "P1", "2026-05-03", "2", dec!(150000), ""),
         discharge("C3", "P1", "2026-09-20", "3", dec!(300000), ""),
     ];
-    let whole = settle_patient(&policy, &YearToDate::default(), &cases).unwrap();
-    let first = settle_patient(&policy, &YearToDate::default(), &cases[..1]).unwrap();
-    let rest = settle_patient(&policy, &first.totals, &cases[1..]).unwrap();
+    let whole = settle_patient(&policy, &YearToDate::default(), &cases, true).unwrap();
+    let first = settle_patient(&policy, &YearToDate::default(), &cases[..1], true).unwrap();
+    let rest = settle_patient(&policy, &first.totals, &cases[1..], true).unwrap();
     assert_eq!(rest.totals, whole.totals);
     assert_eq!(rest.settlements, whole.settlements[1..]);
 }
@@ -134,7 +135,8 @@ uncapped = true
     assert_eq!(after.ratios[0], dec!(0.75));
     assert_eq!(after.cap, None);
     assert_eq!(policy.catastrophic_terms("", date("2026-07-01")).cap, Some(dec!(400000)));
-    let year = settle_patient(&policy, &YearToDate::default(), &[discharge("T", "P", "2026-08-01", "3", dec!(20000), "特困")]).unwrap();
+    let year =
+        settle_patient(&policy, &YearToDate::default(), &[discharge("T", "P", "2026-08-01", "3", dec!(20000), "特困")], true).unwrap();
     assert_eq!(year.settlements[0].catastrophic, dec!(2565.00)); // 3,420 × 75%
 }
 
@@ -158,16 +160,16 @@ fn unknown_keys_and_contradictions_are_named() {
 fn bad_discharges_are_rejected() {
     let policy = demo();
     let mut case = discharge("X", "P", "2026-01-01", "4", dec!(100), "");
-    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case)).is_err());
+    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case), true).is_err());
     case.hospital_kind = "3".into();
     case.covered_cost = dec!(100.001);
-    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case)).is_err());
+    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case), true).is_err());
     case.covered_cost = dec!(100);
     case.category = "VIP".into();
-    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case)).is_err());
+    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case), true).is_err());
     case.category = String::new();
     case.discharge_date = date("2025-12-31");
-    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case)).is_err());
+    assert!(settle_patient(&policy, &YearToDate::default(), std::slice::from_ref(&case), true).is_err());
 }
 
 const CATEGORIES: [&str; 7] = ["", "特困", "低保", "孤儿", "返贫致贫", "低保边缘", "因病致贫"];
@@ -198,7 +200,7 @@ proptest! {
     #[test]
     fn layers_add_up_and_respect_caps(cases in arb_discharges()) {
         let policy = demo();
-        let years = settle_year(&policy, &BTreeMap::new(), &cases).unwrap();
+        let years = settle_year(&policy, &BTreeMap::new(), &cases, false).unwrap();
         for year in &years {
             for s in &year.settlements {
                 let covered = cases.iter().find(|c| c.case_id == s.case_id && c.patient_id == s.patient_id).unwrap().covered_cost;
@@ -223,22 +225,22 @@ proptest! {
     #[test]
     fn yearly_figures_do_not_depend_on_order_or_split(cases in arb_discharges(), seed in any::<u64>(), split in 0usize..40) {
         let policy = demo();
-        let reference = settle_year(&policy, &BTreeMap::new(), &cases).unwrap();
+        let reference = settle_year(&policy, &BTreeMap::new(), &cases, false).unwrap();
         let mut shuffled = cases.clone();
         let mut state = seed | 1;
         for i in (1..shuffled.len()).rev() {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17;
             shuffled.swap(i, (state % (i as u64 + 1)) as usize);
         }
-        prop_assert_eq!(&settle_year(&policy, &BTreeMap::new(), &shuffled).unwrap(), &reference);
+        prop_assert_eq!(&settle_year(&policy, &BTreeMap::new(), &shuffled, false).unwrap(), &reference);
         // Split by date: settle the earlier part, carry the figures into the later part.
         let mut sorted = cases.clone();
         sorted.sort_by(|a, b| (a.discharge_date, &a.case_id).cmp(&(b.discharge_date, &b.case_id)));
         let split = split.min(sorted.len());
         let (early, late) = sorted.split_at(split);
-        let first = settle_year(&policy, &BTreeMap::new(), early).unwrap();
+        let first = settle_year(&policy, &BTreeMap::new(), early, false).unwrap();
         let priors: BTreeMap<String, YearToDate> = first.iter().map(|y| (y.patient_id.clone(), y.totals.clone())).collect();
-        let second = settle_year(&policy, &priors, late).unwrap();
+        let second = settle_year(&policy, &priors, late, false).unwrap();
         for year in &reference {
             let totals = second.iter().find(|y| y.patient_id == year.patient_id).map(|y| &y.totals)
                 .or_else(|| first.iter().find(|y| y.patient_id == year.patient_id).map(|y| &y.totals)).unwrap();

@@ -133,7 +133,7 @@ pub fn run(args: BenefitsArgs) -> anyhow::Result<ExitCode> {
         Some(path) => read_year_to_date(path)?,
         None => BTreeMap::new(),
     };
-    let years = settle_year(&policy, &priors, &discharges)?;
+    let years = settle_year(&policy, &priors, &discharges, args.explain.is_some())?;
 
     // Amounts to the fen, always with two decimals.
     let s = |d: Decimal| format!("{d:.2}");
