@@ -739,8 +739,22 @@ pub fn settle_year(
     discharges: &[Discharge],
     explain: bool,
 ) -> Result<Vec<PatientYear>, BenefitsError> {
-    let mut ordered: Vec<&Discharge> = discharges.iter().collect();
-    ordered.sort_unstable_by(|a, b| (&a.patient_id, a.discharge_date, &a.case_id).cmp(&(&b.patient_id, b.discharge_date, &b.case_id)));
+    // Persons ranked by id once, so that the sort of discharges compares integers and dates
+    // (case ids only on ties): a year of millions of discharges sorts in a fraction of the time.
+    let mut rank: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
+    for discharge in discharges {
+        let next = rank.len() as u32;
+        rank.entry(discharge.patient_id.as_str()).or_insert(next);
+    }
+    let mut names: Vec<&str> = rank.keys().copied().collect();
+    names.sort_unstable();
+    for (position, name) in names.iter().enumerate() {
+        rank.insert(name, position as u32);
+    }
+    let mut ordered: Vec<(u32, &Discharge)> = discharges.iter().map(|d| (rank[d.patient_id.as_str()], d)).collect();
+    ordered
+        .sort_unstable_by(|(ra, a), (rb, b)| (ra, a.discharge_date).cmp(&(rb, b.discharge_date)).then_with(|| a.case_id.cmp(&b.case_id)));
+    let ordered: Vec<&Discharge> = ordered.into_iter().map(|(_, d)| d).collect();
     let none = YearToDate::default();
     ordered
         .chunk_by(|a, b| a.patient_id == b.patient_id)
