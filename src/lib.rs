@@ -6,6 +6,7 @@
 //! [`tables::source`] are the adapters that read and write files.
 
 pub mod audit;
+pub mod benefits;
 pub mod case;
 pub mod catalog_build;
 pub mod dip;

@@ -31,6 +31,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// One-bill settlement at discharge: basic, catastrophic, subsidy and assistance layers of a year of discharges.
+    Benefits(cli::benefits::BenefitsArgs),
     /// Month-end pre-settlement or year-end final settlement of a case file.
     Settle(cli::settle::SettleArgs),
     /// Generate synthetic cases for a table set (with injected violations, for audit scoring).
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group::run(args),
         Command::Gen(args) => cli::gen::run(args),
         Command::Settle(args) => cli::settle::run(args),
+        Command::Benefits(args) => cli::benefits::run(args),
         Command::Audit(args) => cli::audit::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Config { command: ConfigCommand::Show(args) } => cli::serve::show(args),

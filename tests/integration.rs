@@ -2,6 +2,7 @@
 //! `../shared/reference/` and skip with a message when it is absent.
 
 mod audit;
+mod benefits_cli;
 mod demo_grouping;
 mod dip_cities;
 mod dip_grouping;

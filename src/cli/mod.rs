@@ -1,6 +1,7 @@
 //! Subcommands of the `dipdrg` binary.
 
 pub mod audit;
+pub mod benefits;
 pub mod catalog;
 pub mod gen;
 pub mod group;
