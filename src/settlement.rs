@@ -105,7 +105,8 @@ fn hand_out_left_over<R: Ord + Copy>(total_fen: i64, parts: &mut [i64], mut rema
     Ok(())
 }
 
-fn fen(amount: Yuan) -> i64 {
+/// An amount in yuan, rounded half-up to the fen, as whole fen.
+pub fn fen(amount: Yuan) -> i64 {
     let rounded = amount.to_fen().0 * Decimal::from(100);
     i64::try_from(rounded.mantissa() / 10i128.pow(rounded.scale())).unwrap_or(i64::MAX)
 }

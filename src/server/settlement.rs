@@ -124,9 +124,7 @@ fn compute(
     let mut text = Vec::new();
     let mut keys: Vec<(String, String)> = Vec::new();
     crate::store::for_each_case(state.store.as_ref(), |row| {
-        cases_fingerprint.feed(row.hospital_id.as_bytes());
-        cases_fingerprint.feed(row.case_id.as_bytes());
-        cases_fingerprint.feed(row.row.as_bytes());
+        feed_case(&mut cases_fingerprint, row);
         text.extend_from_slice(row.row.as_bytes());
         text.push(b'\n');
         keys.push((row.hospital_id.clone(), row.case_id.clone()));
@@ -244,15 +242,18 @@ fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
     }
 }
 
+/// Feeds one stored case (hospital, case id, row) to a cases fingerprint.
+fn feed_case(fingerprint: &mut Fingerprint, row: &crate::store::StoredCaseRow) {
+    fingerprint.feed(row.hospital_id.as_bytes());
+    fingerprint.feed(row.case_id.as_bytes());
+    fingerprint.feed(row.row.as_bytes());
+}
+
 /// The fingerprint of every stored case (hospital, case id and row, in key order, over one
 /// snapshot): what a run records as its `cases_fingerprint`.
 fn stored_cases_fingerprint(store: &dyn crate::store::Store) -> Result<String, StoreError> {
     let mut fingerprint = Fingerprint::default();
-    crate::store::for_each_case(store, |row| {
-        fingerprint.feed(row.hospital_id.as_bytes());
-        fingerprint.feed(row.case_id.as_bytes());
-        fingerprint.feed(row.row.as_bytes());
-    })?;
+    crate::store::for_each_case(store, |row| feed_case(&mut fingerprint, row))?;
     Ok(fingerprint.hex())
 }
 

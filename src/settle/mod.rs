@@ -28,7 +28,7 @@ use crate::pricing::Reason;
 use crate::report::Table;
 use crate::scoring::{Assessment, Scorer};
 use crate::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
-use crate::units::{format_yuan, push_decimal, push_rounded, push_yuan, Yuan};
+use crate::units::{format_yuan, push_decimal, push_rounded, push_yuan, PointValue, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use smallvec::SmallVec;
@@ -553,12 +553,6 @@ pub fn split_over_cases(gross_fen: i64, weights: &[Decimal]) -> Vec<i64> {
     parts
 }
 
-/// An amount in yuan (to the fen) as whole fen.
-pub fn to_fen(amount: Yuan) -> i64 {
-    let scaled = amount.to_fen().0 * Decimal::from(100);
-    i64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).unwrap_or(0)
-}
-
 /// The run's statements and point values.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statements {
@@ -690,6 +684,16 @@ impl Statements {
                 format_yuan(t.total_cost),
             ]
         };
+        // The cells every statement has, monthly or annual: hospital, fund, totals, point value,
+        // gross and patients' payments.
+        let shared_cells =
+            |hospital_index: u32, fund: Fund, totals: &settlement::Totals, point_value: PointValue, gross: Yuan, patient_paid: Yuan| {
+                let (id, name, level) = hospital(hospital_index);
+                let mut row = vec![id, name, level, fund.as_str().to_string()];
+                row.extend(totals_cells(totals));
+                row.extend([point_value.to_string(), format_yuan(gross.0), format_yuan(patient_paid.0)]);
+                row
+            };
         match self {
             Statements::Monthly(_, statements) => {
                 let mut header: Vec<String> = common.iter().map(|s| s.to_string()).collect();
@@ -697,17 +701,8 @@ impl Statements {
                 let rows = statements
                     .iter()
                     .map(|s| {
-                        let (id, name, level) = hospital(s.hospital);
-                        let mut row = vec![id, name, level, s.fund.as_str().to_string()];
-                        row.extend(totals_cells(&s.totals));
-                        row.extend([
-                            s.point_value.to_string(),
-                            format_yuan(s.gross.0),
-                            format_yuan(s.patient_paid.0),
-                            format_yuan(s.amount.0),
-                            format_yuan(s.paid_now.0),
-                            format_yuan(s.deposit.0),
-                        ]);
+                        let mut row = shared_cells(s.hospital, s.fund, &s.totals, s.point_value, s.gross, s.patient_paid);
+                        row.extend([format_yuan(s.amount.0), format_yuan(s.paid_now.0), format_yuan(s.deposit.0)]);
                         row
                     })
                     .collect();
@@ -731,13 +726,8 @@ impl Statements {
                 let rows = statements
                     .iter()
                     .map(|s| {
-                        let (id, name, level) = hospital(s.hospital);
-                        let mut row = vec![id, name, level, s.fund.as_str().to_string()];
-                        row.extend(totals_cells(&s.totals));
+                        let mut row = shared_cells(s.hospital, s.fund, &s.totals, s.point_value, s.gross, s.patient_paid);
                         row.extend([
-                            s.point_value.to_string(),
-                            format_yuan(s.gross.0),
-                            format_yuan(s.patient_paid.0),
                             format_yuan(s.fund_due.0),
                             format_yuan(s.band_adjustment.0),
                             format_yuan(s.deposit_held.0),

@@ -520,8 +520,11 @@ pub fn run<R: Read>(
     for case in cases() {
         weights[slot(case.hospital, case.fund)].push(case.counted_points());
     }
-    let jobs: Vec<(usize, i64)> =
-        statements.gross_by_statement().into_iter().map(|((hospital, fund), gross)| (slot(hospital, fund), super::to_fen(gross))).collect();
+    let jobs: Vec<(usize, i64)> = statements
+        .gross_by_statement()
+        .into_iter()
+        .map(|((hospital, fund), gross)| (slot(hospital, fund), crate::settlement::fen(gross)))
+        .collect();
     let split = on_two_threads(jobs.len(), |k| super::split_over_cases(jobs[k].1, &weights[jobs[k].0]));
     drop(weights);
     let mut parts: Vec<std::vec::IntoIter<i64>> = (0..counts.len()).map(|_| Vec::new().into_iter()).collect();

@@ -88,7 +88,7 @@ pub fn run(
     }
     let mut amounts: BTreeMap<(u32, Fund), std::vec::IntoIter<i64>> = BTreeMap::new();
     for (statement, gross) in statements.gross_by_statement() {
-        let split = super::split_over_cases(super::to_fen(gross), weights.get(&statement).map_or(&[][..], Vec::as_slice));
+        let split = super::split_over_cases(crate::settlement::fen(gross), weights.get(&statement).map_or(&[][..], Vec::as_slice));
         amounts.insert(statement, split.into_iter());
     }
     let mut lines = String::new();
