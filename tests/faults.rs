@@ -264,6 +264,51 @@ async fn concurrent_retries_with_one_request_id_apply_once() {
     }
 }
 
+/// Waiting retries on the first upload's connection must not starve it: an upload that waits for
+/// a concurrent one with its key keeps reading (and dropping) its stream, or the HTTP/2
+/// connection window (1 MiB) fills with the waiters' unread records and the first upload cannot
+/// send its rest until the waiters give up (ABORTED after a minute, failing this test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiting_retries_on_one_connection_do_not_starve_the_first_upload() {
+    for backend in backends("starve") {
+        let dir = data_dir("starve", &backend);
+        let server = Server::start(&dir, &backend, "");
+        let channel = server.channel().await;
+        // The first upload sends one record, then holds back its rest.
+        let (sender, receiver) = tokio::sync::mpsc::channel::<proto::IngestCasesRequest>(16);
+        let mut first_client = cases_client(&channel, H1);
+        let first = tokio::spawn(async move { first_client.ingest_cases(tokio_stream::wrappers::ReceiverStream::new(receiver)).await });
+        sender.send(message("held-back", case("S00000", "H001", "1.00"))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Four retries over the same connection, 6,000 records each (about 4 MiB in all).
+        let retries: Vec<_> = (0..4)
+            .map(|attempt| {
+                let mut client = cases_client(&channel, H1);
+                tokio::spawn(async move {
+                    let cases = (0..6000).map(|i| case(&format!("S{i:05}"), "H001", &format!("{}.00", 2 + attempt))).collect();
+                    upload(&mut client, "held-back", cases).await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Now the rest of the first upload: it must get through the shared connection.
+        for i in 1..3000 {
+            sender.send(message("held-back", case(&format!("S{i:05}"), "H001", "1.00"))).await.unwrap();
+        }
+        drop(sender);
+        let answer = first.await.unwrap().unwrap_or_else(|e| panic!("{}: the first upload: {e:?}", backend.name)).into_inner();
+        assert_eq!(answer.accepted, 3000, "{}", backend.name);
+        for retry in retries {
+            let retried = retry.await.unwrap().unwrap_or_else(|e| panic!("{}: a retry: {e:?}", backend.name));
+            assert_eq!(retried, answer, "{}: a retry gets the first answer", backend.name);
+        }
+        let costs: HashSet<String> = stored(&mut cases_client(&channel, FUND), "hospitals/H001").await.into_values().collect();
+        assert_eq!(costs, HashSet::from(["1.00".to_string()]), "{}: only the first upload was applied", backend.name);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hospitals_with_one_request_id_are_independent() {
     for backend in backends("two_hospitals") {

@@ -16,7 +16,7 @@
 use super::auth::{role, Role};
 use super::convert::{case_from_proto, case_to_proto, FieldError};
 use super::errors::{coded, too_large_is_resource_exhausted, with_metadata};
-use super::idempotency::{begin, Begin};
+use super::idempotency::{begin_draining, Begin};
 use super::metrics::Metrics;
 use super::paging::{self, task_failed, unavailable};
 use super::proto::{self, case_service_server::CaseService};
@@ -207,7 +207,7 @@ pub async fn ingest(
             summary_only = frame.summary_only;
             let request_id = String::from_utf8(frame.request_id.clone())
                 .map_err(|_| super::errors::invalid_field("BAD_REQUEST_ID", "request_id", "is not UTF-8"))?;
-            match begin(&store, role, INGEST_METHOD, &request_id).await? {
+            match begin_draining(&store, role, INGEST_METHOD, &request_id, &mut incoming).await? {
                 None => {}
                 Some(Begin::Earlier(bytes)) => {
                     return proto::IngestCasesResponse::decode(&bytes[..])
