@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A city-scale year for the end-to-end settlement and audit figures (issue notes, README):
 #   bash benches/big-year.sh [CASES] [DIR]      (defaults: 10000000 cases in /tmp/big)
+#   BINS="/path/a/dipdrg /path/b/dipdrg" RUNS=5 bash benches/big-year.sh   (A/B: each run settles
+#   with every binary in turn, interleaved, so that both see the same neighbours' load)
 # Generates a year of cases over 300 hospitals with CHS-DRG 1.1 (../shared/reference), a year of
 # history to build DRG weights from, and a DRG policy listing the generated hospitals; then
 # times `settle` and `audit` and a bare CSV read of the same file.
@@ -10,8 +12,9 @@ cases="${1:-10000000}"
 dir="${2:-/tmp/big}"
 tables=../shared/reference/chs-drg-1.1
 mkdir -p "$dir"
-cargo build --release -q --examples
-bin=target/release/dipdrg
+cargo build --release -q --bins --examples
+target="${CARGO_TARGET_DIR:-target}"
+bin=$target/release/dipdrg
 [ -f "$dir/y2026.csv" ] || $bin gen -q --tables $tables --cases "$cases" --hospitals 300 --year 2026 --seed 2026 --out "$dir/y2026.csv"
 [ -f "$dir/h2025.csv" ] || $bin gen -q --tables $tables --cases $((cases < 3000000 ? cases : 3000000)) --hospitals 300 --year 2025 --seed 2025 --out "$dir/h2025.csv"
 # The demo DRG policy with the generated hospitals (and their levels) and weights from history,
@@ -42,11 +45,15 @@ awk -F, -v f=$((cases / 10000 > 0 ? cases / 10000 : 1)) '
 # runs at different moments can be compared. RUNS settle runs (default 3): quote the median.
 [ -f "$dir/p1m.csv" ] || head -1000001 "$dir/y2026.csv" > "$dir/p1m.csv"
 for _ in $(seq "${RUNS:-3}"); do
-  GLIBC_TUNABLES=glibc.malloc.hugetlb=1 target/release/examples/assess_stages "$dir/policy-drg.toml" $tables "$dir/p1m.csv" | grep '^assess'
+  GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $target/release/examples/assess_stages "$dir/policy-drg.toml" $tables "$dir/p1m.csv" | grep '^assess'
   # A fresh output directory, written back first: the run neither truncates last run's 1.2 GB
   # cases.csv nor waits on its write-back.
-  rm -rf "$dir/settle"; sync
-  /usr/bin/time -f "settle: %e s wall, %M KB peak" $bin settle --policy "$dir/policy-drg.toml" --tables $tables --cases "$dir/y2026.csv" --violations "$dir/y2026.violations.csv" --mode annual --period 2026 --out "$dir/settle"
+  for settle_bin in ${BINS:-$bin}; do
+    rm -rf "$dir/settle"; sync
+    /usr/bin/time -f "settle: %e s wall, %M KB peak ($settle_bin)" "$settle_bin" settle --policy "$dir/policy-drg.toml" --tables $tables \
+      --cases "$dir/y2026.csv" --violations "$dir/y2026.violations.csv" --mode annual --period 2026 --out "$dir/settle"
+  done
 done
-/usr/bin/time -f "audit: %e s wall, %M KB peak" $bin audit --policy "$dir/policy-drg.toml" --tables $tables --cases "$dir/y2026.csv" --outpatient-families "$dir/y2026.outpatient-families.txt" --injected "$dir/y2026.violations.csv" --out "$dir/flags.csv"
-target/release/examples/read_cases "$dir/y2026.csv"
+# AUDIT=0 skips the audit (settle A/B runs).
+[ "${AUDIT:-1}" = 0 ] || /usr/bin/time -f "audit: %e s wall, %M KB peak" $bin audit --policy "$dir/policy-drg.toml" --tables $tables --cases "$dir/y2026.csv" --outpatient-families "$dir/y2026.outpatient-families.txt" --injected "$dir/y2026.violations.csv" --out "$dir/flags.csv"
+$target/release/examples/read_cases "$dir/y2026.csv"
