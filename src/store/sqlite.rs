@@ -65,6 +65,13 @@ impl SqliteStore {
         let connection = Connection::open(path).map_err(backend)?;
         connection.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         connection.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        // Checkpoints every 8,192 pages (32 MiB of WAL) instead of 1,000: uploads append to a
+        // few leaf pages that each commit rewrites, and a checkpoint copies each page once, so
+        // rarer checkpoints copy less (7 % of an upload's server time went to them). Commits
+        // are as durable as before (WAL, synchronous=NORMAL: a kill -9 loses nothing committed).
+        connection.pragma_update(None, "wal_autocheckpoint", 8192).map_err(backend)?;
+        // 32 MiB of page cache (the default is 2 MiB).
+        connection.pragma_update(None, "cache_size", -32768).map_err(backend)?;
         connection.execute_batch(SCHEMA).map_err(backend)?;
         Ok(SqliteStore { connection: Mutex::new(connection), path: Some(path.to_path_buf()) })
     }
