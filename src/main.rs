@@ -81,8 +81,9 @@ enum TablesCommand {
 /// malloc asks for none, and the page faults and TLB misses cost a tenth of a settlement.
 /// `thp:always` makes jemalloc `madvise` its own extents, in every process and without the
 /// re-exec with `GLIBC_TUNABLES` this replaces. Measured A/B, interleaved (README, Benchmarks):
-/// the 10M-case year settles in 10.39 s (median of 5) against 11.36 s with the re-exec, and
-/// `group` on 1M CHS-DRG 1.1 cases with 2 threads runs at 769k cases/s against 617k.
+/// the 10M-case year settles in 10.39 s against 11.36 s with the re-exec in one series and in
+/// 11.94 s against 12.04 s in another (medians of 5), and `group` on 1M CHS-DRG 1.1 cases with
+/// 2 threads runs at 735k cases/s against 559k.
 /// `_RJEM_MALLOC_CONF=thp:default` turns it off; output never depends on it.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
