@@ -309,6 +309,56 @@ async fn waiting_retries_on_one_connection_do_not_starve_the_first_upload() {
     }
 }
 
+/// When the first upload with a key fails, the key is free before its error is answered (an
+/// immediate retry is applied), and an upload that was waiting for it goes on with its own
+/// records, read while it waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_upload_frees_its_key_for_the_retry_and_the_waiting_upload() {
+    for backend in backends("failed_first") {
+        let dir = data_dir("failed_first", &backend);
+        let server = Server::start(&dir, &backend, "");
+        let channel = server.channel().await;
+        for round in 0..5 {
+            let id = format!("fails-{round}");
+            // The first upload holds its key, then fails: another hospital's case.
+            let (sender, receiver) = tokio::sync::mpsc::channel::<proto::IngestCasesRequest>(16);
+            let mut first_client = cases_client(&channel, H1);
+            let first = tokio::spawn(async move { first_client.ingest_cases(tokio_stream::wrappers::ReceiverStream::new(receiver)).await });
+            sender.send(message(&id, case(&format!("F{round}-0"), "H001", "1.00"))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let waiting = {
+                let mut client = cases_client(&channel, H1);
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let cases = (0..500).map(|i| case(&format!("W{round}-{i:03}"), "H001", "7.00")).collect();
+                    upload(&mut client, &id, cases).await
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sender.send(message(&id, case("X-1", "H002", "1.00"))).await.unwrap();
+            drop(sender);
+            let failed = first.await.unwrap().expect_err("another hospital's case ends the upload");
+            assert_eq!(reason(&failed), "HOSPITAL_NOT_PERMITTED", "{}", backend.name);
+            let waited = waiting.await.unwrap().unwrap_or_else(|e| panic!("{} round {round}: the waiting upload: {e:?}", backend.name));
+            assert_eq!(
+                (waited.accepted, waited.submitted),
+                (500, 500),
+                "{} round {round}: the waiting upload applied its own records",
+                backend.name
+            );
+            // A retry sent the moment an upload fails is applied, not refused.
+            let again = format!("again-{round}");
+            let failed =
+                upload(&mut cases_client(&channel, H1), &again, vec![case("Y-1", "H001", "1.00"), case("Y-2", "H002", "1.00")]).await;
+            assert_eq!(failed.map_err(|e| reason(&e)).map(|a| a.accepted), Err("HOSPITAL_NOT_PERMITTED".to_string()));
+            let retried = upload(&mut cases_client(&channel, H1), &again, vec![case(&format!("Y{round}"), "H001", "1.00")]).await;
+            assert_eq!(retried.map(|a| a.accepted).map_err(|e| reason(&e)), Ok(1), "{} round {round}: the immediate retry", backend.name);
+        }
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hospitals_with_one_request_id_are_independent() {
     for backend in backends("two_hospitals") {

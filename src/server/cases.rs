@@ -16,7 +16,7 @@
 use super::auth::{role, Role};
 use super::convert::{case_from_proto, case_to_proto, FieldError};
 use super::errors::{coded, too_large_is_resource_exhausted, with_metadata};
-use super::idempotency::{begin_draining, Begin};
+use super::idempotency::{begin_draining, Begin, Claimed};
 use super::metrics::Metrics;
 use super::paging::{self, task_failed, unavailable};
 use super::proto::{self, case_service_server::CaseService};
@@ -157,16 +157,35 @@ fn record(response: &mut proto::IngestCasesResponse, stored: Stored, summary_onl
     Ok(())
 }
 
-/// Ingests an upload: the records of `incoming`, as `role`.
+/// Ingests an upload: the records of `incoming`, as `role`. A claimed `request_id` is completed
+/// with the answer, or released before an error is answered.
 pub async fn ingest(
     state: &Arc<AppState>,
     role: &Role,
+    incoming: impl Stream<Item = Result<IngestFrame, Status>> + Unpin,
+) -> Result<proto::IngestCasesResponse, Status> {
+    let mut claim = None;
+    let result = ingest_records(state, role, incoming, &mut claim).await;
+    if let Some(claimed) = claim {
+        match &result {
+            Ok(response) => claimed.complete(response.encode_to_vec()).await,
+            Err(_) => claimed.release().await,
+        }
+    }
+    result
+}
+
+async fn ingest_records(
+    state: &Arc<AppState>,
+    role: &Role,
     mut incoming: impl Stream<Item = Result<IngestFrame, Status>> + Unpin,
+    claim: &mut Option<Claimed>,
 ) -> Result<proto::IngestCasesResponse, Status> {
     let store = state.store.clone();
     let mut response = proto::IngestCasesResponse::default();
     let mut summary_only = false;
-    let mut claim = None;
+    // Records read while waiting for a concurrent call with this request_id: they come first.
+    let mut kept = std::collections::VecDeque::new();
     let mut pending = Batch { indexes: Vec::new(), cases: Vec::new() };
     let mut index: i64 = 0;
     // One batch is stored on the blocking pool while the next is decoded and checked.
@@ -194,7 +213,14 @@ pub async fn ingest(
             }
         }};
     }
-    while let Some(frame) = incoming.next().await {
+    loop {
+        let frame = match kept.pop_front() {
+            Some(frame) => frame,
+            None => match incoming.next().await {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
         let frame = match frame {
             Ok(frame) => frame,
             Err(status) => {
@@ -209,14 +235,16 @@ pub async fn ingest(
             summary_only = frame.summary_only;
             let request_id = String::from_utf8(frame.request_id.clone())
                 .map_err(|_| super::errors::invalid_field("BAD_REQUEST_ID", "request_id", "is not UTF-8"))?;
-            match begin_draining(&store, role, INGEST_METHOD, &request_id, &mut incoming).await? {
+            let (begun, read_meanwhile) = begin_draining(&store, role, INGEST_METHOD, &request_id, &mut incoming, frame_size).await?;
+            match begun {
                 None => {}
                 Some(Begin::Earlier(bytes)) => {
                     return proto::IngestCasesResponse::decode(&bytes[..])
                         .map_err(|e| coded(Code::DataLoss, "STORED_ANSWER_UNREADABLE", e.to_string()))
                 }
-                Some(Begin::Fresh(claimed)) => claim = Some(claimed),
+                Some(Begin::Fresh(claimed)) => *claim = Some(claimed),
             }
+            kept.extend(read_meanwhile);
         }
         response.submitted += 1;
         let this = index;
@@ -295,10 +323,15 @@ pub async fn ingest(
     Metrics::add(&metrics.ingest_unchanged, response.unchanged as u64);
     Metrics::add(&metrics.ingest_rejected, response.rejected as u64);
     debug_assert_eq!(response.accepted + response.replaced + response.unchanged + response.rejected, response.submitted);
-    if let Some(claimed) = claim {
-        claimed.complete(response.encode_to_vec()).await;
-    }
     Ok(response)
+}
+
+/// What a record read while waiting weighs against [`super::idempotency::WAIT_BUFFER`].
+fn frame_size(frame: &Result<IngestFrame, Status>) -> usize {
+    match frame {
+        Ok(frame) => 32 + frame.request_id.len() + frame.case.as_ref().map_or(0, Vec::len),
+        Err(status) => 32 + status.message().len(),
+    }
 }
 
 #[tonic::async_trait]

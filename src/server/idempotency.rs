@@ -7,6 +7,7 @@
 //!   and, on PostgreSQL, across server processes) until the first completes, then answers the
 //!   same; after [`WAIT`] it answers ABORTED (`REQUEST_IN_PROGRESS`): retry later. A waiting
 //!   upload keeps reading its stream meanwhile ([`begin_draining`]).
+//! - A call that fails releases its key before it answers, so an immediate retry finds it free.
 //! - A call that fails (or whose client goes away) releases its claim, so a retry starts afresh.
 //!
 //! Two hospitals, or a hospital and the fund office, never share a key; nor do two methods (an
@@ -68,6 +69,19 @@ impl Claimed {
     }
 }
 
+impl Claimed {
+    /// Releases the key now, before the caller answers: a retry sent right after the error
+    /// finds the key free (a release left to [`Drop`] runs in the background and could race it).
+    pub async fn release(mut self) {
+        let Some(key) = self.key.take() else { return };
+        let store = self.store.clone();
+        let released = tokio::task::spawn_blocking(move || store.release_request(&key)).await;
+        if let Ok(Err(error)) = released {
+            tracing::warn!(error = %error, "an unfinished request could not be released");
+        }
+    }
+}
+
 impl Drop for Claimed {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
@@ -89,37 +103,68 @@ impl Drop for Claimed {
 /// Claims `request_id` for `role` and `method`, waiting for a concurrent call with the same key.
 /// An empty `request_id` is no key: `Ok(None)`, the call is not idempotent.
 pub async fn begin(store: &Arc<dyn Store>, role: &Role, method: &str, request_id: &str) -> Result<Option<Begin>, Status> {
-    begin_inner(store, role, method, request_id, None::<&mut tokio_stream::Empty<()>>).await
+    begin_inner::<tokio_stream::Empty<()>, (), fn(&()) -> usize>(store, role, method, request_id, None).await
 }
 
 /// [`begin`] for a client stream whose first message carried the key: while a concurrent call
-/// holds the key, this call keeps reading `rest` of its stream and drops it. An unread stream
-/// holds HTTP/2 connection flow-control window, so waiting without reading could starve the
-/// very call being waited for when both share one connection (a client retrying concurrently
-/// over one channel). Its answer is the first call's; if the first call fails after records of
-/// this one were dropped, this one answers ABORTED (`REQUEST_ATTEMPT_FAILED`): send it again.
+/// holds the key, this call keeps reading `rest` of its stream. An unread stream holds HTTP/2
+/// connection flow-control window, so waiting without reading could starve the very call being
+/// waited for when both share one connection (a client retrying concurrently over one channel).
+/// The records read meanwhile are kept, up to [`WAIT_BUFFER`] bytes (`size` measures one), and
+/// returned: if the first call fails and frees the key, this call claims it and goes on with
+/// them. Beyond the budget they are dropped: the answer is then the first call's, or ABORTED
+/// (`REQUEST_ATTEMPT_FAILED`: send it again) if the first call fails.
 pub async fn begin_draining<S, T>(
     store: &Arc<dyn Store>,
     role: &Role,
     method: &str,
     request_id: &str,
     rest: &mut S,
-) -> Result<Option<Begin>, Status>
+    size: impl Fn(&T) -> usize,
+) -> Result<(Option<Begin>, Vec<T>), Status>
 where
     S: Stream<Item = T> + Unpin,
 {
-    begin_inner(store, role, method, request_id, Some(rest)).await
+    let mut kept = Kept { items: Vec::new(), bytes: 0, dropped: false, size: &size };
+    let begun = begin_inner(store, role, method, request_id, Some((rest, &mut kept))).await?;
+    Ok((begun, kept.items))
 }
 
-async fn begin_inner<S, T>(
+/// How many bytes of its own stream a waiting call keeps (see [`begin_draining`]).
+pub const WAIT_BUFFER: usize = 16 << 20;
+
+struct Kept<'a, T, F: Fn(&T) -> usize> {
+    items: Vec<T>,
+    bytes: usize,
+    dropped: bool,
+    size: &'a F,
+}
+
+impl<T, F: Fn(&T) -> usize> Kept<'_, T, F> {
+    fn push(&mut self, item: T) {
+        if self.dropped {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add((self.size)(&item));
+        if self.bytes > WAIT_BUFFER {
+            self.items = Vec::new();
+            self.dropped = true;
+        } else {
+            self.items.push(item);
+        }
+    }
+}
+
+async fn begin_inner<S, T, F>(
     store: &Arc<dyn Store>,
     role: &Role,
     method: &str,
     request_id: &str,
-    mut rest: Option<&mut S>,
+    mut rest: Option<(&mut S, &mut Kept<'_, T, F>)>,
 ) -> Result<Option<Begin>, Status>
 where
     S: Stream<Item = T> + Unpin,
+    F: Fn(&T) -> usize,
 {
     if request_id.is_empty() {
         return Ok(None);
@@ -128,7 +173,6 @@ where
     let key = RequestKey { caller: caller(role), method: method.to_string(), request_id: request_id.to_string() };
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
-    let mut dropped: u64 = 0;
     let mut stream_ended = false;
     loop {
         let (claim_store, claim_key) = (store.clone(), key.clone());
@@ -137,7 +181,7 @@ where
             .map_err(task_failed)?
             .map_err(unavailable)?;
         match claim {
-            Claim::Claimed if dropped > 0 => {
+            Claim::Claimed if rest.as_ref().is_some_and(|(_, kept)| kept.dropped) => {
                 let _release = Claimed { store: store.clone(), key: Some(key) };
                 return Err(coded(
                     Code::Aborted,
@@ -157,12 +201,12 @@ where
             Claim::InProgress => {
                 let sleep = tokio::time::sleep(pause);
                 tokio::pin!(sleep);
-                match rest.as_deref_mut() {
-                    Some(stream) if !stream_ended => loop {
+                match rest.as_mut() {
+                    Some((stream, kept)) if !stream_ended => loop {
                         tokio::select! {
                             _ = &mut sleep => break,
                             item = stream.next() => match item {
-                                Some(_) => dropped += 1,
+                                Some(item) => kept.push(item),
                                 None => { stream_ended = true; sleep.as_mut().await; break }
                             },
                         }
