@@ -608,6 +608,26 @@ fn check_prior(patient_id: &str, prior: &YearToDate) -> Result<(), BenefitsError
     Ok(())
 }
 
+/// Whether the engine can settle `discharge` under `policy`: the checks [`settle_year`] makes of
+/// each discharge (date within the policy year, costs to the fen within the bound, a known
+/// category and hospital kind), with the same errors.
+pub fn check_discharge(policy: &BenefitsPolicy, discharge: &Discharge) -> Result<(), BenefitsError> {
+    let date = discharge.discharge_date;
+    if date < Date::from_ymd(policy.year, 1, 1).unwrap_or(date) || date > Date::from_ymd(policy.year, 12, 31).unwrap_or(date) {
+        return Err(case_error(discharge, format!("discharged {date} outside the policy year {}", policy.year)));
+    }
+    check_fen(discharge, "covered cost", discharge.covered_cost)?;
+    check_fen(discharge, "self-paid cost", discharge.self_paid)?;
+    let category = discharge.category.as_str();
+    if !category.is_empty() && !policy.categories.iter().any(|c| c == category) {
+        return Err(case_error(discharge, format!("category {category:?} is not in the benefits policy")));
+    }
+    if policy.hospital(&discharge.hospital_kind).is_none() {
+        return Err(case_error(discharge, format!("hospital kind {:?} is not in the benefits policy", discharge.hospital_kind)));
+    }
+    Ok(())
+}
+
 /// Settles one discharge given the person's year-to-date figures, which it advances; with
 /// `explain`, every step is written into [`Settlement::explanation`].
 pub fn settle_discharge(
