@@ -72,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens,
         metrics: Default::default(),
         shutdown: Default::default(),
+        benefits: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -91,7 +92,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tasks.push(tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(per_worker as usize);
                     for i in 0..per_worker {
-                        let request = proto::PreCheckCaseRequest { case: Some(case(worker * per_worker + i)), include_trace: false };
+                        let request = proto::PreCheckCaseRequest {
+                            case: Some(case(worker * per_worker + i)),
+                            include_trace: false,
+                            ..Default::default()
+                        };
                         let sent = Instant::now();
                         if client.pre_check_case(authorized(request)).await.is_ok() {
                             latencies.push(sent.elapsed());
