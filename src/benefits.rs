@@ -63,7 +63,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 /// An error in a benefits policy or in the discharges given to the engine.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum BenefitsError {
     /// The file is not valid TOML or does not fit the schema (unknown keys included).
     #[error("benefits policy file: {0}")]
@@ -74,6 +74,9 @@ pub enum BenefitsError {
     /// A discharge the engine cannot settle.
     #[error("case {case_id}: {message}")]
     Case { case_id: String, message: String },
+    /// Year-to-date figures given for a person that the engine cannot start from.
+    #[error("patient {patient_id}: {message}")]
+    Patient { patient_id: String, message: String },
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> BenefitsError {
@@ -237,18 +240,43 @@ pub struct Warning {
     pub categories: Vec<String>,
 }
 
+/// Ratios have at most this many decimals (0.123456), so that whole-fen arithmetic is exact.
+pub const MAX_RATIO_DECIMALS: u32 = 6;
+/// The largest amount a policy, a discharge cost or a year-to-date figure may carry, in fen
+/// (10 billion yuan): sums over a year and their products with ratios then stay exact.
+pub const MAX_AMOUNT_FEN: i128 = 1_000_000_000_000;
+/// At most this many warnings (one bit each in the fast path).
+pub const MAX_WARNINGS: usize = 64;
+
 fn check_ratio(key: &str, ratio: Decimal) -> Result<(), BenefitsError> {
     if ratio < Decimal::ZERO || ratio > Decimal::ONE {
         return Err(invalid(key, format!("ratio {ratio} is outside 0–1")));
     }
+    if ratio.normalize().scale() > MAX_RATIO_DECIMALS {
+        return Err(invalid(key, format!("ratio {ratio} has more than {MAX_RATIO_DECIMALS} decimals")));
+    }
     Ok(())
 }
 
-fn check_money(key: &str, amount: Decimal) -> Result<(), BenefitsError> {
+/// What is wrong with an amount that must be whole fen within the bound, if anything.
+fn money_problem(amount: Decimal) -> Option<String> {
     if amount < Decimal::ZERO {
-        return Err(invalid(key, format!("amount {amount} is negative")));
+        return Some(format!("{amount} is negative"));
     }
-    Ok(())
+    match fast::to_fen(amount) {
+        None => Some(format!("{amount} is not to the fen")),
+        Some(fen) if fen > MAX_AMOUNT_FEN => {
+            Some(format!("{amount} is beyond the bound of {} yuan", fast::from_fen(MAX_AMOUNT_FEN).normalize()))
+        }
+        Some(_) => None,
+    }
+}
+
+fn check_money(key: &str, amount: Decimal) -> Result<(), BenefitsError> {
+    match money_problem(amount) {
+        Some(problem) => Err(invalid(key, format!("amount {problem}"))),
+        None => Ok(()),
+    }
 }
 
 fn check_bands(key: &str, bands: &[Band]) -> Result<(), BenefitsError> {
@@ -260,6 +288,7 @@ fn check_bands(key: &str, bands: &[Band]) -> Result<(), BenefitsError> {
         check_money(&format!("{here}.from"), band.from.0)?;
         check_ratio(&format!("{here}.ratio"), band.ratio.0)?;
         if let Some(to) = band.to {
+            check_money(&format!("{here}.to"), to.0)?;
             if to.0 <= band.from.0 {
                 return Err(invalid(format!("{here}.to"), format!("band ends at {} before it starts at {}", to.0, band.from.0)));
             }
@@ -424,6 +453,9 @@ impl BenefitsPolicy {
                 }
             }
         }
+        if self.warnings.len() > MAX_WARNINGS {
+            return Err(invalid("warnings", format!("{} warnings: at most {MAX_WARNINGS}", self.warnings.len())));
+        }
         for (i, warning) in self.warnings.iter().enumerate() {
             let key = format!("warnings[{i}]");
             check_money(&format!("{key}.threshold"), warning.threshold.0)?;
@@ -436,8 +468,6 @@ impl BenefitsPolicy {
 
     /// The catastrophic schedule for `category` on `date`: the first matching tilt, or the base.
     pub fn catastrophic_terms(&self, category: &str, date: Date) -> CatastrophicTerms<'_> {
-        let bands = &self.catastrophic.bands;
-        let base_ratios: SmallVec<[Decimal; 8]> = bands.iter().map(|b| b.ratio.0).collect();
         let in_force = |tilt: &Tilt| {
             let after = tilt.effective_from.as_deref().and_then(Date::parse).is_none_or(|from| date >= from);
             let before = tilt.effective_until.as_deref().and_then(Date::parse).is_none_or(|until| date <= until);
@@ -448,6 +478,13 @@ impl BenefitsPolicy {
         } else {
             self.catastrophic.tilts.iter().find(|t| t.categories.iter().any(|c| c == category) && in_force(t))
         };
+        self.terms_of(tilt)
+    }
+
+    /// The catastrophic schedule under `tilt`, or the base schedule.
+    pub fn terms_of<'a>(&'a self, tilt: Option<&'a Tilt>) -> CatastrophicTerms<'a> {
+        let bands = &self.catastrophic.bands;
+        let base_ratios: SmallVec<[Decimal; 8]> = bands.iter().map(|b| b.ratio.0).collect();
         let cap = self.catastrophic.annual_cap.map(|c| c.0);
         match tilt {
             None => CatastrophicTerms { tilt: None, deductible: bands[0].from.0, ratios: base_ratios, cap },
@@ -546,11 +583,47 @@ fn case_error(discharge: &Discharge, message: impl Into<String>) -> BenefitsErro
 }
 
 fn check_fen(discharge: &Discharge, what: &str, amount: Decimal) -> Result<(), BenefitsError> {
-    if amount < Decimal::ZERO {
-        return Err(case_error(discharge, format!("{what} {amount} is negative")));
+    match money_problem(amount) {
+        Some(problem) => Err(case_error(discharge, format!("{what} {problem}"))),
+        None => Ok(()),
     }
-    if amount.normalize().scale() > 2 {
-        return Err(case_error(discharge, format!("{what} {amount} is not to the fen")));
+}
+
+/// Year-to-date figures given for a person: whole fen, not negative, within the bound.
+fn check_prior(patient_id: &str, prior: &YearToDate) -> Result<(), BenefitsError> {
+    let figures = [
+        ("basic_paid", prior.basic_paid),
+        ("personal_burden", prior.personal_burden),
+        ("catastrophic_paid", prior.catastrophic_paid),
+        ("subsidy_paid", prior.subsidy_paid),
+        ("assistance_paid", prior.assistance_paid),
+        ("out_of_pocket", prior.out_of_pocket),
+        ("covered_cost", prior.covered_cost),
+    ];
+    for (field, amount) in figures {
+        if let Some(problem) = money_problem(amount) {
+            return Err(BenefitsError::Patient { patient_id: patient_id.to_string(), message: format!("year-to-date {field} {problem}") });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the engine can settle `discharge` under `policy`: the checks [`settle_year`] makes of
+/// each discharge (date within the policy year, costs to the fen within the bound, a known
+/// category and hospital kind), with the same errors.
+pub fn check_discharge(policy: &BenefitsPolicy, discharge: &Discharge) -> Result<(), BenefitsError> {
+    let date = discharge.discharge_date;
+    if date < Date::from_ymd(policy.year, 1, 1).unwrap_or(date) || date > Date::from_ymd(policy.year, 12, 31).unwrap_or(date) {
+        return Err(case_error(discharge, format!("discharged {date} outside the policy year {}", policy.year)));
+    }
+    check_fen(discharge, "covered cost", discharge.covered_cost)?;
+    check_fen(discharge, "self-paid cost", discharge.self_paid)?;
+    let category = discharge.category.as_str();
+    if !category.is_empty() && !policy.categories.iter().any(|c| c == category) {
+        return Err(case_error(discharge, format!("category {category:?} is not in the benefits policy")));
+    }
+    if policy.hospital(&discharge.hospital_kind).is_none() {
+        return Err(case_error(discharge, format!("hospital kind {:?} is not in the benefits policy", discharge.hospital_kind)));
     }
     Ok(())
 }
@@ -717,6 +790,7 @@ fn settle_ordered(
     let mut ytd = prior.clone();
     let mut settlements = Vec::with_capacity(ordered.len());
     let patient_id = ordered.first().map(|d| d.patient_id.clone()).unwrap_or_default();
+    check_prior(&patient_id, prior)?;
     for &discharge in ordered {
         if discharge.patient_id != patient_id {
             return Err(case_error(discharge, format!("patient {} among patient {patient_id}'s discharges", discharge.patient_id)));
@@ -752,8 +826,8 @@ pub fn settle_year(
         rank.insert(name, position as u32);
     }
     let mut ordered: Vec<(u32, &Discharge)> = discharges.iter().map(|d| (rank[d.patient_id.as_str()], d)).collect();
-    ordered
-        .sort_unstable_by(|(ra, a), (rb, b)| (ra, a.discharge_date).cmp(&(rb, b.discharge_date)).then_with(|| a.case_id.cmp(&b.case_id)));
+    // Stable: discharges of one person, date and case id stay in input order.
+    ordered.sort_by(|(ra, a), (rb, b)| (ra, a.discharge_date).cmp(&(rb, b.discharge_date)).then_with(|| a.case_id.cmp(&b.case_id)));
     let ordered: Vec<&Discharge> = ordered.into_iter().map(|(_, d)| d).collect();
     let none = YearToDate::default();
     ordered
@@ -761,6 +835,9 @@ pub fn settle_year(
         .map(|person| settle_ordered(policy, priors.get(&person[0].patient_id).unwrap_or(&none), person, explain))
         .collect()
 }
+
+mod fast;
+pub use fast::{settle_year_fast, warning_names, FenPatient, FenSettlement, FenYear, FenYearToDate};
 
 #[cfg(test)]
 mod tests;

@@ -462,7 +462,10 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         // Money at rust_decimal's maximum: an answer or a coded error, never a dropped call; and
         // a run over it (if it was stored) ends, with a code if it failed.
         let extreme = case("MAX", "H001", "79228162514264337593543950335");
-        match precheck.pre_check_case(proto::PreCheckCaseRequest { case: Some(extreme.clone()), include_trace: false }).await {
+        match precheck
+            .pre_check_case(proto::PreCheckCaseRequest { case: Some(extreme.clone()), include_trace: false, ..Default::default() })
+            .await
+        {
             Ok(answer) => assert_eq!(answer.into_inner().case_id, "MAX"),
             Err(error) => assert!(!reason(&error).is_empty() && error.code() != Code::Cancelled, "{error:?}"),
         }
@@ -489,8 +492,8 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
 
         // A batch pre-check message without a case is answered with a field violation.
         let requests = vec![
-            proto::PreCheckCaseRequest { case: None, include_trace: false },
-            proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "10.00")), include_trace: false },
+            proto::PreCheckCaseRequest { case: None, include_trace: false, ..Default::default() },
+            proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "10.00")), include_trace: false, ..Default::default() },
         ];
         let mut answers = precheck.batch_pre_check_cases(tokio_stream::iter(requests)).await.unwrap().into_inner();
         let first = answers.message().await.unwrap().expect("an answer for the empty message");
@@ -500,8 +503,10 @@ async fn hostile_records_are_rejected_one_by_one_and_the_stream_goes_on() {
         // Oversized: RESOURCE_EXHAUSTED, unary and mid-stream (what came before is stored).
         let mut huge = case("X1", "H001", "10.00");
         huge.diagnoses = (0..2000).map(|i| format!("K80.{i:03}")).collect();
-        let error =
-            precheck.pre_check_case(proto::PreCheckCaseRequest { case: Some(huge.clone()), include_trace: false }).await.unwrap_err();
+        let error = precheck
+            .pre_check_case(proto::PreCheckCaseRequest { case: Some(huge.clone()), include_trace: false, ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!((error.code(), reason(&error).as_str()), (Code::ResourceExhausted, "MESSAGE_TOO_LARGE"), "{error:?}");
         let mut h1 = cases_client(&channel, H1);
         let error = upload(&mut h1, "big", vec![case("S1", "H001", "1.00"), case("S2", "H001", "1.00"), huge, case("S3", "H001", "1.00")])

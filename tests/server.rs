@@ -177,14 +177,23 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
 
     // No token: UNAUTHENTICATED.
     let mut anonymous = PreCheckServiceClient::new(with_token(channel.clone(), None));
-    let refused =
-        anonymous.pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X1", "H001", "12000.00")), include_trace: false }).await;
+    let refused = anonymous
+        .pre_check_case(proto::PreCheckCaseRequest {
+            case: Some(case("X1", "H001", "12000.00")),
+            include_trace: false,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
 
     // Pre-check as the hospital: group, points, payment, trace.
     let mut hospital = PreCheckServiceClient::new(with_token(channel.clone(), Some(H001)));
     let checked = hospital
-        .pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X1", "H001", "12000.00")), include_trace: true })
+        .pre_check_case(proto::PreCheckCaseRequest {
+            case: Some(case("X1", "H001", "12000.00")),
+            include_trace: true,
+            ..Default::default()
+        })
         .await
         .expect("pre-check")
         .into_inner();
@@ -200,21 +209,26 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     // Bad fields: INVALID_ARGUMENT naming them.
     let mut bad = case("X2", "H001", "-5");
     bad.admission_date = "2026-13-01".into();
-    let error = hospital.pre_check_case(proto::PreCheckCaseRequest { case: Some(bad), include_trace: false }).await.unwrap_err();
+    let error = hospital
+        .pre_check_case(proto::PreCheckCaseRequest { case: Some(bad), include_trace: false, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     let fields: Vec<String> =
         error.get_details_bad_request().expect("field details").field_violations.into_iter().map(|v| v.field).collect();
     assert_eq!(fields, vec!["case.admission_date", "case.total_cost"]);
 
     // Another hospital's case: PERMISSION_DENIED.
-    let denied = hospital.pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X3", "H002", "100")), include_trace: false }).await;
+    let denied = hospital
+        .pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X3", "H002", "100")), include_trace: false, ..Default::default() })
+        .await;
     assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
 
     // Batch pre-check: a bad record in the middle answers with field errors; the stream goes on.
     let requests = vec![
-        proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "9000.00")), include_trace: false },
-        proto::PreCheckCaseRequest { case: Some(case("B2", "H001", "abc")), include_trace: false },
-        proto::PreCheckCaseRequest { case: Some(case("B3", "H001", "15000.00")), include_trace: false },
+        proto::PreCheckCaseRequest { case: Some(case("B1", "H001", "9000.00")), include_trace: false, ..Default::default() },
+        proto::PreCheckCaseRequest { case: Some(case("B2", "H001", "abc")), include_trace: false, ..Default::default() },
+        proto::PreCheckCaseRequest { case: Some(case("B3", "H001", "15000.00")), include_trace: false, ..Default::default() },
     ];
     let mut stream = hospital.batch_pre_check_cases(tokio_stream::iter(requests)).await.expect("batch").into_inner();
     let mut answers = Vec::new();
@@ -423,7 +437,11 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
     assert!(activated.active);
     let mut hospital = PreCheckServiceClient::new(with_token(channel.clone(), Some(H001)));
     let drg_checked = hospital
-        .pre_check_case(proto::PreCheckCaseRequest { case: Some(case("X9", "H001", "12000.00")), include_trace: false })
+        .pre_check_case(proto::PreCheckCaseRequest {
+            case: Some(case("X9", "H001", "12000.00")),
+            include_trace: false,
+            ..Default::default()
+        })
         .await
         .expect("pre-check under DRG")
         .into_inner();
@@ -543,4 +561,59 @@ async fn tls_when_configured() {
     assert!(refused, "a plaintext client must not be served");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PreCheckCase's estimated patient share (issue 17): with `benefits_policy` configured, the
+/// demo worked examples (level 3, first admission 20,000; third admission 300,000 after the
+/// figures of the first two); a bad year-to-date figure is named; without the key, no estimate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precheck_estimates_the_patient_share_with_a_benefits_policy() {
+    let data_dir = std::env::temp_dir().join(format!("dipdrg-server-benefits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let server = start_with(&data_dir, None, "benefits_policy = \"policies/demo-city-2026-benefits.toml\"\n");
+    let mut hospital = PreCheckServiceClient::new(with_token(channel(&server).await, Some(H001)));
+    let share = |response: proto::PreCheckCaseResponse| response.patient_share.expect("patient_share is set");
+
+    let first = proto::PreCheckCaseRequest { case: Some(case("E1", "H001", "20000.00")), ..Default::default() };
+    let first = share(hospital.pre_check_case(first).await.expect("pre-check").into_inner());
+    assert!(first.estimated, "{}", first.reason);
+    assert_eq!((first.admission_order, first.deductible.as_str(), first.basic.as_str()), (1, "700.00", "11580.00"));
+    assert_eq!((first.catastrophic.as_str(), first.patient_total.as_str()), ("0.00", "8420.00"));
+
+    let after_two = proto::BenefitsYearToDate {
+        admissions: 2,
+        basic_paid: "116300.00".into(),
+        personal_burden: "53700.00".into(),
+        catastrophic_paid: "26520.00".into(),
+        out_of_pocket: "27180.00".into(),
+        ..Default::default()
+    };
+    let third = proto::PreCheckCaseRequest {
+        case: Some(case("E3", "H001", "300000.00")),
+        year_to_date: Some(after_two.clone()),
+        ..Default::default()
+    };
+    let third = share(hospital.pre_check_case(third).await.expect("pre-check").into_inner());
+    assert!(third.estimated, "{}", third.reason);
+    assert_eq!(
+        [third.basic.as_str(), third.catastrophic.as_str(), third.subsidy.as_str(), third.patient_covered.as_str()],
+        ["33700.00", "177780.00", "4710.00", "83810.00"]
+    );
+
+    let bad = proto::PreCheckCaseRequest {
+        case: Some(case("E4", "H001", "10000.00")),
+        year_to_date: Some(proto::BenefitsYearToDate { basic_paid: "lots".into(), ..after_two }),
+        ..Default::default()
+    };
+    let bad = share(hospital.pre_check_case(bad).await.expect("the pre-check still answers").into_inner());
+    assert!(!bad.estimated && bad.reason.contains("year_to_date.basic_paid"), "{}", bad.reason);
+    drop(server);
+
+    let plain = start(&data_dir.join("plain"), None);
+    let mut hospital = PreCheckServiceClient::new(with_token(channel(&plain).await, Some(H001)));
+    let request = proto::PreCheckCaseRequest { case: Some(case("E5", "H001", "20000.00")), ..Default::default() };
+    let none = share(hospital.pre_check_case(request).await.expect("pre-check").into_inner());
+    assert!(!none.estimated && none.reason.contains("benefits_policy"), "{}", none.reason);
+    drop(plain);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

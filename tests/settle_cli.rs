@@ -218,3 +218,63 @@ fn a_refused_run_prints_its_error_code() {
         assert!(stderr.starts_with(&format!("error[{code}]: ")), "{stderr}");
     }
 }
+
+/// `settle --benefits`: cases without `patient_paid` (and `fund_paid`) are refused without it and
+/// settled with it, the same bytes at 1 and 2 threads.
+#[test]
+fn settle_with_a_benefits_policy_computes_empty_patient_paid() {
+    let dir = std::env::temp_dir().join(format!("dipdrg-settle-benefits-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("grouper-tables/demo/cases.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let at = |name: &str| header.split(',').position(|h| h == name).unwrap();
+    let (paid, fund) = (at("patient_paid"), at("fund_paid"));
+    let mut cases = format!("{header}\n");
+    for (i, line) in lines.enumerate() {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        if i % 3 == 0 {
+            fields[paid] = "";
+            fields[fund] = "";
+        }
+        cases.push_str(&fields.join(","));
+        cases.push('\n');
+    }
+    let cases_path = dir.join("cases.csv");
+    std::fs::write(&cases_path, cases).unwrap();
+    let run = |out: &str, threads: &str, benefits: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dipdrg"));
+        command.current_dir(root()).args([
+            "settle",
+            "-q",
+            "--policy",
+            "policies/demo-city-2026-drg.toml",
+            "--tables",
+            "grouper-tables/demo",
+        ]);
+        command
+            .arg("--cases")
+            .arg(&cases_path)
+            .args(["--mode", "annual", "--period", "2026", "--threads", threads])
+            .arg("--out")
+            .arg(dir.join(out));
+        if benefits {
+            command.args(["--benefits", "policies/demo-city-2026-benefits.toml"]);
+        }
+        assert!(command.status().expect("dipdrg runs").success());
+        dir.join(out)
+    };
+    let refused_for_paid = |out: &Path| {
+        read(&out.join("rejects.csv")).iter().filter(|r| r["field"] == "patient_paid" && r["reason"].contains("required")).count()
+    };
+    let without = run("without", "2", false);
+    assert!(refused_for_paid(&without) > 600, "{}", refused_for_paid(&without));
+    let with = run("with", "2", true);
+    assert_eq!(refused_for_paid(&with), 0);
+    assert!(read(&with.join("cases.csv")).len() > read(&without.join("cases.csv")).len() + 600);
+    let one = run("one", "1", true);
+    for file in ["cases.csv", "statements.csv", "rejects.csv", "summary.csv"] {
+        assert_eq!(std::fs::read(with.join(file)).unwrap(), std::fs::read(one.join(file)).unwrap(), "{file}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

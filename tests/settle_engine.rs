@@ -323,3 +323,104 @@ fn an_annotation_for_another_hospitals_case_is_not_applied() {
     let row = outcome.cases.lines().find(|l| l.starts_with("D00001,")).unwrap();
     assert!(!row.contains("upcoding"), "{row}");
 }
+
+/// `settle --benefits`: the pre-pass fills every empty `patient_paid` it can with the patient's
+/// total from the benefits engine (the reference `settle_year`'s figure), the executors agree on
+/// the filled file, and without the pre-pass those cases are refused with CASE_FIELD_REQUIRED.
+#[test]
+fn benefits_fill_empty_patient_paid_and_the_executors_agree() {
+    use dipdrg::benefits::{settle_year, BenefitsPolicy, Discharge};
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+    let benefits =
+        BenefitsPolicy::from_toml(&std::fs::read_to_string(root().join("policies/demo-city-2026-benefits.toml")).unwrap()).unwrap();
+    let (header, lines) = demo_lines();
+    let paid = column(&header, "patient_paid");
+    let fund_paid = column(&header, "fund_paid");
+    // Every third case without patient_paid and fund_paid; a few persons in assistance categories.
+    let mut emptied = Vec::new();
+    let mut text = format!("{header},category\n");
+    for (i, line) in lines.iter().enumerate() {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        if i % 3 == 0 {
+            fields[paid] = "";
+            fields[fund_paid] = "";
+            emptied.push(fields[0].to_string());
+        }
+        let category = ["", "", "特困", "低保边缘"][i % 4];
+        text.push_str(&format!("{},{category}\n", fields.join(",")));
+    }
+    let scheme = drg();
+    let annotations = demo_annotations(&scheme.policy);
+    let period = Period::parse_for(&scheme.policy, Mode::Annual, "2026").unwrap();
+    let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode: Mode::Annual, period, annotations: &annotations };
+
+    let without = both(&request, &text, 2, 4096).unwrap();
+
+    let filled = settle::benefits::fill_patient_paid(&scheme.policy, &benefits, text.as_bytes(), 2).unwrap();
+    assert_eq!(filled.filled + filled.left_empty, emptied.len() as u64);
+    assert!(filled.filled > 0);
+    for threads in [1, 4] {
+        let again = settle::benefits::fill_patient_paid(&scheme.policy, &benefits, text.as_bytes(), threads).unwrap();
+        assert_eq!(again.text, filled.text, "same bytes at {threads} threads");
+    }
+    let filled_text = String::from_utf8(filled.text).unwrap();
+
+    // Each filled value is the reference engine's patient total for that case.
+    let mut reader = csv::Reader::from_reader(filled_text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let discharges: Vec<Discharge> = rows
+        .iter()
+        .filter(|r| !r[at("patient_id")].is_empty())
+        .map(|r| {
+            let total = Decimal::from_str(&r[at("total_cost")]).unwrap();
+            Discharge {
+                case_id: r[at("case_id")].to_string(),
+                patient_id: r[at("patient_id")].to_string(),
+                discharge_date: dipdrg::case::Date::parse(&r[at("discharge_date")]).unwrap(),
+                hospital_kind: scheme.policy.hospitals[&r[at("hospital_id")]].level.clone(),
+                covered_cost: total,
+                self_paid: Decimal::ZERO,
+                category: r[at("category")].to_string(),
+            }
+        })
+        // What the engine cannot settle (a negative cost here) is left out, as the pre-pass does.
+        .filter(|d| dipdrg::benefits::check_discharge(&benefits, d).is_ok())
+        .collect();
+    let years = settle_year(&benefits, &Default::default(), &discharges, false).unwrap();
+    let expected: std::collections::HashMap<&str, Decimal> =
+        years.iter().flat_map(|y| y.settlements.iter().map(|s| (s.case_id.as_str(), s.patient_total))).collect();
+    let mut checked = 0;
+    for row in &rows {
+        let case_id = &row[at("case_id")];
+        if emptied.iter().any(|e| e == case_id) && !row[at("patient_paid")].is_empty() {
+            assert_eq!(Decimal::from_str(&row[at("patient_paid")]).unwrap(), expected[case_id], "case {case_id}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, filled.filled);
+
+    let with = both(&request, &filled_text, 3, 777).unwrap();
+    let refused_for_paid = |outcome: &Produced| -> std::collections::BTreeSet<String> {
+        outcome
+            .rejected
+            .iter()
+            .filter(|r| r.field == "patient_paid" && r.code == "CASE_FIELD_REQUIRED")
+            .map(|r| r.case_id.clone())
+            .collect()
+    };
+    let filled_ids: std::collections::BTreeSet<String> = rows
+        .iter()
+        .filter(|r| emptied.iter().any(|e| e == &r[at("case_id")]) && !r[at("patient_paid")].is_empty())
+        .map(|r| r[at("case_id")].to_string())
+        .collect();
+    let before = refused_for_paid(&without);
+    let now_settled = before.intersection(&filled_ids).count() as u64;
+    assert!(now_settled > 0);
+    assert_eq!(refused_for_paid(&with), before.difference(&filled_ids).cloned().collect());
+    let new_rejects: Vec<_> =
+        with.rejected.iter().filter(|r| !without.rejected.iter().any(|w| w.case_id == r.case_id && w.code == r.code)).take(3).collect();
+    assert_eq!(with.accepted, without.accepted + now_settled, "{new_rejects:?}");
+}

@@ -248,3 +248,151 @@ proptest! {
         }
     }
 }
+
+// The fast path (fast.rs) against the reference: equal results, equal errors, any thread count.
+
+const DEMO_DISCHARGES: &str = include_str!("../../tests/benefits/discharges.csv");
+
+fn demo_discharges() -> Vec<Discharge> {
+    let mut reader = csv::Reader::from_reader(DEMO_DISCHARGES.as_bytes());
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            let amount = |i: usize| if record[i].is_empty() { Decimal::ZERO } else { Decimal::from_str(&record[i]).unwrap() };
+            Discharge {
+                case_id: record[0].into(),
+                patient_id: record[1].into(),
+                discharge_date: date(&record[2]),
+                hospital_kind: record[3].into(),
+                covered_cost: amount(4),
+                self_paid: amount(5),
+                category: record[6].into(),
+            }
+        })
+        .collect()
+}
+
+fn fast_rows(year: &FenYear) -> Vec<(FenPatient, Vec<FenSettlement>)> {
+    year.patients().map(|(patient, rows)| (*patient, rows.to_vec())).collect()
+}
+
+/// The fast path at 1, 2 and 4 threads equals the reference (results or error) and itself.
+fn assert_fast_equals_reference(policy: &BenefitsPolicy, priors: &BTreeMap<String, YearToDate>, cases: &[Discharge]) {
+    let reference = settle_year(policy, priors, cases, false);
+    let mut first_rows = None;
+    for threads in [1, 2, 4] {
+        let fast = settle_year_fast(policy, priors, cases, threads);
+        match (&reference, fast) {
+            (Ok(reference), Ok(fast)) => {
+                assert_eq!(&fast.to_patient_years(policy, cases), reference, "{threads} threads");
+                let rows = fast_rows(&fast);
+                assert_eq!(&*first_rows.get_or_insert_with(|| rows.clone()), &rows, "{threads} threads");
+            }
+            (Err(reference), Err(fast)) => assert_eq!(&fast, reference, "{threads} threads"),
+            (reference, fast) => panic!("{threads} threads: reference {reference:?}, fast {:?}", fast.map(|f| f.len())),
+        }
+    }
+}
+
+#[test]
+fn fast_path_equals_reference_on_the_demo_discharges() {
+    let policy = demo();
+    let cases = demo_discharges();
+    assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
+    // The worked examples come out of the fast path too.
+    let year = settle_year_fast(&policy, &BTreeMap::new(), &cases, 2).unwrap().to_patient_years(&policy, &cases);
+    let p1: Vec<Decimal> = year[0].settlements.iter().map(|s| s.patient_covered).collect();
+    assert_eq!(p1, [dec!(8420.00), dec!(18760.00), dec!(83810.00)]);
+    assert_eq!(year[1].settlements[0].assistance, dec!(4218.20));
+}
+
+#[test]
+fn fast_path_errors_are_the_references() {
+    let policy = demo();
+    let mut cases = demo_discharges();
+    cases[1].hospital_kind = "9".into();
+    cases[2].covered_cost = dec!(10.005);
+    assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
+    let priors = BTreeMap::from([("P1".to_string(), YearToDate { basic_paid: dec!(0.001), ..YearToDate::default() })]);
+    let err = settle_year_fast(&policy, &priors, &demo_discharges(), 2).unwrap_err();
+    assert!(
+        matches!(&err, BenefitsError::Patient { patient_id, message } if patient_id == "P1" && message.contains("basic_paid")),
+        "{err}"
+    );
+    assert_fast_equals_reference(&policy, &priors, &demo_discharges());
+}
+
+/// Perturbs discharges: costs, dates, kinds, categories, and now and then a value the engine
+/// rejects (an unknown kind or category, a fraction of a fen, a date outside the year).
+fn perturb(cases: &mut [Discharge], seed: u64, reject: bool) {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for case in cases.iter_mut() {
+        match next() % 6 {
+            0 => case.covered_cost = Decimal::new((next() % 100_000_000) as i64, 2),
+            1 => case.discharge_date = Date::from_ymd(2026, 1, 1).unwrap().add_days((next() % 365) as i32),
+            2 => case.hospital_kind = KINDS[(next() % 4) as usize].into(),
+            3 => case.category = CATEGORIES[(next() % 7) as usize].into(),
+            4 => case.self_paid = Decimal::new((next() % 1_000_000) as i64, 2),
+            _ => {}
+        }
+        if reject && next() % 50 == 0 {
+            match next() % 4 {
+                0 => case.hospital_kind = "4".into(),
+                1 => case.category = "VIP".into(),
+                2 => case.covered_cost = dec!(1.001),
+                _ => case.discharge_date = date("2027-01-01"),
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn fast_path_equals_reference(
+        cases in arb_discharges(),
+        seed in any::<u64>(),
+        reject in any::<bool>(),
+        prior_cents in proptest::collection::vec((0u32..3, 0i64..20_000_000, 0i64..2_000_000), 0..5),
+    ) {
+        let policy = demo();
+        let mut cases = cases;
+        perturb(&mut cases, seed, reject);
+        // Some persons come with figures from earlier in the year.
+        let priors: BTreeMap<String, YearToDate> = prior_cents
+            .iter()
+            .enumerate()
+            .map(|(i, &(admissions, burden, paid))| {
+                (format!("P{i}"), YearToDate {
+                    admissions,
+                    basic_paid: Decimal::new(paid * 3, 2),
+                    personal_burden: Decimal::new(burden, 2),
+                    catastrophic_paid: Decimal::new(paid / 2, 2),
+                    out_of_pocket: Decimal::new(burden, 2),
+                    ..YearToDate::default()
+                })
+            })
+            .collect();
+        assert_fast_equals_reference(&policy, &priors, &cases);
+    }
+
+    #[test]
+    fn fast_path_equals_reference_on_perturbed_demo_discharges(seed in any::<u64>(), copies in 1usize..30) {
+        // The demo file, repeated under other patient and case ids, then perturbed.
+        let policy = demo();
+        let mut cases = Vec::new();
+        for copy in 0..copies {
+            for case in demo_discharges() {
+                cases.push(Discharge { case_id: format!("{}-{copy}", case.case_id), patient_id: format!("{}-{}", case.patient_id, copy % 7), ..case });
+            }
+        }
+        perturb(&mut cases, seed, false);
+        assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
+    }
+}

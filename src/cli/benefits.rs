@@ -223,3 +223,50 @@ pub fn run(args: BenefitsArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// A case file with `patient_paid` filled by `settle --benefits`, removed when dropped.
+pub struct FilledCaseFile {
+    path: PathBuf,
+}
+
+impl FilledCaseFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FilledCaseFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `settle --benefits`: the case file with each empty `patient_paid` filled by the benefits engine
+/// ([`dipdrg::settle::benefits::fill_patient_paid`]), written to a temporary file the executors read.
+pub fn fill_case_file(
+    benefits_path: &Path,
+    region: &dipdrg::policy::Policy,
+    cases: &Path,
+    threads: usize,
+    quiet: bool,
+) -> anyhow::Result<FilledCaseFile> {
+    let text = std::fs::read_to_string(benefits_path).with_context(|| format!("reading {}", benefits_path.display()))?;
+    let benefits = BenefitsPolicy::from_toml(&text).with_context(|| format!("loading {}", benefits_path.display()))?;
+    let bytes = std::fs::read(cases).with_context(|| format!("reading {}", cases.display()))?;
+    if bytes.starts_with(b"PAR1") {
+        anyhow::bail!("{}: --benefits reads a CSV case file, not Parquet", cases.display());
+    }
+    let filled = dipdrg::settle::benefits::fill_patient_paid(region, &benefits, &bytes, threads)
+        .with_context(|| format!("settling benefits of {}", cases.display()))?;
+    drop(bytes);
+    let path = std::env::temp_dir().join(format!("dipdrg-settle-benefits-{}.csv", std::process::id()));
+    let file = FilledCaseFile { path };
+    std::fs::write(file.path(), &filled.text).with_context(|| format!("writing {}", file.path().display()))?;
+    if !quiet {
+        eprintln!(
+            "benefits {} {} {}: patient_paid computed for {} cases; {} left empty (not settleable under the benefits policy)",
+            benefits.region, benefits.year, benefits.fund, filled.filled, filled.left_empty
+        );
+    }
+    Ok(file)
+}

@@ -84,8 +84,18 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         }),
         _ => None,
     };
+    let benefits = match &config.benefits_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading benefits_policy {}", path.display()))?;
+            let policy = dipdrg::benefits::BenefitsPolicy::from_toml(&text)
+                .with_context(|| format!("loading benefits_policy {}", path.display()))?;
+            Some(Arc::new(policy))
+        }
+        None => None,
+    };
     let active = versions.active();
     let state = Arc::new(AppState {
+        benefits,
         versions: Arc::new(versions),
         store,
         tokens: Tokens::from_config(&config.tokens),

@@ -70,6 +70,10 @@ pub struct SettleArgs {
     threads: Option<usize>,
     #[arg(long, value_enum, default_value = "parallel")]
     executor: Executor,
+    /// Benefits policy (TOML, e.g. policies/demo-city-2026-benefits.toml): fill each empty
+    /// `patient_paid` with the patient's share under one-bill settlement (README "Benefits").
+    #[arg(long)]
+    benefits: Option<PathBuf>,
     #[arg(long, short)]
     quiet: bool,
 }
@@ -189,8 +193,13 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
     let scorer = scorer?.with_context(|| format!("loading {}", args.tables.display()))?;
     let annotations = annotations?;
     let request = Request { policy: &policy, scorer: &scorer, mode, period, annotations: &annotations };
-    let (input, layout, size_hint) = super::open_case_file(&args.cases)?;
     let threads = super::worker_threads(args.threads);
+    // With a benefits policy, the executors read the case file with `patient_paid` filled in.
+    let filled_cases = match &args.benefits {
+        Some(path) => Some(super::benefits::fill_case_file(path, &policy, &args.cases, threads, args.quiet)?),
+        None => None,
+    };
+    let (input, layout, size_hint) = super::open_case_file(filled_cases.as_ref().map_or(args.cases.as_path(), |f| f.path()))?;
     let (outcome, phases) = match args.executor {
         Executor::Parallel => {
             let (outcome, phases) = settle::parallel::run(&request, input, &layout, size_hint, threads, dipdrg::io::chunks::CHUNK_BYTES)?;

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Benefits policy file (one-bill settlement, e.g. policies/demo-city-2026-benefits.toml):
+    /// PreCheckCase then estimates the patient share; absent: no estimate (stated in the answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub benefits_policy: Option<PathBuf>,
     /// Log level of the structured request logs on stderr: error, warn, info, debug, off.
     pub log_level: String,
     pub tokens: Vec<TokenConfig>,
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
             max_request_bytes: 4 << 20,
             tls_cert: None,
             tls_key: None,
+            benefits_policy: None,
             log_level: "info".into(),
             tokens: Vec::new(),
         }

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod metrics;
 pub mod paging;
+pub mod patient_share;
 pub mod precheck;
 pub mod reviews;
 pub mod settlement;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Set when the server starts shutting down: long-lived streams end on it.
     pub shutdown: Shutdown,
+    /// The benefits policy PreCheckCase estimates the patient share with (config
+    /// `benefits_policy`); none: no estimate.
+    pub benefits: Option<Arc<crate::benefits::BenefitsPolicy>>,
 }
 
 /// How long requests in flight may take to finish once shutdown has begun.

@@ -83,6 +83,7 @@ pub fn precheck(state: &AppState, case: &Case, include_trace: bool) -> proto::Pr
         field_violations: Vec::new(),
         policy: snapshot.policy.name.clone(),
         table_set: snapshot.table_set.name.clone(),
+        patient_share: None,
     }
 }
 
@@ -128,7 +129,9 @@ impl PreCheckService for PreCheck {
         let metrics = &self.state.metrics;
         let case = checked_case(&role, &request).inspect_err(|_| Metrics::add(&metrics.precheck_errors, 1))?;
         Metrics::add(&metrics.precheck_requests, 1);
-        Ok(Response::new(guarded(&self.state, &case, request.include_trace)?))
+        let mut response = guarded(&self.state, &case, request.include_trace)?;
+        response.patient_share = Some(super::patient_share::estimate(&self.state, &request, &case));
+        Ok(Response::new(response))
     }
 
     type BatchPreCheckCasesStream = ResponseStream;
@@ -195,7 +198,7 @@ pub fn batch(
                 Some(Ok(case)) => Some(case),
                 None => None,
             };
-            let request = proto::PreCheckCaseRequest { case, include_trace: frame.include_trace };
+            let request = proto::PreCheckCaseRequest { case, include_trace: frame.include_trace, ..Default::default() };
             let response = match checked_case(&role, &request) {
                 Ok(case) => {
                     Metrics::add(&state.metrics.precheck_requests, 1);

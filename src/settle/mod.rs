@@ -19,6 +19,7 @@
 //!    whichever hospital submits them: the first in input order is settled, later ones are
 //!    rejected naming it).
 
+pub mod benefits;
 pub mod parallel;
 pub mod reference;
 
