@@ -168,7 +168,8 @@ fn write_outputs<C: CaseLines>(out: &Path, request: &Request<'_>, outcome: &Outc
     // The per-month trend sums the cases file just written (read back as a stream).
     let period = summary_table.value("period").unwrap_or("");
     let cases_written = File::open(&cases_path).with_context(|| format!("reading {}", cases_path.display()))?;
-    let trend_table = dipdrg::report::trend::monthly_trend(std::io::BufReader::new(cases_written), period)?;
+    let trend_table = dipdrg::report::trend::monthly_trend(std::io::BufReader::with_capacity(1 << 20, cases_written), period)
+        .with_context(|| format!("reading {}", cases_path.display()))?;
     let tables = RunTables { statements: &statements_table, summary: &summary_table, trend: &trend_table, rejects: &rejects_table };
     dipdrg::report::write_reports(out, &tables).with_context(|| format!("writing the reports into {}", out.display()))?;
     Ok(())

@@ -4,7 +4,6 @@
 
 use super::{sum_text, Table};
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use std::io::Read;
 
 /// Words of the `cases.csv` columns that are summed: quantities that add up across cases.
@@ -39,17 +38,19 @@ fn month_label(period: &str, month: u32) -> String {
     }
 }
 
-/// Sums by (month, fund).
-#[derive(Default)]
+/// Sums of one (month, fund).
+#[derive(Default, Clone)]
 struct Sums {
     cases: u64,
     quantities: Vec<Decimal>,
 }
 
 impl Sums {
-    fn add(&mut self, other_cases: u64, values: &[Decimal]) {
-        self.cases += other_cases;
-        self.quantities.resize(values.len(), Decimal::ZERO);
+    fn add(&mut self, cases: u64, values: &[Decimal]) {
+        self.cases += cases;
+        if self.quantities.len() < values.len() {
+            self.quantities.resize(values.len(), Decimal::ZERO);
+        }
         for (sum, value) in self.quantities.iter_mut().zip(values) {
             *sum += value;
         }
@@ -62,42 +63,87 @@ impl Sums {
     }
 }
 
+/// Where the trend's fields are in a `cases.csv` record.
+struct Layout {
+    names: Vec<String>,
+    month: usize,
+    fund: usize,
+    summed: Vec<usize>,
+}
+
+impl Layout {
+    fn from_header(header: &csv::ByteRecord) -> Result<Layout, TrendError> {
+        let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
+        let position = |name: &'static str| names.iter().position(|h| h == name).ok_or(TrendError::MissingColumn(name));
+        let (month, fund) = (position("month")?, position("fund")?);
+        let summed = (0..names.len()).filter(|&c| is_summed(&names[c])).collect();
+        Ok(Layout { names, month, fund, summed })
+    }
+}
+
+/// Sums by (month, fund), in no order; a handful of keys, looked up without allocating.
+#[derive(Default)]
+struct Accumulator {
+    keys: Vec<(u32, String, Sums)>,
+    values: Vec<Decimal>,
+}
+
+impl Accumulator {
+    /// Adds one record; a field that does not read names its column.
+    fn add_record(&mut self, layout: &Layout, record: &csv::ByteRecord) -> Result<(), usize> {
+        let field = |c: usize| std::str::from_utf8(record.get(c).unwrap_or(b"")).unwrap_or("\u{fffd}");
+        let month: u32 = field(layout.month).parse().map_err(|_| layout.month)?;
+        self.values.clear();
+        for &c in &layout.summed {
+            self.values.push(super::decimal(field(c)).ok_or(c)?);
+        }
+        let fund = field(layout.fund);
+        match self.keys.iter_mut().find(|(m, f, _)| *m == month && f == fund) {
+            Some((_, _, sums)) => sums.add(1, &self.values),
+            None => {
+                let mut sums = Sums::default();
+                sums.add(1, &self.values);
+                self.keys.push((month, fund.to_string(), sums));
+            }
+        }
+        Ok(())
+    }
+
+    /// The table: rows by month then fund, then the total.
+    fn into_table(mut self, layout: &Layout, period: &str) -> Table {
+        self.keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut header = vec!["month".to_string(), "fund".to_string(), "cases".to_string()];
+        header.extend(layout.summed.iter().map(|&c| layout.names[c].clone()));
+        let mut total = Sums { cases: 0, quantities: vec![Decimal::ZERO; layout.summed.len()] };
+        let mut rows = Vec::with_capacity(self.keys.len() + 1);
+        for (month, fund, mut sums) in self.keys {
+            sums.quantities.resize(layout.summed.len(), Decimal::ZERO);
+            total.add(sums.cases, &sums.quantities);
+            rows.push(sums.row(month_label(period, month), fund));
+        }
+        rows.push(total.row("total".to_string(), "all".to_string()));
+        Table { header, rows }
+    }
+}
+
 /// The trend table of a `cases.csv` stream: `month, fund, cases, <summed columns>`, one row per
-/// discharge month and fund in order, then a `total` row over all.
+/// discharge month and fund in order, then a `total` row over all. The reference path: one
+/// thread, record by record, naming the record and field of a value that does not read.
 pub fn monthly_trend(cases_csv: impl Read, period: &str) -> Result<Table, TrendError> {
     let mut reader = csv::Reader::from_reader(cases_csv);
-    let headers = reader.byte_headers()?.clone();
-    let names: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-    let position = |name: &'static str| names.iter().position(|h| h == name).ok_or(TrendError::MissingColumn(name));
-    let (month_column, fund_column) = (position("month")?, position("fund")?);
-    let summed: Vec<usize> = (0..names.len()).filter(|&c| is_summed(&names[c])).collect();
-    let mut sums: BTreeMap<(u32, String), Sums> = BTreeMap::new();
-    let mut values = vec![Decimal::ZERO; summed.len()];
+    let layout = Layout::from_header(reader.byte_headers()?)?;
+    let mut accumulator = Accumulator::default();
     let mut record = csv::ByteRecord::new();
     let mut number = 0u64;
     while reader.read_byte_record(&mut record)? {
         number += 1;
-        let field = |c: usize| std::str::from_utf8(record.get(c).unwrap_or(b"")).unwrap_or("");
-        let not_a_number = |c: usize| TrendError::NotANumber { record: number, field: names[c].clone(), value: field(c).to_string() };
-        let month: u32 = field(month_column).parse().map_err(|_| not_a_number(month_column))?;
-        for (value, &c) in values.iter_mut().zip(&summed) {
-            *value = super::decimal(field(c)).ok_or_else(|| not_a_number(c))?;
-        }
-        sums.entry((month, field(fund_column).to_string())).or_default().add(1, &values);
+        accumulator.add_record(&layout, &record).map_err(|c| TrendError::NotANumber {
+            record: number,
+            field: layout.names[c].clone(),
+            value: String::from_utf8_lossy(record.get(c).unwrap_or(b"")).into_owned(),
+        })?;
     }
-    let mut header = vec!["month".to_string(), "fund".to_string(), "cases".to_string()];
-    header.extend(summed.iter().map(|&c| names[c].clone()));
-    let mut total = Sums::default();
-    let mut rows = Vec::with_capacity(sums.len() + 1);
-    for ((month, fund), month_sums) in &sums {
-        total.add(month_sums.cases, &month_sums.quantities);
-        rows.push(month_sums.row(month_label(period, *month), fund.clone()));
-    }
-    if total.quantities.len() < summed.len() {
-        total.quantities.resize(summed.len(), Decimal::ZERO);
-    }
-    rows.push(total.row("total".to_string(), "all".to_string()));
-    Ok(Table { header, rows })
+    Ok(accumulator.into_table(&layout, period))
 }
 
 #[cfg(test)]
