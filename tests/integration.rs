@@ -13,6 +13,8 @@ mod group_run;
 mod policy_and_points;
 mod properties;
 mod reference;
+mod report_browser;
+mod report_xlsx;
 mod server;
 mod service_runs;
 mod settle_cli;

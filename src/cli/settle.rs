@@ -3,12 +3,12 @@
 //! An adapter: it parses the flags, reads the policy, tables, violations and reviews files, runs
 //! the settlement engine ([`dipdrg::settle`]; the parallel executor, or the reference one with
 //! `--executor reference`) and writes its outcome: `cases.csv`, `statements.csv`, `summary.csv`,
-//! `rejects.csv`, `settlement.xlsx` and `report.html`. Every rule lives in the engine.
+//! `rejects.csv`, `settlement.xlsx` (statements, summary, per-month trend, rejects) and `report.html`. Every rule lives in the engine.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dipdrg::policy::Policy;
-use dipdrg::report::Table;
+use dipdrg::report::{RunTables, Table};
 use dipdrg::scoring::Scorer;
 use dipdrg::settle::{self, Annotations, CaseLines, Outcome, Period, Request, Review, SettleError};
 use std::fs::File;
@@ -163,13 +163,19 @@ fn write_outputs<C: CaseLines>(out: &Path, request: &Request<'_>, outcome: &Outc
     settle::parallel::write_at(&cases_file, header, 0)
         .and_then(|()| outcome.cases.write_at(&cases_file, header.len() as u64))
         .with_context(|| format!("writing {}", cases_path.display()))?;
-    write_csv(&out.join("rejects.csv"), &settle::rejects_table(&outcome.rejected))?;
+    let rejects_table = settle::rejects_table(&outcome.rejected);
+    write_csv(&out.join("rejects.csv"), &rejects_table)?;
     let statements_table = outcome.statements.statements_table(request.policy, &outcome.hospital_ids);
     let summary_table = outcome.statements.summary_table(&outcome.info(request));
     write_csv(&out.join("statements.csv"), &statements_table)?;
     write_csv(&out.join("summary.csv"), &summary_table)?;
-    dipdrg::report::xlsx::write(&out.join("settlement.xlsx"), &[("statements", &statements_table), ("summary", &summary_table)])?;
-    std::fs::write(out.join("report.html"), dipdrg::report::html::settlement_report(&statements_table, &summary_table))?;
+    // The per-month trend sums the cases file just written (read back as a stream).
+    let period = summary_table.value("period").unwrap_or("");
+    let cases_written = File::open(&cases_path).with_context(|| format!("reading {}", cases_path.display()))?;
+    let trend_table = dipdrg::report::trend::monthly_trend(std::io::BufReader::with_capacity(1 << 20, cases_written), period)
+        .with_context(|| format!("reading {}", cases_path.display()))?;
+    let tables = RunTables { statements: &statements_table, summary: &summary_table, trend: &trend_table, rejects: &rejects_table };
+    dipdrg::report::write_reports(out, &tables).with_context(|| format!("writing the reports into {}", out.display()))?;
     Ok(())
 }
 

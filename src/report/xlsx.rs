@@ -1,171 +1,176 @@
-//! A minimal XLSX (Office Open XML) writer: worksheets of text and numbers, stored in a ZIP
-//! without compression. Enough for statements a fund office opens in a spreadsheet, with no
-//! dependency. Cells that parse as decimal numbers are written as numbers, the rest as text.
+//! The settlement workbook, written with `rust_xlsxwriter`: one sheet per table, numbers as numbers
+//! with the decimals the table was written with, widths fitted to the contents, a frozen bold header
+//! row and an autofilter. It formats cells only; every value is the table's own text.
+//!
+//! A cell becomes a number only when the number reads back exactly (Excel stores an IEEE double):
+//! a 27-digit exact point value, or an identifier such as `007` or a period `2026`, stays text.
 
-use super::Table;
-use std::io::Write;
+use super::{is_text_name, Table};
+use rust_decimal::Decimal;
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut table = [0u32; 256];
-    for (i, entry) in table.iter_mut().enumerate() {
-        let mut c = i as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-        *entry = c;
-    }
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc = table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
+/// Excel's rows per sheet, header included.
+const EXCEL_MAX_ROWS: usize = 1_048_576;
+/// The widest a fitted column grows, in character widths.
+const MAX_COLUMN_WIDTH: u32 = 48;
+/// The most decimals a number format shows.
+const MAX_FORMAT_DECIMALS: u32 = 10;
 
-/// Writes a ZIP archive of stored (uncompressed) entries.
-fn zip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data) in entries {
-        let offset = out.len() as u32;
-        let crc = crc32(data);
-        let size = data.len() as u32;
-        let mut local = Vec::new();
-        local.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        local.extend_from_slice(&20u16.to_le_bytes()); // version needed
-        local.extend_from_slice(&0x0800u16.to_le_bytes()); // UTF-8 names
-        local.extend_from_slice(&0u16.to_le_bytes()); // stored
-        local.extend_from_slice(&0u16.to_le_bytes()); // time
-        local.extend_from_slice(&0x21u16.to_le_bytes()); // date 1980-01-01
-        local.extend_from_slice(&crc.to_le_bytes());
-        local.extend_from_slice(&size.to_le_bytes());
-        local.extend_from_slice(&size.to_le_bytes());
-        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        local.extend_from_slice(&0u16.to_le_bytes());
-        local.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&local);
-        out.extend_from_slice(data);
-        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&20u16.to_le_bytes()); // made by
-        central.extend_from_slice(&local[4..30]);
-        central.extend_from_slice(&0u16.to_le_bytes()); // comment
-        central.extend_from_slice(&0u16.to_le_bytes()); // disk
-        central.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-        central.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
-    }
-    let central_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&central_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn column_name(mut index: usize) -> String {
-    let mut name = Vec::new();
-    loop {
-        name.push(b'A' + (index % 26) as u8);
-        if index < 26 {
-            break;
-        }
-        index = index / 26 - 1;
-    }
-    name.reverse();
-    String::from_utf8(name).unwrap_or_default()
-}
-
-/// A cell written as a number: a plain decimal without a leading zero (ids such as `007` stay text).
-fn is_number(text: &str) -> bool {
+/// The value of a cell written as a number, when it is a plain decimal (no sign `+`, no leading zero
+/// as in `007`) whose double reads back as the same decimal; with its decimals.
+pub fn as_number(text: &str) -> Option<(f64, u32)> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
-    !text.is_empty() && text.len() < 30 && !leading_zero && !text.starts_with('+') && text.parse::<rust_decimal::Decimal>().is_ok()
+    if digits.is_empty() || leading_zero || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let decimal: Decimal = text.parse().ok()?;
+    let double: f64 = text.parse().ok()?;
+    let read_back: Decimal = format!("{double}").parse().ok()?;
+    (read_back == decimal && double.is_finite()).then_some((double, decimal.scale()))
 }
 
-fn sheet(table: &Table) -> Vec<u8> {
-    let mut xml = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
-    );
-    let rows = std::iter::once(&table.header).chain(&table.rows);
-    for (r, row) in rows.enumerate() {
-        xml.push_str(&format!(r#"<row r="{}">"#, r + 1));
-        for (c, cell) in row.iter().enumerate() {
-            let reference = format!("{}{}", column_name(c), r + 1);
-            if r > 0 && is_number(cell) {
-                xml.push_str(&format!(r#"<c r="{reference}"><v>{cell}</v></c>"#));
-            } else {
-                xml.push_str(&format!(r#"<c r="{reference}" t="inlineStr"><is><t>{}</t></is></c>"#, escape(cell)));
+/// `#,##0` with `decimals` zeros after the point.
+fn number_format(decimals: u32) -> String {
+    let decimals = decimals.min(MAX_FORMAT_DECIMALS) as usize;
+    if decimals == 0 {
+        "#,##0".to_string()
+    } else {
+        format!("#,##0.{}", "0".repeat(decimals))
+    }
+}
+
+/// Formats by number of decimals, made once per workbook.
+#[derive(Default)]
+struct NumberFormats(BTreeMap<u32, Format>);
+
+impl NumberFormats {
+    fn get(&mut self, decimals: u32) -> &Format {
+        self.0.entry(decimals.min(MAX_FORMAT_DECIMALS)).or_insert_with(|| Format::new().set_num_format(number_format(decimals)))
+    }
+}
+
+/// How a column is written: as text, or as numbers with one format.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ColumnKind {
+    Text,
+    Numbers { decimals: u32 },
+}
+
+/// A column is numeric when its name is not an identifier's and every non-empty cell is a number;
+/// its format shows the most decimals any of its cells has.
+fn column_kinds(table: &Table) -> Vec<ColumnKind> {
+    let mut kinds = Vec::with_capacity(table.header.len());
+    for (c, name) in table.header.iter().enumerate() {
+        if is_text_name(name) {
+            kinds.push(ColumnKind::Text);
+            continue;
+        }
+        let mut decimals = 0;
+        let mut numeric = false;
+        for row in &table.rows {
+            let cell = row.get(c).map(String::as_str).unwrap_or("");
+            if cell.is_empty() {
+                continue;
+            }
+            match as_number(cell) {
+                Some((_, scale)) => {
+                    decimals = decimals.max(scale);
+                    numeric = true;
+                }
+                None => {
+                    numeric = false;
+                    break;
+                }
             }
         }
-        xml.push_str("</row>");
+        kinds.push(if numeric { ColumnKind::Numbers { decimals } } else { ColumnKind::Text });
     }
-    xml.push_str("</sheetData></worksheet>");
-    xml.into_bytes()
+    kinds
 }
 
-/// The workbook's files.
-pub fn workbook(sheets: &[(&str, &Table)]) -> Vec<u8> {
-    let mut entries = Vec::new();
-    let mut content_types = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>"#,
-    );
-    let mut workbook = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>"#,
-    );
-    let mut relationships = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
-    );
-    for (i, (name, table)) in sheets.iter().enumerate() {
-        let n = i + 1;
-        content_types.push_str(&format!(
-            r#"<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#
-        ));
-        workbook.push_str(&format!(r#"<sheet name="{}" sheetId="{n}" r:id="rId{n}"/>"#, escape(name)));
-        relationships.push_str(&format!(
-            r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#
-        ));
-        entries.push((format!("xl/worksheets/sheet{n}.xml"), sheet(table)));
+/// A `key,value` table (the run summary): each value is judged on its own, by its key.
+fn is_key_value(table: &Table) -> bool {
+    table.header.len() == 2 && table.header[0] == "key"
+}
+
+fn write_sheet(worksheet: &mut Worksheet, table: &Table, header_format: &Format, formats: &mut NumberFormats) -> Result<(), XlsxError> {
+    for (c, name) in table.header.iter().enumerate() {
+        worksheet.write_string_with_format(0, c as u16, name, header_format)?;
     }
-    content_types.push_str("</Types>");
-    workbook.push_str("</sheets></workbook>");
-    relationships.push_str("</Relationships>");
-    let root_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
-    let mut all = vec![
-        ("[Content_Types].xml".to_string(), content_types.into_bytes()),
-        ("_rels/.rels".to_string(), root_rels.as_bytes().to_vec()),
-        ("xl/workbook.xml".to_string(), workbook.into_bytes()),
-        ("xl/_rels/workbook.xml.rels".to_string(), relationships.into_bytes()),
-    ];
-    all.extend(entries);
-    zip(&all)
+    let key_value = is_key_value(table);
+    let kinds = column_kinds(table);
+    let room = EXCEL_MAX_ROWS - 2; // the header and a note when rows are left out
+    for (r, row) in table.rows.iter().take(room).enumerate() {
+        let excel_row = r as u32 + 1;
+        for (c, cell) in row.iter().enumerate() {
+            let column = c as u16;
+            let number = match (key_value, kinds.get(c)) {
+                (true, _) if c == 1 && !row.first().is_some_and(|key| is_text_name(key)) => as_number(cell),
+                (false, Some(ColumnKind::Numbers { decimals })) => as_number(cell).map(|(value, _)| (value, *decimals)),
+                _ => None,
+            };
+            match number {
+                Some((value, decimals)) => worksheet.write_number_with_format(excel_row, column, value, formats.get(decimals))?,
+                None if cell.is_empty() => worksheet,
+                None => worksheet.write_string(excel_row, column, cell)?,
+            };
+        }
+    }
+    let written = table.rows.len().min(room);
+    if written < table.rows.len() {
+        let note = format!("{} more rows are in the CSV file (a sheet holds {EXCEL_MAX_ROWS} rows)", table.rows.len() - written);
+        worksheet.write_string(written as u32 + 1, 0, note)?;
+    }
+    if !table.header.is_empty() {
+        worksheet.autofilter(0, 0, written as u32, table.header.len() as u16 - 1)?;
+    }
+    worksheet.set_freeze_panes(1, 0)?;
+    worksheet.set_autofit_max_width(MAX_COLUMN_WIDTH * 7 + 5); // pixels: 7 per character and padding
+    worksheet.autofit();
+    Ok(())
+}
+
+/// The workbook's creation date (year, month; day 1): the first day of the run's period (`YYYY-MM`
+/// or `YYYY`), so the same run writes the same bytes; 2000-01 when the period does not read as one.
+fn creation_month(period: &str) -> (u16, u8) {
+    let mut parts = period.split('-');
+    let year = parts.next().and_then(|y| y.parse::<u16>().ok()).filter(|y| (1900..=9999).contains(y));
+    let month = parts.next().and_then(|m| m.parse::<u8>().ok()).filter(|m| (1..=12).contains(m)).unwrap_or(1);
+    match year {
+        Some(year) => (year, month),
+        None => (2000, 1),
+    }
+}
+
+/// The workbook's bytes: one sheet per `(name, table)`, in order.
+pub fn workbook(sheets: &[(&str, &Table)], period: &str) -> Result<Vec<u8>, XlsxError> {
+    let mut workbook = Workbook::new();
+    let (year, month) = creation_month(period);
+    let created = ExcelDateTime::from_ymd(year, month, 1)?;
+    let properties = DocProperties::new().set_title("dipdrg settlement").set_author("dipdrg").set_creation_datetime(&created);
+    workbook.set_properties(&properties);
+    let header_format = Format::new()
+        .set_bold()
+        .set_text_wrap()
+        .set_align(FormatAlign::Top)
+        .set_border_bottom(FormatBorder::Thin)
+        .set_background_color(0xF0F0F0);
+    let mut formats = NumberFormats::default();
+    for (name, table) in sheets {
+        let worksheet = workbook.add_worksheet();
+        worksheet.set_name(*name)?;
+        write_sheet(worksheet, table, &header_format, &mut formats)?;
+    }
+    workbook.save_to_buffer()
 }
 
 /// Writes an `.xlsx` file.
-pub fn write(path: &Path, sheets: &[(&str, &Table)]) -> std::io::Result<()> {
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(&workbook(sheets))?;
-    file.flush()
+pub fn write(path: &Path, sheets: &[(&str, &Table)], period: &str) -> std::io::Result<()> {
+    let bytes = workbook(sheets, period).map_err(|e| std::io::Error::other(format!("writing {}: {e}", path.display())))?;
+    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]
@@ -173,25 +178,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crc32_of_a_known_string() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    fn numbers_read_back_exactly_or_stay_text() {
+        assert_eq!(as_number("350000.00"), Some((350000.0, 2)));
+        assert_eq!(as_number("-1.5"), Some((-1.5, 1)));
+        assert_eq!(as_number("0.98"), Some((0.98, 2)));
+        assert_eq!(as_number("007"), None, "an id with a leading zero");
+        assert_eq!(as_number("+3"), None);
+        assert_eq!(as_number("1e5"), None);
+        assert_eq!(as_number(""), None);
+        assert_eq!(as_number("18.844444444444444444444444444"), None, "more digits than a double holds");
+        assert_eq!(as_number("12345678901234567.89"), None);
     }
 
     #[test]
-    fn column_names() {
-        assert_eq!([column_name(0), column_name(25), column_name(26), column_name(27), column_name(701)], ["A", "Z", "AA", "AB", "ZZ"]);
-    }
-
-    #[test]
-    fn numbers_are_numbers_and_text_is_escaped() {
+    fn identifier_columns_stay_text() {
+        assert!(is_text_name("hospital_id") && is_text_name("tables_fingerprint") && is_text_name("period"));
+        assert!(!is_text_name("gross") && !is_text_name("cases"));
         let table = Table {
-            header: vec!["id".into(), "amount".into()],
-            rows: vec![vec!["H<1>".into(), "350000.00".into()], vec!["007".into(), "-1.5".into()]],
+            header: vec!["hospital_id".into(), "amount".into(), "note".into()],
+            rows: vec![vec!["1001".into(), "1.50".into(), "3".into()], vec!["1002".into(), "2".into(), "x".into()]],
         };
-        let xml = String::from_utf8(sheet(&table)).unwrap();
-        assert!(xml.contains(r#"<c r="B2"><v>350000.00</v></c>"#), "{xml}");
-        assert!(xml.contains("H&lt;1&gt;"));
-        assert!(xml.contains(r#"<c r="A3" t="inlineStr"><is><t>007</t></is></c>"#), "ids with leading zeros stay text: {xml}");
-        assert!(xml.contains(r#"<c r="B3"><v>-1.5</v></c>"#));
+        assert_eq!(column_kinds(&table), [ColumnKind::Text, ColumnKind::Numbers { decimals: 2 }, ColumnKind::Text]);
+    }
+
+    #[test]
+    fn number_formats_show_the_decimals() {
+        assert_eq!(number_format(0), "#,##0");
+        assert_eq!(number_format(2), "#,##0.00");
+        assert_eq!(number_format(4), "#,##0.0000");
+    }
+
+    #[test]
+    fn creation_date_comes_from_the_period() {
+        assert_eq!(creation_month("2026-03"), (2026, 3));
+        assert_eq!(creation_month("2026"), (2026, 1));
+        assert_eq!(creation_month("garbage"), (2000, 1));
+    }
+
+    #[test]
+    fn same_tables_same_bytes() {
+        let table = Table { header: vec!["id".into(), "amount".into()], rows: vec![vec!["H<1>".into(), "350000.00".into()]] };
+        let first = workbook(&[("statements", &table)], "2026-03").unwrap();
+        let second = workbook(&[("statements", &table)], "2026-03").unwrap();
+        assert_eq!(first, second);
+        assert_eq!(&first[..2], b"PK");
     }
 }
