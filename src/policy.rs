@@ -353,6 +353,23 @@ pub struct FundPolicy {
     /// Monthly pre-settlement pays this share; the rest is held as a quality deposit (质量保证金).
     #[serde(deserialize_with = "decimal")]
     pub monthly_payment_share: Decimal,
+    /// Year-end: whether gross is paid at the published (rounded) point value or the exact one.
+    #[serde(default)]
+    pub paid_at: PaidAt,
+}
+
+/// Which year-end point value a statement's gross is paid at (`paid_at` of a fund).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PaidAt {
+    /// The exact (unrounded) value: the fund pays what the exact value buys (under the settlement
+    /// method, the whole basis), split over the hospitals by largest remainder in fen.
+    #[default]
+    Exact,
+    /// The published value (rounded to `point_value_decimals`): each statement's gross is its
+    /// counted points × the published value, to the fen, so anyone can recompute it from the
+    /// statement; the residual against the basis is shown.
+    Published,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

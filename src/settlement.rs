@@ -4,16 +4,19 @@
 //! Money rules, in one place:
 //! - every amount is exact decimal yuan; amounts paid are rounded half-up to the fen exactly where
 //!   this module says so, and nowhere else;
-//! - point values are rounded half-up to the policy's `point_value_decimals` for display and for
-//!   fixed/budget pricing; the settlement method distributes the exact distributable amount;
-//! - year-end gross amounts are a largest-remainder allocation of the distributable amount in fen
-//!   over the hospitals' counted points, so they add up to it exactly;
+//! - point values are rounded half-up to the policy's `point_value_decimals` (the published
+//!   value); monthly gross is counted points × the published budget value, to the fen;
+//! - year-end gross follows the fund's `paid_at`: `published` — each statement's counted points ×
+//!   the published value, to the fen; `exact` — what the exact value buys (under the settlement
+//!   method, the whole basis) allocated by largest remainder in fen over the hospitals' counted
+//!   points, so the statements add up to it exactly. Either way the fund's record names the basis,
+//!   what was paid (Σ gross) and the residual (basis − paid);
 //! - a statement's parts add up: gross − patients' payments = amount; paid now + deposit = amount.
 //!
 //! Pure: callers give per-case records and read/write files.
 
 use crate::case::Fund;
-use crate::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, YearEnd};
+use crate::policy::{FundPolicy, PaidAt, PointValueMethod, Policy, SettlementBasis, YearEnd};
 use crate::units::{round_half_up, PointValue, Points, Yuan};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -124,10 +127,23 @@ pub struct PointValueRecord {
     pub inputs: Vec<(&'static str, Decimal)>,
     /// Unrounded value.
     pub exact: Decimal,
-    /// Rounded to the policy's point-value decimals.
+    /// Rounded to the policy's point-value decimals: the published value.
     pub value: PointValue,
-    /// The amount distributed over the points (year-end), yuan to the fen.
-    pub distributable: Option<Yuan>,
+    /// The year's budget basis (distributable amount: budget ÷ ratio or budget + patients'
+    /// payments), year-end only, yuan to the fen.
+    pub basis: Option<Yuan>,
+    /// Which value gross is paid at (monthly runs always pay at the published budget value).
+    pub paid_at: PaidAt,
+    /// What the fund's statements pay: Σ gross, to the fen.
+    pub paid: Yuan,
+}
+
+impl PointValueRecord {
+    /// basis − paid (year-end only): positive is left in the fund, negative is paid beyond the
+    /// basis (an overrun).
+    pub fn residual(&self) -> Option<Yuan> {
+        self.basis.map(|basis| basis - self.paid)
+    }
 }
 
 /// The budget point value (预算点值): given, or Σ w·total ÷ Σ w ÷ expected points.
@@ -167,7 +183,9 @@ pub fn monthly_point_value(policy: &Policy, fund: Fund) -> Result<PointValueReco
         inputs,
         exact,
         value: PointValue(round_half_up(exact, policy.point_value_decimals)),
-        distributable: None,
+        basis: None,
+        paid_at: PaidAt::Published,
+        paid: Yuan::ZERO,
     })
 }
 
@@ -214,9 +232,23 @@ pub fn year_end_point_value(
         }
     };
     let value = PointValue(round_half_up(exact, decimals));
-    // The settlement method distributes the budget exactly; the others what their value buys.
-    let distributed = if method == PointValueMethod::Settlement { distributable } else { counted_points.at(value).to_fen() };
-    Ok(PointValueRecord { fund, method, inputs, exact, value, distributable: Some(distributed) })
+    Ok(PointValueRecord { fund, method, inputs, exact, value, basis: Some(distributable), paid_at: fund_policy.paid_at, paid: Yuan::ZERO })
+}
+
+/// Each hospital's year-end gross in fen, in the order of `counted_points` (the hospitals' counted
+/// points), by the fund's `paid_at`: at the published value, each hospital's points × the value
+/// to the fen; at the exact value, what the exact value buys over the region's points (under the
+/// settlement method, the basis itself) allocated by largest remainder.
+pub fn year_end_gross(record: &PointValueRecord, counted_points: &[Decimal]) -> Result<Vec<i64>, SettlementError> {
+    if record.paid_at == PaidAt::Published {
+        return Ok(counted_points.iter().map(|points| fen(Points(*points).at(record.value))).collect());
+    }
+    let region_points = Points(counted_points.iter().copied().sum());
+    let bought = match (record.method, record.basis) {
+        (PointValueMethod::Settlement, Some(basis)) => basis,
+        _ => region_points.at(PointValue(record.exact)).to_fen(),
+    };
+    largest_remainder(fen(bought), counted_points)
 }
 
 /// What settlement needs to know about a case's points, before they are folded into the
@@ -474,11 +506,15 @@ pub fn monthly_from_totals(
     let totals = totals_by_statement(&monthly_totals);
     let terms = monthly_terms(policy)?;
     let mut statements = Vec::with_capacity(totals.len());
+    let mut paid = [Yuan::ZERO; 2];
     for ((hospital, fund), totals) in totals {
         let (record, share) = &terms[fund_slot(fund)];
-        statements.push(monthly_statement(hospital, fund, totals, record.value, *share));
+        let statement = monthly_statement(hospital, fund, totals, record.value, *share);
+        paid[fund_slot(fund)] += statement.gross;
+        statements.push(statement);
     }
-    Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
+    let records = terms.into_iter().zip(paid).map(|((record, _), paid)| PointValueRecord { paid, ..record }).collect();
+    Ok((records, statements))
 }
 
 /// Totals per (hospital, fund, month) of cases, summed case by case.
@@ -519,7 +555,7 @@ pub struct AnnualStatement {
     pub fund: Fund,
     pub totals: Totals,
     pub point_value: PointValue,
-    /// Its largest-remainder share of the distributable amount.
+    /// Its year-end gross: see [`year_end_gross`] (the fund's `paid_at`).
     pub gross: Yuan,
     pub patient_paid: Yuan,
     /// gross − patients' payments.
@@ -604,10 +640,10 @@ pub fn annual_from_totals(
         }
         let counted = Points(of_fund.iter().map(|(_, t)| t.counted_points).sum());
         let patient_paid_total = Yuan(of_fund.iter().map(|(_, t)| t.patient_paid).sum());
-        let record = year_end_point_value(policy, fund, counted, patient_paid_total)?;
-        let distributable = record.distributable.unwrap_or(Yuan::ZERO);
+        let mut record = year_end_point_value(policy, fund, counted, patient_paid_total)?;
         let weights: Vec<Decimal> = of_fund.iter().map(|(_, t)| t.counted_points).collect();
-        let allocation = largest_remainder(fen(distributable), &weights)?;
+        let allocation = year_end_gross(&record, &weights)?;
+        record.paid = yuan_from_fen(allocation.iter().sum());
         for ((hospital, hospital_totals), gross_fen) in of_fund.iter().zip(allocation) {
             let gross = yuan_from_fen(gross_fen);
             let patient_paid = Yuan(hospital_totals.patient_paid).to_fen();
@@ -636,7 +672,7 @@ pub fn annual_from_totals(
                 balance: final_due - paid_monthly,
             });
         }
-        debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), distributable);
+        debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), record.paid);
         records.push(record);
     }
     Ok((records, statements))

@@ -66,12 +66,26 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
         assert_eq!(c["counted_points"].parse::<Decimal>().unwrap(), -points * Decimal::from(3), "split admission: −3 × points");
     }
     if mode == "annual" {
-        let employee_distributable: Decimal = summary["employee.distributable"].parse().unwrap();
+        let employee_basis: Decimal = summary["employee.basis"].parse().unwrap();
+        let employee_paid: Decimal = summary["employee.paid"].parse().unwrap();
         let employee_gross: Decimal =
             statements.iter().filter(|s| s["fund"] == "employee").map(|s| s["gross"].parse::<Decimal>().unwrap()).sum();
-        assert_eq!(employee_gross, employee_distributable, "Σ hospital payments = distributable amount");
+        assert_eq!(employee_gross, employee_paid, "Σ hospital payments = paid");
+        let residual: Decimal = summary["employee.residual"].parse().unwrap();
+        assert_eq!(residual, employee_basis - employee_paid, "residual = basis − paid");
+        if summary["employee.paid_at"] == "exact" {
+            assert_eq!(employee_paid, employee_basis, "the settlement method at the exact value pays the basis");
+        } else {
+            // Published (the demo DRG policy): each gross is counted points × the published value.
+            let value: Decimal = summary["employee.point_value"].parse().unwrap();
+            for s in statements.iter().filter(|s| s["fund"] == "employee") {
+                let counted: Decimal = s["counted_points"].parse().unwrap();
+                let gross = (counted * value).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+                assert_eq!(s["gross"].parse::<Decimal>().unwrap(), gross);
+            }
+        }
         let reviewed = cases.iter().find(|c| c["case_id"] == "D00400").expect("reviewed case settled");
-        assert_eq!(reviewed["counted_points"], "5000");
+        assert_eq!(reviewed["counted_points"], "5000.00");
     }
     let xlsx = std::fs::read(one.join("settlement.xlsx")).unwrap();
     assert_eq!(&xlsx[..2], b"PK", "an xlsx is a zip");

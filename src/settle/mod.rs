@@ -28,7 +28,7 @@ use crate::pricing::Reason;
 use crate::report::Table;
 use crate::scoring::{Assessment, Scorer};
 use crate::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
-use crate::units::{format_yuan, push_decimal, push_rounded, push_yuan, PointValue, Yuan};
+use crate::units::{format_point_value, format_points, format_yuan, push_points, push_rounded, push_yuan, PointValue, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use smallvec::SmallVec;
@@ -387,7 +387,7 @@ pub fn settle_case(prepared: &Prepared<'_>, case: &Case, id_hash: u64, row: &mut
     let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
     let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
     let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
-    case_row(row, case, fund, month, &assessment, &settlement, violation, review, reviewed_points);
+    case_row(row, request.policy.points_decimals, case, fund, month, &assessment, &settlement, violation, review, reviewed_points);
     Ok(Settled { case: settlement, review_applied: review.is_some() })
 }
 
@@ -398,6 +398,7 @@ pub const CASES_HEADER: &str = "case_id,hospital_id,fund,month,status,group,cate
 #[allow(clippy::too_many_arguments)]
 fn case_row(
     row: &mut String,
+    points_decimals: u32,
     case: &Case,
     fund: Fund,
     month: u32,
@@ -425,15 +426,15 @@ fn case_row(
     row.push(',');
     row.push_str(assessment.points.category.as_str());
     row.push(',');
-    push_rounded(row, assessment.points.base_score, 28);
+    push_points(row, assessment.points.base_score, points_decimals);
     row.push(',');
     if let Some(ratio) = assessment.points.cost_ratio {
         push_rounded(row, ratio, 4);
     }
     row.push(',');
-    push_decimal(row, assessment.points.points.value());
+    push_points(row, assessment.points.points.value(), points_decimals);
     row.push(',');
-    push_decimal(row, settlement.counted_points());
+    push_points(row, settlement.counted_points(), points_decimals);
     row.push(',');
     if let Some(v) = violation {
         let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
@@ -441,7 +442,8 @@ fn case_row(
     row.push(',');
     match review {
         Some(r) if r.approved => {
-            let _ = write!(row, "approved {}", reviewed_points.unwrap_or_default());
+            row.push_str("approved ");
+            push_points(row, reviewed_points.unwrap_or_default(), points_decimals);
         }
         Some(_) => row.push_str("rejected"),
         None => {}
@@ -636,6 +638,15 @@ impl Statements {
         }
     }
 
+    /// A fund's cases, counted points and gross (Σ over its statements).
+    pub fn fund_totals(&self, fund: Fund) -> (u64, Decimal, Yuan) {
+        let rows: Vec<(&settlement::Totals, Yuan)> = match self {
+            Statements::Monthly(_, s) => s.iter().filter(|s| s.fund == fund).map(|s| (&s.totals, s.gross)).collect(),
+            Statements::Annual(_, s) => s.iter().filter(|s| s.fund == fund).map(|s| (&s.totals, s.gross)).collect(),
+        };
+        (rows.iter().map(|(t, _)| t.cases).sum(), rows.iter().map(|(t, _)| t.counted_points).sum(), rows.iter().map(|(_, g)| *g).sum())
+    }
+
     /// Each statement's (hospital, fund) and gross, in statement order.
     pub fn gross_by_statement(&self) -> Vec<((u32, Fund), Yuan)> {
         match self {
@@ -677,23 +688,27 @@ impl Statements {
                 t.exempt_cases.to_string(),
                 t.penalised_cases.to_string(),
                 t.reviewed_cases.to_string(),
-                t.points.normalize().to_string(),
-                t.penalty_points.normalize().to_string(),
-                t.counted_points.normalize().to_string(),
+                format_points(t.points, policy.points_decimals),
+                format_points(t.penalty_points, policy.points_decimals),
+                format_points(t.counted_points, policy.points_decimals),
                 t.cmi(policy.average_case_score()).to_string(),
                 format_yuan(t.total_cost),
             ]
         };
         // The cells every statement has, monthly or annual: hospital, fund, totals, point value,
         // gross and patients' payments.
-        let shared_cells =
-            |hospital_index: u32, fund: Fund, totals: &settlement::Totals, point_value: PointValue, gross: Yuan, patient_paid: Yuan| {
-                let (id, name, level) = hospital(hospital_index);
-                let mut row = vec![id, name, level, fund.as_str().to_string()];
-                row.extend(totals_cells(totals));
-                row.extend([point_value.to_string(), format_yuan(gross.0), format_yuan(patient_paid.0)]);
-                row
-            };
+        let shared_cells = |hospital_index: u32,
+                            fund: Fund,
+                            totals: &settlement::Totals,
+                            point_value: PointValue,
+                            gross: Yuan,
+                            patient_paid: Yuan| {
+            let (id, name, level) = hospital(hospital_index);
+            let mut row = vec![id, name, level, fund.as_str().to_string()];
+            row.extend(totals_cells(totals));
+            row.extend([format_point_value(point_value.0, policy.point_value_decimals), format_yuan(gross.0), format_yuan(patient_paid.0)]);
+            row
+        };
         match self {
             Statements::Monthly(_, statements) => {
                 let mut header: Vec<String> = common.iter().map(|s| s.to_string()).collect();
@@ -759,21 +774,55 @@ impl Statements {
         add("accepted", run.accepted.to_string());
         add("rejected", run.rejected.to_string());
         add("hospitals", run.hospital_ids.len().to_string());
-        for record in self.point_values() {
-            let fund = record.fund.as_str();
-            add(&format!("{fund}.point_value_method"), format!("{:?}", record.method).to_lowercase());
-            add(&format!("{fund}.point_value"), record.value.to_string());
-            add(&format!("{fund}.point_value_exact"), record.exact.to_string());
-            if let Some(d) = record.distributable {
-                add(&format!("{fund}.distributable"), format_yuan(d.0));
+        // Every fund of the policy, with or without cases.
+        let policy = run.policy;
+        for fund in [Fund::Employee, Fund::Resident] {
+            let name = fund.as_str();
+            let (cases, counted_points, paid) = self.fund_totals(fund);
+            let record = self.point_values().iter().find(|r| r.fund == fund);
+            add(&format!("{name}.cases"), cases.to_string());
+            add(&format!("{name}.counted_points"), format_points(counted_points, policy.points_decimals));
+            if let Some(record) = record {
+                add(&format!("{name}.point_value_method"), format!("{:?}", record.method).to_lowercase());
+                add(&format!("{name}.point_value"), format_point_value(record.value.0, policy.point_value_decimals));
+                add(&format!("{name}.point_value_exact"), record.exact.to_string());
+                add(&format!("{name}.paid_at"), format!("{:?}", record.paid_at).to_lowercase());
             }
-            for (name, value) in &record.inputs {
-                add(&format!("{fund}.input.{name}"), value.normalize().to_string());
+            // The basis of a year: the record's, or (a fund without cases) the policy's own.
+            let basis = match (run.mode, record) {
+                (Mode::Annual, Some(record)) => record.basis,
+                (Mode::Annual, None) => policy.fund(fund).ok().map(|f| settlement::distributable_amount(f, Yuan::ZERO).0),
+                (Mode::Monthly, _) => None,
+            };
+            if let Some(basis) = basis {
+                add(&format!("{name}.basis"), format_yuan(basis.0));
+            }
+            add(&format!("{name}.paid"), format_yuan(paid.0));
+            if let Some(basis) = basis {
+                add(&format!("{name}.residual"), format_yuan((basis - paid).0));
+            }
+            for (input, value) in record.map_or(&[][..], |r| r.inputs.as_slice()) {
+                add(&format!("{name}.input.{input}"), format_input(policy, input, *value));
             }
         }
         let gross: Yuan = self.gross_by_statement().iter().map(|(_, g)| *g).sum();
         add("gross_total", format_yuan(gross.0));
         Table { header: vec!["key".into(), "value".into()], rows }
+    }
+}
+
+/// A point-value input as the summary and the API write it: points with `points_decimals`, point
+/// values with `point_value_decimals`, money to the fen, anything else (ratios, weights, bands)
+/// as given.
+pub fn format_input(policy: &Policy, name: &str, value: Decimal) -> String {
+    if name.ends_with("points") {
+        format_points(value, policy.points_decimals)
+    } else if name.ends_with("point_value") {
+        format_point_value(value, policy.point_value_decimals)
+    } else if matches!(name, "annual_budget" | "patient_paid_total" | "weighted_past_total") {
+        format_yuan(value)
+    } else {
+        value.normalize().to_string()
     }
 }
 
