@@ -360,6 +360,16 @@ impl SettlementCase {
     pub fn score(&self) -> Decimal {
         self.score
     }
+
+    /// What the fund pays for the case by item (按项目), outside the point pool: its covered cost
+    /// less the patient's payment when the case is exempt, else 0.
+    pub fn item_paid(&self) -> Decimal {
+        if self.exempt() {
+            self.total_cost - self.patient_paid
+        } else {
+            Decimal::ZERO
+        }
+    }
 }
 
 /// Totals of one hospital and fund.
@@ -381,6 +391,9 @@ pub struct Totals {
     pub total_cost: Decimal,
     pub patient_paid: Decimal,
     pub exempt_cost: Decimal,
+    /// Σ (total cost − patients' payments) of the item-paid (exempt) cases: what the fund pays
+    /// for them by item, outside the point pool.
+    pub item_paid: Decimal,
 }
 
 impl Totals {
@@ -405,6 +418,7 @@ impl Totals {
         if case.exempt() {
             count(&mut self.exempt_cases, true);
             self.exempt_cost += signed(case.total_cost);
+            self.item_paid += signed(case.item_paid());
             return;
         }
         count(&mut self.grouped_cases, case.grouped());
@@ -436,6 +450,7 @@ impl Totals {
         self.total_cost += other.total_cost;
         self.patient_paid += other.patient_paid;
         self.exempt_cost += other.exempt_cost;
+        self.item_paid += other.item_paid;
     }
 
     /// Case mix index: Σ base scores ÷ the average case's score ÷ grouped cases, to 4 decimals.
@@ -675,7 +690,15 @@ pub fn annual_from_totals(
         debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), record.paid);
         records.push(record);
     }
+    // Hospital then fund, as in monthly runs.
+    statements.sort_by_key(|s| (s.hospital, s.fund));
     Ok((records, statements))
+}
+
+/// How many special-review applications `cases` cases allow: ⌊quota × cases⌋.
+pub fn special_review_allowed(quota: Decimal, cases: u64) -> u64 {
+    let allowed = (quota * Decimal::from(cases)).floor();
+    u64::try_from(allowed.mantissa() / 10i128.pow(allowed.scale())).unwrap_or(0)
 }
 
 /// Checks the special-review quota: per hospital, applications ≤ ⌊quota × cases⌋.
@@ -689,8 +712,7 @@ pub fn check_special_review_quota(
     let Some(review) = &policy.special_review else { return Ok(()) };
     for (index, &applications) in applications_per_hospital.iter().enumerate() {
         let cases = cases_per_hospital.get(index).copied().unwrap_or(0);
-        let allowed_decimal = (review.quota * Decimal::from(cases)).floor();
-        let allowed = u64::try_from(allowed_decimal.mantissa() / 10i128.pow(allowed_decimal.scale())).unwrap_or(0);
+        let allowed = special_review_allowed(review.quota, cases);
         if applications > allowed {
             return Err(SettlementError::SpecialReviewQuota {
                 hospital: hospital_ids.get(index).cloned().unwrap_or_default(),

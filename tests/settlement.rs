@@ -370,6 +370,7 @@ fn every_fund_is_in_the_summary_with_its_basis_paid_and_residual_even_without_ca
         accepted: 1,
         rejected: 0,
         hospital_ids: &ids,
+        warnings: &[],
     };
     let summary: std::collections::BTreeMap<String, String> =
         statements.summary_table(&run).rows.into_iter().map(|row| (row[0].clone(), row[1].clone())).collect();

@@ -164,6 +164,8 @@ fn write_outputs<C: CaseLines>(out: &Path, request: &Request<'_>, outcome: &Outc
     let summary_table = outcome.statements.summary_table(&outcome.info(request));
     write_csv(&out.join("statements.csv"), &statements_table)?;
     write_csv(&out.join("summary.csv"), &summary_table)?;
+    write_csv(&out.join("dictionary.csv"), &settle::dictionary_table())?;
+    write_csv(&out.join("warnings.csv"), &settle::warnings_table(&outcome.warnings))?;
     dipdrg::report::xlsx::write(&out.join("settlement.xlsx"), &[("statements", &statements_table), ("summary", &summary_table)])?;
     std::fs::write(out.join("report.html"), dipdrg::report::html::settlement_report(&statements_table, &summary_table))?;
     Ok(())
@@ -223,7 +225,8 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for record in outcome.point_values() {
-            eprintln!("{} point value ({:?}): {}", record.fund.as_str(), record.method, record.value);
+            let value = dipdrg::units::format_point_value(record.value.0, policy.point_value_decimals);
+            eprintln!("{} point value ({:?}): {value}", record.fund.as_str(), record.method);
         }
         eprintln!("wrote {}", args.out.display());
     }

@@ -167,6 +167,7 @@ fn compute(
             point_value,
             gross: format_yuan(gross),
             patient_paid: format_yuan(patient_paid),
+            item_paid: format_yuan(totals.item_paid),
             ..Default::default()
         }
     };
@@ -231,6 +232,16 @@ fn compute(
             }
         })
         .collect();
+    run.warnings = outcome
+        .warnings
+        .iter()
+        .map(|w| proto::RunWarning {
+            code: w.code.to_string(),
+            case: format!("hospitals/{}/cases/{}", w.hospital_id, w.case_id),
+            source: w.source.to_string(),
+            message: w.message.clone(),
+        })
+        .collect();
     run.point_values = outcome.statements.point_values().iter().map(|record| point_value_message(policy, record)).collect();
     run.gross_total = format_yuan(gross_total);
     run.complete_time = now_rfc3339();
@@ -252,6 +263,7 @@ fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
             rejected_cases: 0,
             // Other hospitals' cases: never shown to a hospital.
             rejects: Vec::new(),
+            warnings: Vec::new(),
             point_values: Vec::new(),
             gross_total: String::new(),
             cases_fingerprint: String::new(),
