@@ -604,6 +604,10 @@ pub struct Policy {
     resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Coefficient>)>,
 }
 
+/// The most `[[hospital_overrides]]` a policy may list (a settled case names its override in one
+/// byte).
+pub const MAX_HOSPITAL_OVERRIDES: usize = 254;
+
 fn default_scale() -> Decimal {
     Decimal::from(1000)
 }
@@ -906,6 +910,9 @@ impl Policy {
             }
             grouping.validate()?;
         }
+        if self.hospital_overrides.len() > MAX_HOSPITAL_OVERRIDES {
+            return Err(invalid("hospital_overrides", format!("at most {MAX_HOSPITAL_OVERRIDES} entries")));
+        }
         for (i, o) in self.hospital_overrides.iter().enumerate() {
             let key = format!("hospital_overrides[{i}]");
             if !self.hospitals.contains_key(&o.hospital) {
@@ -955,6 +962,20 @@ impl Policy {
     /// replaces the fund's budget point value for that case.
     pub fn override_point_value(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<Decimal> {
         self.hospital_override(case).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)))
+    }
+
+    /// The position of the first `[[hospital_overrides]]` entry that applies to a case and gives
+    /// a point value for `fund`: that value replaces the fund's budget point value for the case
+    /// in monthly pre-settlement (E14).
+    pub fn point_value_override_index(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<usize> {
+        if self.hospital_overrides.is_empty() {
+            return None;
+        }
+        let hospital = case.hospital_id.as_deref()?;
+        let month = case.discharge_date.map(|d| d.ymd().1);
+        let remote = self.is_remote(case);
+        let index = self.hospital_overrides.iter().position(|o| o.matches(hospital, month, remote))?;
+        self.hospital_overrides[index].point_value.and_then(|v| v.for_fund(Some(fund))).map(|_| index)
     }
 
     /// The first `[[hospital_overrides]]` entry that applies to a case, if any.

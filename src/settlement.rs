@@ -310,6 +310,9 @@ pub struct SettlementCase {
     /// Month 1–12 of discharge.
     pub month: u8,
     flags: u8,
+    /// 1 + the position of the `[[hospital_overrides]]` entry whose point value replaces the
+    /// budget point value for the case in monthly pre-settlement (E14); 0 when none.
+    point_value_override: u8,
     counted: Decimal,
     /// The group's base score (0 when not grouped).
     score: Decimal,
@@ -328,11 +331,19 @@ impl SettlementCase {
                 | flag(terms.group_score.is_some(), GROUPED)
                 | flag(terms.reviewed_points.is_some(), REVIEWED)
                 | flag(terms.penalty_multiple.is_some(), PENALISED),
+            point_value_override: 0,
             counted: terms.counted_points(),
             score: terms.group_score.unwrap_or_default(),
             total_cost,
             patient_paid,
         }
+    }
+
+    /// The case with its monthly point value taken from `[[hospital_overrides]]` entry `index`
+    /// (see [`Policy::point_value_override_index`]).
+    pub fn with_point_value_override(mut self, index: Option<usize>) -> SettlementCase {
+        self.point_value_override = index.filter(|&i| i < usize::from(u8::MAX)).map_or(0, |i| i as u8 + 1);
+        self
     }
 
     /// Points the case contributes to its hospital: see [`CaseTerms::counted_points`].
@@ -394,6 +405,9 @@ pub struct Totals {
     /// Σ (total cost − patients' payments) of the item-paid (exempt) cases: what the fund pays
     /// for them by item, outside the point pool.
     pub item_paid: Decimal,
+    /// Σ counted points of the cases whose monthly point value a `[[hospital_overrides]]` entry
+    /// gives, by entry (1 + its position), sorted: part of `counted_points`.
+    pub override_points: Vec<(u8, Decimal)>,
 }
 
 impl Totals {
@@ -431,6 +445,9 @@ impl Totals {
             self.points += counted;
         }
         self.counted_points += counted;
+        if case.point_value_override != 0 {
+            add_override_points(&mut self.override_points, case.point_value_override, counted);
+        }
         self.scores += signed(case.score);
         self.total_cost += signed(case.total_cost);
         self.patient_paid += signed(case.patient_paid);
@@ -451,6 +468,9 @@ impl Totals {
         self.patient_paid += other.patient_paid;
         self.exempt_cost += other.exempt_cost;
         self.item_paid += other.item_paid;
+        for &(entry, points) in &other.override_points {
+            add_override_points(&mut self.override_points, entry, points);
+        }
     }
 
     /// Case mix index: Σ base scores ÷ the average case's score ÷ grouped cases, to 4 decimals.
@@ -460,6 +480,22 @@ impl Totals {
             return Decimal::ZERO;
         }
         round_half_up(self.scores / average_score / Decimal::from(self.grouped_cases), 4)
+    }
+}
+
+/// Adds `points` to entry `entry` of a sorted list of override points. An entry is listed exactly
+/// while its sum is not 0, so the list is the same whatever order the cases came in (and after a
+/// repeat is taken back out).
+fn add_override_points(list: &mut Vec<(u8, Decimal)>, entry: u8, points: Decimal) {
+    match list.binary_search_by_key(&entry, |(e, _)| *e) {
+        Ok(at) => {
+            list[at].1 += points;
+            if list[at].1.is_zero() {
+                list.remove(at);
+            }
+        }
+        Err(at) if !points.is_zero() => list.insert(at, (entry, points)),
+        Err(_) => {}
     }
 }
 
@@ -524,7 +560,7 @@ pub fn monthly_from_totals(
     let mut paid = [Yuan::ZERO; 2];
     for ((hospital, fund), totals) in totals {
         let (record, share) = &terms[fund_slot(fund)];
-        let statement = monthly_statement(hospital, fund, totals, record.value, *share);
+        let statement = monthly_statement(policy, hospital, fund, totals, record.value, *share);
         paid[fund_slot(fund)] += statement.gross;
         statements.push(statement);
     }
@@ -553,8 +589,26 @@ fn monthly_terms(policy: &Policy) -> Result<[(PointValueRecord, Decimal); 2], Se
     ])
 }
 
-fn monthly_statement(hospital: u32, fund: Fund, totals: Totals, point_value: PointValue, share: Decimal) -> MonthlyStatement {
-    let gross = Points(totals.counted_points).at(point_value).to_fen();
+fn monthly_statement(
+    policy: &Policy,
+    hospital: u32,
+    fund: Fund,
+    totals: Totals,
+    point_value: PointValue,
+    share: Decimal,
+) -> MonthlyStatement {
+    // E14: Σ over the cases of points × the case's point value — the budget value, or the one a
+    // `[[hospital_overrides]]` entry gives — rounded once, to the fen.
+    let mut at_budget_value = totals.counted_points;
+    let mut at_override_values = Decimal::ZERO;
+    for &(entry, points) in &totals.override_points {
+        let value = policy.hospital_overrides.get(usize::from(entry) - 1).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)));
+        if let Some(value) = value {
+            at_budget_value -= points;
+            at_override_values += points * value;
+        }
+    }
+    let gross = Yuan(at_budget_value * point_value.0 + at_override_values).to_fen();
     let patient_paid = Yuan(totals.patient_paid).to_fen();
     let amount = gross - patient_paid;
     let paid_now = if amount.0 > Decimal::ZERO { Yuan(amount.0 * share).to_fen() } else { amount };
@@ -641,7 +695,7 @@ pub fn annual_from_totals(
     let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();
     for ((hospital, fund, _), month) in monthly_totals {
         let (record, share) = &terms[fund_slot(fund)];
-        let statement = monthly_statement(hospital, fund, month, record.value, *share);
+        let statement = monthly_statement(policy, hospital, fund, month, record.value, *share);
         let entry = paid_and_held.entry((hospital, fund)).or_insert((Yuan::ZERO, Yuan::ZERO));
         entry.0 += statement.paid_now;
         entry.1 += statement.deposit;

@@ -385,3 +385,39 @@ fn every_fund_is_in_the_summary_with_its_basis_paid_and_residual_even_without_ca
     assert_eq!(summary["resident.residual"], "16000000.00");
     assert!(!summary.contains_key("employee.distributable"), "distributable is split into basis, paid and residual");
 }
+
+/// E14: a `[[hospital_overrides]]` point value replaces the fund's budget point value for its
+/// cases in the monthly pre-settlement (a statement's gross is Σ points × the case's point value,
+/// to the fen), in the monthly payments an annual run recomputes too; the year-end point value is
+/// unchanged.
+#[test]
+fn an_override_point_value_prices_its_cases_in_monthly_statements() {
+    use dipdrg::policy::{Coefficient, HospitalOverride};
+    let mut policy = demo_policy();
+    policy.hospital_overrides.push(HospitalOverride {
+        hospital: "H001".into(),
+        months: Some(vec![3]),
+        insured: None,
+        coefficient: None,
+        point_value: Some(Coefficient::Flat(dec!(25))),
+    });
+    let budget = dipdrg::settlement::monthly_point_value(&policy, Fund::Employee).unwrap().value.value();
+    let mut overridden = case(0, dec!(1000), dec!(0));
+    overridden.month = 3;
+    let overridden = overridden.with_point_value_override(Some(0));
+    let mut plain = case(0, dec!(500), dec!(0));
+    plain.month = 3;
+    let cases = vec![overridden, plain];
+    let (_, statements) = monthly(&policy, &cases, 1).unwrap();
+    assert_eq!(statements[0].gross, Yuan((dec!(1000) * dec!(25) + dec!(500) * budget).round_dp(2)), "1000 × 25 + 500 × the budget value");
+    assert_ne!(statements[0].gross, Yuan((dec!(1500) * budget).round_dp(2)), "the example needs a budget value other than 25");
+    // The annual run: the year-end point value ignores the override, the monthly payments it
+    // recomputes do not.
+    let ids = vec!["H001".to_string()];
+    let (records, annual_statements) = annual(&policy, &cases, &ids).unwrap();
+    let (plain_records, plain_annual) = annual(&demo_policy(), &cases, &ids).unwrap();
+    assert_eq!(records, plain_records, "year-end point value unchanged");
+    assert_eq!(annual_statements[0].gross, plain_annual[0].gross);
+    assert_eq!(annual_statements[0].paid_monthly, statements[0].paid_now);
+    assert_ne!(annual_statements[0].paid_monthly, plain_annual[0].paid_monthly);
+}

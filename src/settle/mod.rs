@@ -481,7 +481,9 @@ pub fn settle_case(prepared: &Prepared<'_>, case: &Case, id_hash: u64, row: &mut
     let review = if listed { request.annotations.review(case) } else { None };
     let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
     let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
-    let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
+    let point_value_override = request.policy.point_value_override_index(case, fund);
+    let settlement =
+        SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid).with_point_value_override(point_value_override);
     let points_decimals = request.policy.points_decimals;
     case_row(
         row,
@@ -496,7 +498,8 @@ pub fn settle_case(prepared: &Prepared<'_>, case: &Case, id_hash: u64, row: &mut
         reviewed_points,
     );
     let application = review.map(|_| {
-        let unreviewed = SettlementCase::new(hospital, fund, month, CaseTerms { reviewed_points: None, ..terms }, total_cost, patient_paid);
+        let unreviewed = SettlementCase::new(hospital, fund, month, CaseTerms { reviewed_points: None, ..terms }, total_cost, patient_paid)
+            .with_point_value_override(point_value_override);
         let mut row = String::new();
         case_row(&mut row, points_decimals, case, fund, month, &assessment, &unreviewed, violation, Some(ReviewCell::OverQuota), None);
         Box::new(Application { unreviewed, row })
