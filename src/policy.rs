@@ -353,6 +353,23 @@ pub struct FundPolicy {
     /// Monthly pre-settlement pays this share; the rest is held as a quality deposit (质量保证金).
     #[serde(deserialize_with = "decimal")]
     pub monthly_payment_share: Decimal,
+    /// Year-end: whether gross is paid at the published (rounded) point value or the exact one.
+    #[serde(default)]
+    pub paid_at: PaidAt,
+}
+
+/// Which year-end point value a statement's gross is paid at (`paid_at` of a fund).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PaidAt {
+    /// The exact (unrounded) value: the fund pays what the exact value buys (under the settlement
+    /// method, the whole basis), split over the hospitals by largest remainder in fen.
+    #[default]
+    Exact,
+    /// The published value (rounded to `point_value_decimals`): each statement's gross is its
+    /// counted points × the published value, to the fen, so anyone can recompute it from the
+    /// statement; the residual against the basis is shown.
+    Published,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -586,6 +603,10 @@ pub struct Policy {
     #[serde(skip)]
     resolved_hospitals: rustc_hash::FxHashMap<String, (String, Option<Coefficient>)>,
 }
+
+/// The most `[[hospital_overrides]]` a policy may list (a settled case names its override in one
+/// byte).
+pub const MAX_HOSPITAL_OVERRIDES: usize = 254;
 
 fn default_scale() -> Decimal {
     Decimal::from(1000)
@@ -889,6 +910,9 @@ impl Policy {
             }
             grouping.validate()?;
         }
+        if self.hospital_overrides.len() > MAX_HOSPITAL_OVERRIDES {
+            return Err(invalid("hospital_overrides", format!("at most {MAX_HOSPITAL_OVERRIDES} entries")));
+        }
         for (i, o) in self.hospital_overrides.iter().enumerate() {
             let key = format!("hospital_overrides[{i}]");
             if !self.hospitals.contains_key(&o.hospital) {
@@ -938,6 +962,20 @@ impl Policy {
     /// replaces the fund's budget point value for that case.
     pub fn override_point_value(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<Decimal> {
         self.hospital_override(case).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)))
+    }
+
+    /// The position of the first `[[hospital_overrides]]` entry that applies to a case and gives
+    /// a point value for `fund`: that value replaces the fund's budget point value for the case
+    /// in monthly pre-settlement (E14).
+    pub fn point_value_override_index(&self, case: &crate::case::Case, fund: crate::case::Fund) -> Option<usize> {
+        if self.hospital_overrides.is_empty() {
+            return None;
+        }
+        let hospital = case.hospital_id.as_deref()?;
+        let month = case.discharge_date.map(|d| d.ymd().1);
+        let remote = self.is_remote(case);
+        let index = self.hospital_overrides.iter().position(|o| o.matches(hospital, month, remote))?;
+        self.hospital_overrides[index].point_value.and_then(|v| v.for_fund(Some(fund))).map(|_| index)
     }
 
     /// The first `[[hospital_overrides]]` entry that applies to a case, if any.

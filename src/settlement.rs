@@ -4,16 +4,19 @@
 //! Money rules, in one place:
 //! - every amount is exact decimal yuan; amounts paid are rounded half-up to the fen exactly where
 //!   this module says so, and nowhere else;
-//! - point values are rounded half-up to the policy's `point_value_decimals` for display and for
-//!   fixed/budget pricing; the settlement method distributes the exact distributable amount;
-//! - year-end gross amounts are a largest-remainder allocation of the distributable amount in fen
-//!   over the hospitals' counted points, so they add up to it exactly;
+//! - point values are rounded half-up to the policy's `point_value_decimals` (the published
+//!   value); monthly gross is counted points × the published budget value, to the fen;
+//! - year-end gross follows the fund's `paid_at`: `published` — each statement's counted points ×
+//!   the published value, to the fen; `exact` — what the exact value buys (under the settlement
+//!   method, the whole basis) allocated by largest remainder in fen over the hospitals' counted
+//!   points, so the statements add up to it exactly. Either way the fund's record names the basis,
+//!   what was paid (Σ gross) and the residual (basis − paid);
 //! - a statement's parts add up: gross − patients' payments = amount; paid now + deposit = amount.
 //!
 //! Pure: callers give per-case records and read/write files.
 
 use crate::case::Fund;
-use crate::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, YearEnd};
+use crate::policy::{FundPolicy, PaidAt, PointValueMethod, Policy, SettlementBasis, YearEnd};
 use crate::units::{round_half_up, PointValue, Points, Yuan};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -124,10 +127,23 @@ pub struct PointValueRecord {
     pub inputs: Vec<(&'static str, Decimal)>,
     /// Unrounded value.
     pub exact: Decimal,
-    /// Rounded to the policy's point-value decimals.
+    /// Rounded to the policy's point-value decimals: the published value.
     pub value: PointValue,
-    /// The amount distributed over the points (year-end), yuan to the fen.
-    pub distributable: Option<Yuan>,
+    /// The year's budget basis (distributable amount: budget ÷ ratio or budget + patients'
+    /// payments), year-end only, yuan to the fen.
+    pub basis: Option<Yuan>,
+    /// Which value gross is paid at (monthly runs always pay at the published budget value).
+    pub paid_at: PaidAt,
+    /// What the fund's statements pay: Σ gross, to the fen.
+    pub paid: Yuan,
+}
+
+impl PointValueRecord {
+    /// basis − paid (year-end only): positive is left in the fund, negative is paid beyond the
+    /// basis (an overrun).
+    pub fn residual(&self) -> Option<Yuan> {
+        self.basis.map(|basis| basis - self.paid)
+    }
 }
 
 /// The budget point value (预算点值): given, or Σ w·total ÷ Σ w ÷ expected points.
@@ -167,7 +183,9 @@ pub fn monthly_point_value(policy: &Policy, fund: Fund) -> Result<PointValueReco
         inputs,
         exact,
         value: PointValue(round_half_up(exact, policy.point_value_decimals)),
-        distributable: None,
+        basis: None,
+        paid_at: PaidAt::Published,
+        paid: Yuan::ZERO,
     })
 }
 
@@ -214,9 +232,23 @@ pub fn year_end_point_value(
         }
     };
     let value = PointValue(round_half_up(exact, decimals));
-    // The settlement method distributes the budget exactly; the others what their value buys.
-    let distributed = if method == PointValueMethod::Settlement { distributable } else { counted_points.at(value).to_fen() };
-    Ok(PointValueRecord { fund, method, inputs, exact, value, distributable: Some(distributed) })
+    Ok(PointValueRecord { fund, method, inputs, exact, value, basis: Some(distributable), paid_at: fund_policy.paid_at, paid: Yuan::ZERO })
+}
+
+/// Each hospital's year-end gross in fen, in the order of `counted_points` (the hospitals' counted
+/// points), by the fund's `paid_at`: at the published value, each hospital's points × the value
+/// to the fen; at the exact value, what the exact value buys over the region's points (under the
+/// settlement method, the basis itself) allocated by largest remainder.
+pub fn year_end_gross(record: &PointValueRecord, counted_points: &[Decimal]) -> Result<Vec<i64>, SettlementError> {
+    if record.paid_at == PaidAt::Published {
+        return Ok(counted_points.iter().map(|points| fen(Points(*points).at(record.value))).collect());
+    }
+    let region_points = Points(counted_points.iter().copied().sum());
+    let bought = match (record.method, record.basis) {
+        (PointValueMethod::Settlement, Some(basis)) => basis,
+        _ => region_points.at(PointValue(record.exact)).to_fen(),
+    };
+    largest_remainder(fen(bought), counted_points)
 }
 
 /// What settlement needs to know about a case's points, before they are folded into the
@@ -278,6 +310,9 @@ pub struct SettlementCase {
     /// Month 1–12 of discharge.
     pub month: u8,
     flags: u8,
+    /// 1 + the position of the `[[hospital_overrides]]` entry whose point value replaces the
+    /// budget point value for the case in monthly pre-settlement (E14); 0 when none.
+    point_value_override: u8,
     counted: Decimal,
     /// The group's base score (0 when not grouped).
     score: Decimal,
@@ -296,11 +331,19 @@ impl SettlementCase {
                 | flag(terms.group_score.is_some(), GROUPED)
                 | flag(terms.reviewed_points.is_some(), REVIEWED)
                 | flag(terms.penalty_multiple.is_some(), PENALISED),
+            point_value_override: 0,
             counted: terms.counted_points(),
             score: terms.group_score.unwrap_or_default(),
             total_cost,
             patient_paid,
         }
+    }
+
+    /// The case with its monthly point value taken from `[[hospital_overrides]]` entry `index`
+    /// (see [`Policy::point_value_override_index`]).
+    pub fn with_point_value_override(mut self, index: Option<usize>) -> SettlementCase {
+        self.point_value_override = index.filter(|&i| i < usize::from(u8::MAX)).map_or(0, |i| i as u8 + 1);
+        self
     }
 
     /// Points the case contributes to its hospital: see [`CaseTerms::counted_points`].
@@ -328,6 +371,16 @@ impl SettlementCase {
     pub fn score(&self) -> Decimal {
         self.score
     }
+
+    /// What the fund pays for the case by item (按项目), outside the point pool: its covered cost
+    /// less the patient's payment when the case is exempt, else 0.
+    pub fn item_paid(&self) -> Decimal {
+        if self.exempt() {
+            self.total_cost - self.patient_paid
+        } else {
+            Decimal::ZERO
+        }
+    }
 }
 
 /// Totals of one hospital and fund.
@@ -349,6 +402,12 @@ pub struct Totals {
     pub total_cost: Decimal,
     pub patient_paid: Decimal,
     pub exempt_cost: Decimal,
+    /// Σ (total cost − patients' payments) of the item-paid (exempt) cases: what the fund pays
+    /// for them by item, outside the point pool.
+    pub item_paid: Decimal,
+    /// Σ counted points of the cases whose monthly point value a `[[hospital_overrides]]` entry
+    /// gives, by entry (1 + its position), sorted: part of `counted_points`.
+    pub override_points: Vec<(u8, Decimal)>,
 }
 
 impl Totals {
@@ -373,6 +432,7 @@ impl Totals {
         if case.exempt() {
             count(&mut self.exempt_cases, true);
             self.exempt_cost += signed(case.total_cost);
+            self.item_paid += signed(case.item_paid());
             return;
         }
         count(&mut self.grouped_cases, case.grouped());
@@ -385,6 +445,9 @@ impl Totals {
             self.points += counted;
         }
         self.counted_points += counted;
+        if case.point_value_override != 0 {
+            add_override_points(&mut self.override_points, case.point_value_override, counted);
+        }
         self.scores += signed(case.score);
         self.total_cost += signed(case.total_cost);
         self.patient_paid += signed(case.patient_paid);
@@ -404,6 +467,10 @@ impl Totals {
         self.total_cost += other.total_cost;
         self.patient_paid += other.patient_paid;
         self.exempt_cost += other.exempt_cost;
+        self.item_paid += other.item_paid;
+        for &(entry, points) in &other.override_points {
+            add_override_points(&mut self.override_points, entry, points);
+        }
     }
 
     /// Case mix index: Σ base scores ÷ the average case's score ÷ grouped cases, to 4 decimals.
@@ -413,6 +480,22 @@ impl Totals {
             return Decimal::ZERO;
         }
         round_half_up(self.scores / average_score / Decimal::from(self.grouped_cases), 4)
+    }
+}
+
+/// Adds `points` to entry `entry` of a sorted list of override points. An entry is listed exactly
+/// while its sum is not 0, so the list is the same whatever order the cases came in (and after a
+/// repeat is taken back out).
+fn add_override_points(list: &mut Vec<(u8, Decimal)>, entry: u8, points: Decimal) {
+    match list.binary_search_by_key(&entry, |(e, _)| *e) {
+        Ok(at) => {
+            list[at].1 += points;
+            if list[at].1.is_zero() {
+                list.remove(at);
+            }
+        }
+        Err(at) if !points.is_zero() => list.insert(at, (entry, points)),
+        Err(_) => {}
     }
 }
 
@@ -474,11 +557,15 @@ pub fn monthly_from_totals(
     let totals = totals_by_statement(&monthly_totals);
     let terms = monthly_terms(policy)?;
     let mut statements = Vec::with_capacity(totals.len());
+    let mut paid = [Yuan::ZERO; 2];
     for ((hospital, fund), totals) in totals {
         let (record, share) = &terms[fund_slot(fund)];
-        statements.push(monthly_statement(hospital, fund, totals, record.value, *share));
+        let statement = monthly_statement(policy, hospital, fund, totals, record.value, *share);
+        paid[fund_slot(fund)] += statement.gross;
+        statements.push(statement);
     }
-    Ok((terms.into_iter().map(|(record, _)| record).collect(), statements))
+    let records = terms.into_iter().zip(paid).map(|((record, _), paid)| PointValueRecord { paid, ..record }).collect();
+    Ok((records, statements))
 }
 
 /// Totals per (hospital, fund, month) of cases, summed case by case.
@@ -502,8 +589,26 @@ fn monthly_terms(policy: &Policy) -> Result<[(PointValueRecord, Decimal); 2], Se
     ])
 }
 
-fn monthly_statement(hospital: u32, fund: Fund, totals: Totals, point_value: PointValue, share: Decimal) -> MonthlyStatement {
-    let gross = Points(totals.counted_points).at(point_value).to_fen();
+fn monthly_statement(
+    policy: &Policy,
+    hospital: u32,
+    fund: Fund,
+    totals: Totals,
+    point_value: PointValue,
+    share: Decimal,
+) -> MonthlyStatement {
+    // E14: Σ over the cases of points × the case's point value — the budget value, or the one a
+    // `[[hospital_overrides]]` entry gives — rounded once, to the fen.
+    let mut at_budget_value = totals.counted_points;
+    let mut at_override_values = Decimal::ZERO;
+    for &(entry, points) in &totals.override_points {
+        let value = policy.hospital_overrides.get(usize::from(entry) - 1).and_then(|o| o.point_value).and_then(|v| v.for_fund(Some(fund)));
+        if let Some(value) = value {
+            at_budget_value -= points;
+            at_override_values += points * value;
+        }
+    }
+    let gross = Yuan(at_budget_value * point_value.0 + at_override_values).to_fen();
     let patient_paid = Yuan(totals.patient_paid).to_fen();
     let amount = gross - patient_paid;
     let paid_now = if amount.0 > Decimal::ZERO { Yuan(amount.0 * share).to_fen() } else { amount };
@@ -519,7 +624,7 @@ pub struct AnnualStatement {
     pub fund: Fund,
     pub totals: Totals,
     pub point_value: PointValue,
-    /// Its largest-remainder share of the distributable amount.
+    /// Its year-end gross: see [`year_end_gross`] (the fund's `paid_at`).
     pub gross: Yuan,
     pub patient_paid: Yuan,
     /// gross − patients' payments.
@@ -590,7 +695,7 @@ pub fn annual_from_totals(
     let mut paid_and_held: BTreeMap<(u32, Fund), (Yuan, Yuan)> = BTreeMap::new();
     for ((hospital, fund, _), month) in monthly_totals {
         let (record, share) = &terms[fund_slot(fund)];
-        let statement = monthly_statement(hospital, fund, month, record.value, *share);
+        let statement = monthly_statement(policy, hospital, fund, month, record.value, *share);
         let entry = paid_and_held.entry((hospital, fund)).or_insert((Yuan::ZERO, Yuan::ZERO));
         entry.0 += statement.paid_now;
         entry.1 += statement.deposit;
@@ -604,10 +709,10 @@ pub fn annual_from_totals(
         }
         let counted = Points(of_fund.iter().map(|(_, t)| t.counted_points).sum());
         let patient_paid_total = Yuan(of_fund.iter().map(|(_, t)| t.patient_paid).sum());
-        let record = year_end_point_value(policy, fund, counted, patient_paid_total)?;
-        let distributable = record.distributable.unwrap_or(Yuan::ZERO);
+        let mut record = year_end_point_value(policy, fund, counted, patient_paid_total)?;
         let weights: Vec<Decimal> = of_fund.iter().map(|(_, t)| t.counted_points).collect();
-        let allocation = largest_remainder(fen(distributable), &weights)?;
+        let allocation = year_end_gross(&record, &weights)?;
+        record.paid = yuan_from_fen(allocation.iter().sum());
         for ((hospital, hospital_totals), gross_fen) in of_fund.iter().zip(allocation) {
             let gross = yuan_from_fen(gross_fen);
             let patient_paid = Yuan(hospital_totals.patient_paid).to_fen();
@@ -636,10 +741,18 @@ pub fn annual_from_totals(
                 balance: final_due - paid_monthly,
             });
         }
-        debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), distributable);
+        debug_assert_eq!(statements.iter().filter(|s| s.fund == fund).map(|s| s.gross).sum::<Yuan>(), record.paid);
         records.push(record);
     }
+    // Hospital then fund, as in monthly runs.
+    statements.sort_by_key(|s| (s.hospital, s.fund));
     Ok((records, statements))
+}
+
+/// How many special-review applications `cases` cases allow: ⌊quota × cases⌋.
+pub fn special_review_allowed(quota: Decimal, cases: u64) -> u64 {
+    let allowed = (quota * Decimal::from(cases)).floor();
+    u64::try_from(allowed.mantissa() / 10i128.pow(allowed.scale())).unwrap_or(0)
 }
 
 /// Checks the special-review quota: per hospital, applications ≤ ⌊quota × cases⌋.
@@ -653,8 +766,7 @@ pub fn check_special_review_quota(
     let Some(review) = &policy.special_review else { return Ok(()) };
     for (index, &applications) in applications_per_hospital.iter().enumerate() {
         let cases = cases_per_hospital.get(index).copied().unwrap_or(0);
-        let allowed_decimal = (review.quota * Decimal::from(cases)).floor();
-        let allowed = u64::try_from(allowed_decimal.mantissa() / 10i128.pow(allowed_decimal.scale())).unwrap_or(0);
+        let allowed = special_review_allowed(review.quota, cases);
         if applications > allowed {
             return Err(SettlementError::SpecialReviewQuota {
                 hospital: hospital_ids.get(index).cloned().unwrap_or_default(),

@@ -112,10 +112,49 @@ pub fn format_yuan(amount: Decimal) -> String {
 
 /// Appends [`format_yuan`]'s text to `out`.
 pub fn push_yuan(out: &mut String, amount: Decimal) {
-    let mut fen = round_half_up(amount, 2);
-    fen.rescale(2);
-    // `Decimal::new` of the mantissa drops a negative zero's sign.
-    push_decimal(out, Decimal::new(fen.mantissa() as i64, 2));
+    push_fixed(out, amount, 2);
+}
+
+/// Points (点数) as every output and the API write them: rounded half-up to the policy's
+/// `points_decimals`, always exactly that many decimals, and zero never negative. The one points
+/// format.
+pub fn format_points(points: Decimal, points_decimals: u32) -> String {
+    let mut out = String::with_capacity(16);
+    push_fixed(&mut out, points, points_decimals);
+    out
+}
+
+/// Appends [`format_points`]'s text to `out`.
+pub fn push_points(out: &mut String, points: Decimal, points_decimals: u32) {
+    push_fixed(out, points, points_decimals);
+}
+
+/// A point value (点值, yuan per point) as published: rounded half-up to the policy's
+/// `point_value_decimals`, always exactly that many decimals. The one point-value format (the
+/// exact, unrounded value is written only where a column says `exact`).
+pub fn format_point_value(value: Decimal, point_value_decimals: u32) -> String {
+    let mut out = String::with_capacity(16);
+    push_fixed(&mut out, value, point_value_decimals);
+    out
+}
+
+/// Appends `value` rounded half-up to exactly `decimals` places (trailing zeros written, so
+/// `1150` at 2 decimals is `1150.00`), never as a negative zero: what every fixed-decimal
+/// quantity (money, points, point values) is written with.
+pub fn push_fixed(out: &mut String, value: Decimal, decimals: u32) {
+    let rounded = round_half_up(value, decimals);
+    let magnitude = rounded.mantissa().unsigned_abs();
+    let scale = rounded.scale();
+    // A rounded zero has no sign.
+    push_digits(out, rounded.mantissa() < 0 && magnitude != 0, magnitude, scale);
+    if decimals > scale {
+        if scale == 0 {
+            out.push('.');
+        }
+        for _ in scale..decimals {
+            out.push('0');
+        }
+    }
 }
 
 /// Rounds half away from zero (四舍五入) to `decimals` places.
@@ -296,6 +335,35 @@ mod tests {
             let mut fast = String::new();
             push_rounded(&mut fast, value, decimals);
             assert_eq!(fast, round_half_up(value, decimals).normalize().to_string(), "{value} to {decimals}");
+        }
+    }
+
+    #[test]
+    fn points_and_point_values_have_their_decimals() {
+        assert_eq!(format_points(dec!(1150), 2), "1150.00");
+        assert_eq!(format_points(dec!(900.0), 2), "900.00");
+        assert_eq!(format_points(dec!(3274.5), 2), "3274.50");
+        assert_eq!(format_points(dec!(3274.555), 2), "3274.56");
+        assert_eq!(format_points(dec!(-0.001), 2), "0.00");
+        assert_eq!(format_points(dec!(-970.98), 2), "-970.98");
+        assert_eq!(format_points(dec!(12.5), 0), "13");
+        assert_eq!(format_point_value(dec!(21.45), 4), "21.4500");
+        assert_eq!(format_point_value(dec!(14.891108851614618681546157617), 4), "14.8911");
+        assert_eq!(format_point_value(dec!(19.5), 4), "19.5000");
+    }
+
+    proptest::proptest! {
+        /// Over random amounts: exactly `decimals` decimals, never a negative zero, and the text
+        /// reads back as the value rounded half-up.
+        #[test]
+        fn fixed_formats_hold_for_random_values(mantissa in proptest::num::i64::ANY, scale in 0u32..=20, decimals in 0u32..=8) {
+            let value = Decimal::new(mantissa, scale);
+            for (text, wanted) in [(format_yuan(value), 2), (format_points(value, decimals), decimals), (format_point_value(value, decimals), decimals)] {
+                let fraction = text.split_once('.').map_or(0, |(_, f)| f.len() as u32);
+                proptest::prop_assert_eq!(fraction, wanted, "{}", text);
+                proptest::prop_assert!(!text.starts_with('-') || text.bytes().any(|b| (b'1'..=b'9').contains(&b)), "negative zero {}", text);
+                proptest::prop_assert_eq!(Decimal::from_str_exact(&text).unwrap(), round_half_up(value, wanted));
+            }
         }
     }
 

@@ -12,7 +12,8 @@ fn root() -> PathBuf {
 }
 
 /// The output files compared byte for byte.
-const FILES: [&str; 6] = ["cases.csv", "statements.csv", "summary.csv", "rejects.csv", "report.html", "settlement.xlsx"];
+const FILES: [&str; 8] =
+    ["cases.csv", "statements.csv", "summary.csv", "rejects.csv", "warnings.csv", "dictionary.csv", "report.html", "settlement.xlsx"];
 
 struct Scenario {
     name: &'static str,

@@ -139,7 +139,7 @@ fn rendered_report_shows_the_csv_figures_and_fits_a_1280_px_window() {
             assert_eq!(text_after(card, r#"data-figure="point_value""#), point_value, "{context} {fund}");
             let gross = column_sum(&header, &statements, "gross", Some(fund));
             assert_eq!(money(text_after(card, r#"data-figure="distributed""#)), gross, "{context} {fund}: distributed");
-            if let Some(basis) = summary_value(&summary, &format!("{fund}.distributable")) {
+            if let Some(basis) = summary_value(&summary, &format!("{fund}.basis")) {
                 assert_eq!(money(text_after(card, r#"data-figure="basis""#)), basis.parse::<Decimal>().unwrap(), "{context} {fund}");
             }
             let cases = column_sum(&header, &statements, "cases", Some(fund));

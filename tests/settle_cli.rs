@@ -37,7 +37,7 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
     let (one, two) = (base.join("t1"), base.join("t2"));
     settle(&one, 1, mode, period, policy, tables);
     settle(&two, 2, mode, period, policy, tables);
-    for file in ["cases.csv", "statements.csv", "summary.csv", "rejects.csv", "settlement.xlsx", "report.html"] {
+    for file in ["cases.csv", "statements.csv", "summary.csv", "rejects.csv", "dictionary.csv", "settlement.xlsx", "report.html"] {
         let same = std::fs::read(one.join(file)).unwrap() == std::fs::read(two.join(file)).unwrap();
         assert!(same, "{file} differs between 1 and 2 threads");
     }
@@ -66,13 +66,38 @@ fn check_run(mode: &str, period: &str, policy: &str, tables: &str) {
         assert_eq!(c["counted_points"].parse::<Decimal>().unwrap(), -points * Decimal::from(3), "split admission: −3 × points");
     }
     if mode == "annual" {
-        let employee_distributable: Decimal = summary["employee.distributable"].parse().unwrap();
+        let employee_basis: Decimal = summary["employee.basis"].parse().unwrap();
+        let employee_paid: Decimal = summary["employee.paid"].parse().unwrap();
         let employee_gross: Decimal =
             statements.iter().filter(|s| s["fund"] == "employee").map(|s| s["gross"].parse::<Decimal>().unwrap()).sum();
-        assert_eq!(employee_gross, employee_distributable, "Σ hospital payments = distributable amount");
+        assert_eq!(employee_gross, employee_paid, "Σ hospital payments = paid");
+        let residual: Decimal = summary["employee.residual"].parse().unwrap();
+        assert_eq!(residual, employee_basis - employee_paid, "residual = basis − paid");
+        if summary["employee.paid_at"] == "exact" {
+            assert_eq!(employee_paid, employee_basis, "the settlement method at the exact value pays the basis");
+        } else {
+            // Published (the demo DRG policy): each gross is counted points × the published value.
+            let value: Decimal = summary["employee.point_value"].parse().unwrap();
+            for s in statements.iter().filter(|s| s["fund"] == "employee") {
+                let counted: Decimal = s["counted_points"].parse().unwrap();
+                let gross = (counted * value).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+                assert_eq!(s["gross"].parse::<Decimal>().unwrap(), gross);
+            }
+        }
         let reviewed = cases.iter().find(|c| c["case_id"] == "D00400").expect("reviewed case settled");
-        assert_eq!(reviewed["counted_points"], "5000");
+        // Within its hospital's quota for May (DRG: 5%), the review stands; over it (DIP: 5‰ of
+        // 48 cases allows none) it is refused and named in warnings.csv.
+        let warned = read(&one.join("warnings.csv")).iter().any(|w| w["case_id"] == "D00400" && w["code"] == "SPECIAL_REVIEW_OVER_QUOTA");
+        if scheme == "drg" {
+            assert_eq!(reviewed["counted_points"], "5000.00");
+            assert!(!warned);
+        } else {
+            assert_eq!(reviewed["review"], "over_quota");
+            assert_eq!(reviewed["counted_points"], reviewed["points"]);
+            assert!(warned);
+        }
     }
+    check_accounts(&one, &cases, &statements, &summary, mode);
     let xlsx = std::fs::read(one.join("settlement.xlsx")).unwrap();
     assert_eq!(&xlsx[..2], b"PK", "an xlsx is a zip");
     let _ = std::fs::remove_dir_all(base);
@@ -277,4 +302,74 @@ fn settle_with_a_benefits_policy_computes_empty_patient_paid() {
         assert_eq!(std::fs::read(with.join(file)).unwrap(), std::fs::read(one.join(file)).unwrap(), "{file}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 16's accounts: per-case money adds up to the statements, statements are ordered hospital
+/// then fund in both modes, and every column and key written is in `dictionary.csv`.
+fn check_accounts(
+    out: &Path,
+    cases: &[BTreeMap<String, String>],
+    statements: &[BTreeMap<String, String>],
+    summary: &BTreeMap<String, String>,
+    mode: &str,
+) {
+    let money = |row: &BTreeMap<String, String>, column: &str| row[column].parse::<Decimal>().unwrap();
+    for c in cases {
+        if c["category"] == "exempt" {
+            assert_eq!(money(c, "item_paid"), money(c, "total_cost") - money(c, "patient_paid"), "{c:?}");
+            assert_eq!(money(c, "fund_amount"), money(c, "amount") + money(c, "item_paid"), "{c:?}");
+        } else {
+            assert_eq!(money(c, "item_paid"), Decimal::ZERO, "{c:?}");
+            assert_eq!(money(c, "fund_amount"), money(c, "amount") - money(c, "patient_paid"), "{c:?}");
+        }
+    }
+    let due = if mode == "monthly" { "amount" } else { "fund_due" };
+    for s in statements {
+        let of: Vec<_> = cases.iter().filter(|c| c["hospital_id"] == s["hospital_id"] && c["fund"] == s["fund"]).collect();
+        let points_cases: Vec<_> = of.iter().filter(|c| c["category"] != "exempt").collect();
+        let fund_amounts: Decimal = points_cases.iter().map(|c| money(c, "fund_amount")).sum();
+        assert_eq!(fund_amounts, money(s, due), "Σ fund_amount of the cases paid by points = the statement's {due}");
+        assert_eq!(of.iter().map(|c| money(c, "item_paid")).sum::<Decimal>(), money(s, "item_paid"));
+        assert_eq!(points_cases.iter().map(|c| money(c, "patient_paid")).sum::<Decimal>(), money(s, "patient_paid"));
+    }
+    let order: Vec<(String, String)> = statements.iter().map(|s| (s["hospital_id"].clone(), s["fund"].clone())).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "statements ordered by hospital then fund ({mode})");
+    assert_eq!(summary["item_paid_total"].parse::<Decimal>().unwrap(), sum(statements, "item_paid"));
+    for fund in ["employee", "resident"] {
+        assert!(summary.contains_key(&format!("{fund}.paid")), "every fund in the summary");
+    }
+    // The dictionary names every column and key written.
+    let dictionary = read(&out.join("dictionary.csv"));
+    let listed = |file: &str, column: &str| dictionary.iter().any(|d| d["file"] == file && d["column"] == column);
+    for file in ["cases.csv", "statements.csv", "rejects.csv"] {
+        let header = csv::Reader::from_path(out.join(file)).unwrap().headers().unwrap().clone();
+        for column in &header {
+            assert!(listed(file, column), "{file} column {column} is not in dictionary.csv");
+        }
+    }
+    for key in summary.keys() {
+        let general = match key.split_once('.') {
+            Some((_, rest)) if rest.starts_with("input.") => "{fund}.input.{name}".to_string(),
+            Some((_, rest)) => format!("{{fund}}.{rest}"),
+            None if key.starts_with("warning_") => "warning_{n}".to_string(),
+            None => key.clone(),
+        };
+        assert!(listed("summary.csv", &general), "summary key {key} is not in dictionary.csv");
+    }
+    for d in &dictionary {
+        if matches!(d["unit"].as_str(), "yuan") && d["file"] != "summary.csv" {
+            let rows = read(&out.join(&d["file"]));
+            for row in rows.iter().filter(|r| r.get(&d["column"]).is_some_and(|v| !v.is_empty())) {
+                let text = &row[&d["column"]];
+                assert!(
+                    text.split_once('.').is_some_and(|(_, f)| f.len() == 2) && text != "-0.00",
+                    "{} {}: {text}",
+                    d["file"],
+                    d["column"]
+                );
+            }
+        }
+    }
 }

@@ -55,6 +55,7 @@ struct Produced {
     statements: settle::Statements,
     summary: dipdrg::report::Table,
     cases: String,
+    warnings: Vec<settle::Warning>,
 }
 
 fn produced<C: CaseLines>(request: &Request<'_>, outcome: settle::Outcome<C>) -> Produced {
@@ -62,6 +63,7 @@ fn produced<C: CaseLines>(request: &Request<'_>, outcome: settle::Outcome<C>) ->
         submitted: outcome.submitted,
         accepted: outcome.accepted,
         summary: outcome.statements.summary_table(&outcome.info(request)),
+        warnings: outcome.warnings,
         rejected: outcome.rejected,
         statements: outcome.statements,
         cases: String::from_utf8(outcome.cases.to_bytes()).unwrap(),
@@ -82,6 +84,7 @@ fn both(request: &Request<'_>, text: &str, threads: usize, chunk_bytes: usize) -
             assert_eq!(reference.rejected, parallel.rejected, "rejects (threads {threads}, chunks of {chunk_bytes} bytes)");
             assert_eq!(reference.statements, parallel.statements, "statements");
             assert_eq!(reference.summary, parallel.summary, "summary");
+            assert_eq!(reference.warnings, parallel.warnings, "warnings");
             if reference.cases != parallel.cases {
                 let line = reference.cases.lines().zip(parallel.cases.lines()).position(|(a, b)| a != b);
                 panic!("cases.csv differs at line {line:?} (threads {threads}, chunks of {chunk_bytes} bytes)");
@@ -195,9 +198,13 @@ fn perturbed(policy: &Policy, seed: u64, edits: usize) -> (String, Annotations) 
         let row = &rows[rng.below(rows.len())];
         let case_id = row[id].clone();
         let other_hospital = hospitals[rng.below(hospitals.len())].as_str();
-        match rng.below(4) {
+        match rng.below(5) {
             0 => {
                 annotations.add_violation(policy, &case_id, None, "upcoding");
+            }
+            3 => {
+                // Reviews for the case's own hospital: enough of them go over a month's quota.
+                annotations.add_review(&case_id, Review::parse(None, "approved", "800").unwrap());
             }
             1 => {
                 annotations.add_violation(policy, &case_id, Some(other_hospital), "bed_hanging");
@@ -210,8 +217,22 @@ fn perturbed(policy: &Policy, seed: u64, edits: usize) -> (String, Annotations) 
             }
         }
     }
-    let text = rows.iter().map(|r| r.join(",")).collect::<Vec<_>>().join("\n");
-    (format!("{header}\n{text}\n"), annotations)
+    // The insured category (`benefit`): one case in eight in a category the demo policies pay by
+    // item, one in sixteen in one they do not know.
+    let categories = ["retired_cadre", "disabled_veteran", "civil_servant_work_injury", "maternity", "ordinary"];
+    let text = rows
+        .iter()
+        .map(|r| {
+            let benefit = match rng.below(16) {
+                0 | 1 => categories[rng.below(4)],
+                2 => categories[4],
+                _ => "",
+            };
+            format!("{},{benefit}", r.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (format!("{header},benefit\n{text}\n"), annotations)
 }
 
 proptest! {
@@ -322,6 +343,161 @@ fn an_annotation_for_another_hospitals_case_is_not_applied() {
     // D00001 is H005's case: a violation recorded against H001's D00001 does not touch it.
     let row = outcome.cases.lines().find(|l| l.starts_with("D00001,")).unwrap();
     assert!(!row.contains("upcoding"), "{row}");
+    // ... and it is not silently ignored: H001 has no case D00001.
+    assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
+    assert_eq!(outcome.warnings[0].code, "ANNOTATION_CASE_UNKNOWN");
+    assert_eq!((outcome.warnings[0].case_id.as_str(), outcome.warnings[0].hospital_id.as_str()), ("D00001", "H001"));
+}
+
+/// Violations and reviews naming a case that is not among the records are listed as warnings
+/// (code, summary, the same in both executors); one naming a case that was read but refused
+/// (outside the period) is not: the case was in the input.
+#[test]
+fn annotations_naming_unknown_cases_are_warnings() {
+    let scheme = dip();
+    let mut annotations = demo_annotations(&scheme.policy);
+    annotations.add_violation(&scheme.policy, "NO-SUCH-CASE", None, "upcoding");
+    annotations.add_review("NOR-THIS-ONE", Review::parse(Some("H002"), "approved", "100").unwrap());
+    let (header, lines) = demo_lines();
+    let text = format!("{header}\n{}\n", lines.join("\n"));
+    for (mode, period) in [(Mode::Annual, "2026"), (Mode::Monthly, "2026-03")] {
+        let period = Period::parse_for(&scheme.policy, mode, period).unwrap();
+        let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode, period, annotations: &annotations };
+        let outcome = both(&request, &text, 2, 4096).unwrap();
+        let named: Vec<(&str, &str, &str)> = outcome
+            .warnings
+            .iter()
+            .filter(|w| w.code == "ANNOTATION_CASE_UNKNOWN")
+            .map(|w| (w.code, w.source, w.case_id.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![("ANNOTATION_CASE_UNKNOWN", "review", "NOR-THIS-ONE"), ("ANNOTATION_CASE_UNKNOWN", "violation", "NO-SUCH-CASE")],
+            "the demo annotations name cases of the file (in or out of the period): no warning for them"
+        );
+        let summary: Vec<&Vec<String>> = outcome.summary.rows.iter().filter(|r| r[0].starts_with("warning")).collect();
+        assert_eq!(summary[0][1], outcome.warnings.len().to_string());
+        assert_eq!(summary.len(), outcome.warnings.len() + 1, "every warning is listed in the summary");
+        let listed = summary.iter().any(|r| r[1].starts_with("ANNOTATION_CASE_UNKNOWN: violation of case NO-SUCH-CASE"));
+        assert!(listed, "{summary:?}");
+    }
+}
+
+/// The special-review quota per hospital and month: applications over it are refused (their
+/// cases settled at their assessed points, a SPECIAL_REVIEW_OVER_QUOTA warning each) and the run
+/// goes on — the same refusal in the monthly run of that month and in the annual run.
+#[test]
+fn over_quota_applications_are_refused_and_the_run_goes_on_alike_monthly_and_annually() {
+    let scheme = dip();
+    // The demo DIP policy allows ⌊0.005 × cases⌋ applications per hospital and month: H001's 48
+    // cases of May allow none, so D00400's approved review (May) is over the quota.
+    let annotations = demo_annotations(&scheme.policy);
+    let (header, lines) = demo_lines();
+    let text = format!("{header}\n{}\n", lines.join("\n"));
+    let mut rows = Vec::new();
+    for (mode, period) in [(Mode::Monthly, "2026-05"), (Mode::Annual, "2026")] {
+        let period = Period::parse_for(&scheme.policy, mode, period).unwrap();
+        let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode, period, annotations: &annotations };
+        let outcome = both(&request, &text, 2, 4096).expect("an application over the quota does not stop the run");
+        let over: Vec<&settle::Warning> = outcome.warnings.iter().filter(|w| w.code == "SPECIAL_REVIEW_OVER_QUOTA").collect();
+        assert!(over.iter().any(|w| w.case_id == "D00400" && w.hospital_id == "H001"), "{over:?}");
+        let row = outcome.cases.lines().find(|l| l.starts_with("D00400,")).unwrap().to_string();
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[12], "over_quota", "{row}");
+        assert_eq!(cells[10], cells[9], "refused: counted at its assessed points, not the reviewed 5000 ({row})");
+        // Other hospitals' statements are there: the run went on.
+        match &outcome.statements {
+            settle::Statements::Monthly(_, s) => assert!(s.iter().any(|s| s.hospital != 0)),
+            settle::Statements::Annual(_, s) => assert!(s.iter().any(|s| s.hospital != 0)),
+        }
+        rows.push(row.rsplitn(4, ',').nth(3).unwrap().to_string());
+    }
+    assert_eq!(rows[0], rows[1], "the monthly and annual runs settle the refused case alike (amounts aside)");
+    // The DRG policy allows 5%: H001's May allows 2, and D00400's review stands.
+    let scheme = drg();
+    let annotations = demo_annotations(&scheme.policy);
+    let period = Period::parse_for(&scheme.policy, Mode::Monthly, "2026-05").unwrap();
+    let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode: Mode::Monthly, period, annotations: &annotations };
+    let outcome = both(&request, &text, 2, 4096).unwrap();
+    assert!(outcome.warnings.iter().all(|w| w.case_id != "D00400"), "{:?}", outcome.warnings);
+    let row = outcome.cases.lines().find(|l| l.starts_with("D00400,")).unwrap();
+    assert_eq!(row.split(',').nth(10), Some("5000.00"), "{row}");
+}
+
+/// Item-based payment (按项目) per insured category of the demo policies: a case whose `benefit`
+/// is retired_cadre (离休干部), disabled_veteran (残疾军人), civil_servant_work_injury (公务员工伤)
+/// or maternity (生育) gets 0 points and is settled by the fund at total_cost − patient_paid,
+/// outside the point pool; the same case without the category is paid by points.
+#[test]
+fn item_paid_cases_are_settled_at_their_covered_cost_for_each_insured_category() {
+    for scheme in [dip(), drg()] {
+        let (header, lines) = demo_lines();
+        let width = header.split(',').count();
+        let discharge = column(&header, "discharge_date");
+        let well_formed: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.split(',').count() == width && l.split(',').nth(discharge).is_some_and(|d| d.starts_with("2026-03-")))
+            .take(5)
+            .collect();
+        let categories = ["retired_cadre", "disabled_veteran", "civil_servant_work_injury", "maternity", ""];
+        let body: Vec<String> = well_formed.iter().zip(categories).map(|(line, category)| format!("{line},{category}")).collect();
+        let text = format!("{header},benefit\n{}\n", body.join("\n"));
+        let annotations = Annotations::default();
+        let period = Period::parse_for(&scheme.policy, Mode::Monthly, "2026-03").unwrap();
+        let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode: Mode::Monthly, period, annotations: &annotations };
+        let outcome = both(&request, &text, 2, 4096).unwrap();
+        assert_eq!(outcome.accepted, 5, "{:?}", outcome.rejected);
+        let header_line = settle::CASES_HEADER.trim_end();
+        let column = |name: &str| header_line.split(',').position(|c| c == name).unwrap();
+        let money = |row: &str, name: &str| row.split(',').nth(column(name)).unwrap().parse::<rust_decimal::Decimal>().unwrap();
+        let rows: Vec<&str> = outcome.cases.lines().collect();
+        let mut item_paid_total = rust_decimal::Decimal::ZERO;
+        for (row, category) in rows.iter().zip(categories) {
+            let cells: Vec<&str> = row.split(',').collect();
+            if category.is_empty() {
+                assert_ne!(cells[column("category")], "exempt", "no category: paid by points ({row})");
+                assert_eq!(money(row, "item_paid"), rust_decimal::Decimal::ZERO);
+                continue;
+            }
+            assert_eq!(cells[column("category")], "exempt", "{category}: {row}");
+            assert_eq!(cells[column("counted_points")], "0.00", "{category}: outside the point pool");
+            assert_eq!(money(row, "amount"), rust_decimal::Decimal::ZERO);
+            let covered = money(row, "total_cost") - money(row, "patient_paid");
+            assert!(covered > rust_decimal::Decimal::ZERO);
+            assert_eq!(money(row, "item_paid"), covered, "{category}: the fund pays the covered cost");
+            assert_eq!(money(row, "fund_amount"), covered);
+            item_paid_total += covered;
+        }
+        let statements_item_paid: rust_decimal::Decimal = match &outcome.statements {
+            settle::Statements::Monthly(_, s) => s.iter().map(|s| s.totals.item_paid).sum(),
+            settle::Statements::Annual(_, s) => s.iter().map(|s| s.totals.item_paid).sum(),
+        };
+        assert_eq!(statements_item_paid, item_paid_total, "statements carry the item-paid amounts");
+        let summary_item_paid = outcome.summary.rows.iter().find(|r| r[0] == "item_paid_total").unwrap()[1].clone();
+        assert_eq!(summary_item_paid, dipdrg::units::format_yuan(item_paid_total));
+    }
+}
+
+/// CC/MCC for DIP cases (E5): the demo DIP catalog carries the complication tables (`cc.csv`,
+/// `mcc.csv`, `cc_exclusions.csv`), so the demo DIP policy's `severity.cc = 1.05` and
+/// `mcc = 1.15` apply. Without the tables both cases below had no severity factor.
+#[test]
+fn dip_cases_get_their_cc_and_mcc_coefficients() {
+    let scheme = dip();
+    let (header, lines) = demo_lines();
+    let text = format!("{header}\n{}\n", lines.join("\n"));
+    let annotations = Annotations::default();
+    let period = Period::parse_for(&scheme.policy, Mode::Annual, "2026").unwrap();
+    let request = Request { policy: &scheme.policy, scorer: &scheme.scorer, mode: Mode::Annual, period, annotations: &annotations };
+    let outcome = both(&request, &text, 2, 4096).unwrap();
+    let severity = |case_id: &str| {
+        let row = outcome.cases.lines().find(|l| l.starts_with(&format!("{case_id},"))).unwrap();
+        row.split(',').nth(14).unwrap().to_string()
+    };
+    // D00400: K80.100 with E11.900 (CC, not excluded by its principal).
+    assert_eq!(severity("D00400"), "1.05");
+    // D00135: K74.600 with N17.900 (MCC).
+    assert_eq!(severity("D00135"), "1.15");
 }
 
 /// `settle --benefits`: the pre-pass fills every empty `patient_paid` it can with the patient's

@@ -1,7 +1,7 @@
 //! Settlement: the worked examples, and conservation to the fen on random inputs.
 
 use dipdrg::case::Fund;
-use dipdrg::policy::{FundPolicy, PointValueMethod, Policy, SettlementBasis, WeightedAmount};
+use dipdrg::policy::{FundPolicy, PaidAt, PointValueMethod, Policy, SettlementBasis, WeightedAmount};
 use dipdrg::settlement::{
     annual, band_adjustment, budget_point_value, check_special_review_quota, largest_remainder, monthly, year_end_point_value, CaseTerms,
     SettlementCase, Totals,
@@ -29,6 +29,7 @@ fn fund_policy(method: PointValueMethod, basis: SettlementBasis) -> FundPolicy {
         floating_band: Some(dec!(0.05)),
         balanced_fixed_weight: Some(dec!(0.5)),
         monthly_payment_share: dec!(0.9),
+        paid_at: PaidAt::Exact,
     }
 }
 
@@ -52,7 +53,7 @@ fn fund_56_million_over_ratio_0_70_and_8_million_points_is_10_yuan() {
     let policy = policy_with(fund_policy(PointValueMethod::Settlement, SettlementBasis::FundOverRatio));
     let record = year_end_point_value(&policy, Fund::Employee, Points(dec!(8000000)), Yuan(dec!(0))).unwrap();
     assert_eq!(record.value.value(), dec!(10));
-    assert_eq!(record.distributable, Some(Yuan(dec!(80000000))));
+    assert_eq!(record.basis, Some(Yuan(dec!(80000000))));
     assert_eq!(
         record.inputs,
         vec![("annual_budget", dec!(56000000)), ("reimbursement_ratio", dec!(0.70)), ("region_counted_points", dec!(8000000))]
@@ -143,9 +144,11 @@ fn year_end_balance_accounts_for_monthly_payments_bands_and_deposits() {
     let (records, statements) = annual(&policy, &cases, &ids).unwrap();
     let employee = &records[0];
     // 14,000,000 ÷ 0.8 = 17,500,000 over 18,000 points.
-    assert_eq!(employee.distributable, Some(Yuan(dec!(17500000))));
+    assert_eq!(employee.basis, Some(Yuan(dec!(17500000))));
     let gross: Yuan = statements.iter().map(|s| s.gross).sum();
-    assert_eq!(gross, Yuan(dec!(17500000)), "Σ hospital payments = the distributable amount, to the fen");
+    assert_eq!(gross, Yuan(dec!(17500000)), "Σ hospital payments = the basis, to the fen (paid at the exact value)");
+    assert_eq!(employee.paid, gross);
+    assert_eq!(employee.residual(), Some(Yuan::ZERO));
     for s in &statements {
         assert_eq!(s.fund_due, s.gross - s.patient_paid);
         assert_eq!(s.final_due, s.fund_due + s.band_adjustment - s.deposit_forfeited);
@@ -213,7 +216,10 @@ proptest! {
             Ok((records, statements)) => {
                 for record in &records {
                     let gross: Yuan = statements.iter().filter(|s| s.fund == record.fund).map(|s| s.gross).sum();
-                    prop_assert_eq!(Some(gross), record.distributable);
+                    prop_assert_eq!(gross, record.paid);
+                    if record.method == PointValueMethod::Settlement {
+                        prop_assert_eq!(Some(gross), record.basis, "the settlement method at the exact value pays the basis");
+                    }
                 }
                 for s in &statements {
                     prop_assert_eq!(s.balance, s.fund_due + s.band_adjustment - s.deposit_forfeited - s.paid_monthly);
@@ -288,4 +294,130 @@ proptest! {
         let read: Decimal = text.parse().expect("a decimal");
         prop_assert_eq!(read, dipdrg::units::round_half_up(amount, 2), "{} → {}", amount, text);
     }
+}
+
+/// The demo policy with the employee fund paid at the published point value.
+fn published_policy() -> Policy {
+    let mut policy = demo_policy();
+    if let Some(funds) = policy.funds.as_mut() {
+        funds.employee.paid_at = PaidAt::Published;
+    }
+    policy
+}
+
+#[test]
+fn published_value_gross_is_counted_points_times_the_published_value_to_the_fen() {
+    let policy = published_policy();
+    // 14,000,000 ÷ 0.8 = 17,500,000 over 3 × 7,000.01 points: an exact value of
+    // 833.33214... yuan, published as 833.3321.
+    let cases = vec![case(0, dec!(7000.01), dec!(100)), case(1, dec!(7000.01), dec!(100)), case(2, dec!(7000.01), dec!(100))];
+    let ids = vec!["H001".to_string(), "H002".to_string(), "H003".to_string()];
+    let (records, statements) = annual(&policy, &cases, &ids).unwrap();
+    let employee = records.iter().find(|r| r.fund == Fund::Employee).unwrap();
+    assert_eq!(employee.value.value(), dec!(833.3321));
+    assert_ne!(employee.exact, employee.value.value(), "the example needs an exact value that is not the published one");
+    for s in &statements {
+        assert_eq!(s.gross, Yuan(dec!(5833333.03)), "7000.01 × 833.3321 = 5,833,333.033321 → to the fen");
+        assert_eq!(s.gross, Yuan((s.totals.counted_points * employee.value.value()).round_dp(2)));
+    }
+    assert_eq!(employee.paid, Yuan(dec!(17499999.09)));
+    assert_eq!(employee.basis, Some(Yuan(dec!(17500000.00))));
+    assert_eq!(employee.residual(), Some(Yuan(dec!(0.91))), "basis − paid: left in the fund");
+    // At the exact value the same cases are paid the whole basis.
+    let (exact_records, exact_statements) = annual(&demo_policy(), &cases, &ids).unwrap();
+    assert_eq!(exact_statements.iter().map(|s| s.gross).sum::<Yuan>(), Yuan(dec!(17500000.00)));
+    assert_eq!(exact_records[0].residual(), Some(Yuan::ZERO));
+}
+
+proptest! {
+    #[test]
+    fn published_value_gross_holds_on_random_cases(
+        points in prop::collection::vec((0u32..5, 1u32..500_000, prop::bool::ANY), 1..80)
+    ) {
+        let policy = published_policy();
+        let cases: Vec<SettlementCase> = points.iter().enumerate().map(|(i, (h, p, resident))| {
+            let fund = if *resident { Fund::Resident } else { Fund::Employee };
+            SettlementCase::new(*h, fund, 1 + (i as u32 % 12), terms(Decimal::new(i64::from(*p), 2)), dec!(1000), dec!(10))
+        }).collect();
+        let ids: Vec<String> = (0..5).map(|i| format!("H{i:03}")).collect();
+        let (records, statements) = annual(&policy, &cases, &ids).unwrap();
+        for s in statements.iter().filter(|s| s.fund == Fund::Employee) {
+            prop_assert_eq!(s.gross, Yuan((s.totals.counted_points * s.point_value.value()).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)));
+        }
+        for record in &records {
+            let paid: Yuan = statements.iter().filter(|s| s.fund == record.fund).map(|s| s.gross).sum();
+            prop_assert_eq!(record.paid, paid);
+            prop_assert_eq!(record.residual(), record.basis.map(|b| b - paid));
+        }
+    }
+}
+
+#[test]
+fn every_fund_is_in_the_summary_with_its_basis_paid_and_residual_even_without_cases() {
+    use dipdrg::settle::{Mode, Period, RunInfo, Statements};
+    let policy = demo_policy();
+    let ids = vec!["H001".to_string()];
+    // Employee cases only: the resident fund has none.
+    let cases = vec![case(0, dec!(1000), dec!(100))];
+    let (records, statements) = annual(&policy, &cases, &ids).unwrap();
+    let statements = Statements::Annual(records, statements);
+    let run = RunInfo {
+        mode: Mode::Annual,
+        period: Period { year: 2026, month: None },
+        policy: &policy,
+        tables_fingerprint: "",
+        submitted: 1,
+        accepted: 1,
+        rejected: 0,
+        hospital_ids: &ids,
+        warnings: &[],
+    };
+    let summary: std::collections::BTreeMap<String, String> =
+        statements.summary_table(&run).rows.into_iter().map(|row| (row[0].clone(), row[1].clone())).collect();
+    assert_eq!(summary["employee.basis"], "17500000.00");
+    assert_eq!(summary["employee.paid"], "17500000.00");
+    assert_eq!(summary["employee.residual"], "0.00");
+    assert_eq!(summary["resident.cases"], "0");
+    assert_eq!(summary["resident.counted_points"], "0.00");
+    // 16,000,000 + what patients paid (nothing): all of it left in the fund.
+    assert_eq!(summary["resident.basis"], "16000000.00");
+    assert_eq!(summary["resident.paid"], "0.00");
+    assert_eq!(summary["resident.residual"], "16000000.00");
+    assert!(!summary.contains_key("employee.distributable"), "distributable is split into basis, paid and residual");
+}
+
+/// E14: a `[[hospital_overrides]]` point value replaces the fund's budget point value for its
+/// cases in the monthly pre-settlement (a statement's gross is Σ points × the case's point value,
+/// to the fen), in the monthly payments an annual run recomputes too; the year-end point value is
+/// unchanged.
+#[test]
+fn an_override_point_value_prices_its_cases_in_monthly_statements() {
+    use dipdrg::policy::{Coefficient, HospitalOverride};
+    let mut policy = demo_policy();
+    policy.hospital_overrides.push(HospitalOverride {
+        hospital: "H001".into(),
+        months: Some(vec![3]),
+        insured: None,
+        coefficient: None,
+        point_value: Some(Coefficient::Flat(dec!(25))),
+    });
+    let budget = dipdrg::settlement::monthly_point_value(&policy, Fund::Employee).unwrap().value.value();
+    let mut overridden = case(0, dec!(1000), dec!(0));
+    overridden.month = 3;
+    let overridden = overridden.with_point_value_override(Some(0));
+    let mut plain = case(0, dec!(500), dec!(0));
+    plain.month = 3;
+    let cases = vec![overridden, plain];
+    let (_, statements) = monthly(&policy, &cases, 1).unwrap();
+    assert_eq!(statements[0].gross, Yuan((dec!(1000) * dec!(25) + dec!(500) * budget).round_dp(2)), "1000 × 25 + 500 × the budget value");
+    assert_ne!(statements[0].gross, Yuan((dec!(1500) * budget).round_dp(2)), "the example needs a budget value other than 25");
+    // The annual run: the year-end point value ignores the override, the monthly payments it
+    // recomputes do not.
+    let ids = vec!["H001".to_string()];
+    let (records, annual_statements) = annual(&policy, &cases, &ids).unwrap();
+    let (plain_records, plain_annual) = annual(&demo_policy(), &cases, &ids).unwrap();
+    assert_eq!(records, plain_records, "year-end point value unchanged");
+    assert_eq!(annual_statements[0].gross, plain_annual[0].gross);
+    assert_eq!(annual_statements[0].paid_monthly, statements[0].paid_now);
+    assert_ne!(annual_statements[0].paid_monthly, plain_annual[0].paid_monthly);
 }

@@ -169,6 +169,8 @@ fn write_outputs<C: CaseLines>(out: &Path, request: &Request<'_>, outcome: &Outc
     let summary_table = outcome.statements.summary_table(&outcome.info(request));
     write_csv(&out.join("statements.csv"), &statements_table)?;
     write_csv(&out.join("summary.csv"), &summary_table)?;
+    write_csv(&out.join("dictionary.csv"), &settle::dictionary_table())?;
+    write_csv(&out.join("warnings.csv"), &settle::warnings_table(&outcome.warnings))?;
     // The per-month trend sums the cases file just written (read back as a stream).
     let period = summary_table.value("period").unwrap_or("");
     let cases_written = File::open(&cases_path).with_context(|| format!("reading {}", cases_path.display()))?;
@@ -238,7 +240,8 @@ pub fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for record in outcome.point_values() {
-            eprintln!("{} point value ({:?}): {}", record.fund.as_str(), record.method, record.value);
+            let value = dipdrg::units::format_point_value(record.value.0, policy.point_value_decimals);
+            eprintln!("{} point value ({:?}): {value}", record.fund.as_str(), record.method);
         }
         eprintln!("wrote {}", args.out.display());
     }

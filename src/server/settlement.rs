@@ -16,10 +16,11 @@ use super::AppState;
 use crate::case::Fund;
 use crate::io::case_csv::standard_layout;
 use crate::io::chunks::CHUNK_BYTES;
+use crate::policy::Policy;
 use crate::settle::{self, Annotations, Mode, Period, Review, SettleError, Statements};
 use crate::settlement::{self, PointValueRecord};
 use crate::store::{now_rfc3339, StatementRow, StoreError};
-use crate::units::format_yuan;
+use crate::units::{format_point_value, format_points, format_yuan};
 use prost::Message;
 use rust_decimal::Decimal;
 use std::pin::Pin;
@@ -41,14 +42,18 @@ fn fund_message(fund: Fund) -> i32 {
     }
 }
 
-fn point_value_message(record: &PointValueRecord) -> proto::PointValue {
+fn point_value_message(policy: &Policy, record: &PointValueRecord) -> proto::PointValue {
     proto::PointValue {
         fund: fund_message(record.fund),
         method: format!("{:?}", record.method).to_lowercase(),
-        value: record.value.to_string(),
+        value: format_point_value(record.value.0, policy.point_value_decimals),
         exact: record.exact.to_string(),
-        distributable: record.distributable.map(|d| format_yuan(d.0)).unwrap_or_default(),
-        inputs: record.inputs.iter().map(|(name, value)| format!("{name}={}", value.normalize())).collect(),
+        distributable: format_yuan(record.paid.0),
+        basis: record.basis.map(|d| format_yuan(d.0)).unwrap_or_default(),
+        paid: format_yuan(record.paid.0),
+        residual: record.residual().map(|d| format_yuan(d.0)).unwrap_or_default(),
+        paid_at: format!("{:?}", record.paid_at).to_lowercase(),
+        inputs: record.inputs.iter().map(|(name, value)| format!("{name}={}", settle::format_input(policy, name, *value))).collect(),
     }
 }
 
@@ -154,14 +159,15 @@ fn compute(
             hospital_id: hospital_ids.get(hospital as usize).cloned().unwrap_or_default(),
             fund: fund_message(fund),
             cases: totals.cases as i64,
-            points: totals.points.normalize().to_string(),
-            penalty_points: totals.penalty_points.normalize().to_string(),
-            counted_points: totals.counted_points.normalize().to_string(),
+            points: format_points(totals.points, policy.points_decimals),
+            penalty_points: format_points(totals.penalty_points, policy.points_decimals),
+            counted_points: format_points(totals.counted_points, policy.points_decimals),
             cmi: totals.cmi(policy.average_case_score()).to_string(),
             total_cost: format_yuan(totals.total_cost),
             point_value,
             gross: format_yuan(gross),
             patient_paid: format_yuan(patient_paid),
+            item_paid: format_yuan(totals.item_paid),
             ..Default::default()
         }
     };
@@ -171,7 +177,14 @@ fn compute(
         Statements::Monthly(_, monthly) => {
             for s in monthly {
                 gross_total += s.gross.0;
-                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+                let mut message = base(
+                    s.hospital,
+                    s.fund,
+                    &s.totals,
+                    format_point_value(s.point_value.0, policy.point_value_decimals),
+                    s.gross.0,
+                    s.patient_paid.0,
+                );
                 message.amount = format_yuan(s.amount.0);
                 message.paid_now = format_yuan(s.paid_now.0);
                 message.deposit = format_yuan(s.deposit.0);
@@ -181,7 +194,14 @@ fn compute(
         Statements::Annual(_, annual) => {
             for s in annual {
                 gross_total += s.gross.0;
-                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.to_string(), s.gross.0, s.patient_paid.0);
+                let mut message = base(
+                    s.hospital,
+                    s.fund,
+                    &s.totals,
+                    format_point_value(s.point_value.0, policy.point_value_decimals),
+                    s.gross.0,
+                    s.patient_paid.0,
+                );
                 message.fund_due = format_yuan(s.fund_due.0);
                 message.band_adjustment = format_yuan(s.band_adjustment.0);
                 message.deposit_forfeited = format_yuan(s.deposit_forfeited.0);
@@ -212,7 +232,17 @@ fn compute(
             }
         })
         .collect();
-    run.point_values = outcome.statements.point_values().iter().map(point_value_message).collect();
+    run.warnings = outcome
+        .warnings
+        .iter()
+        .map(|w| proto::RunWarning {
+            code: w.code.to_string(),
+            case: format!("hospitals/{}/cases/{}", w.hospital_id, w.case_id),
+            source: w.source.to_string(),
+            message: w.message.clone(),
+        })
+        .collect();
+    run.point_values = outcome.statements.point_values().iter().map(|record| point_value_message(policy, record)).collect();
     run.gross_total = format_yuan(gross_total);
     run.complete_time = now_rfc3339();
     Ok((run, statements))
@@ -233,6 +263,7 @@ fn for_role(role: &Role, run: proto::SettlementRun) -> proto::SettlementRun {
             rejected_cases: 0,
             // Other hospitals' cases: never shown to a hospital.
             rejects: Vec::new(),
+            warnings: Vec::new(),
             point_values: Vec::new(),
             gross_total: String::new(),
             cases_fingerprint: String::new(),

@@ -29,7 +29,7 @@ use crate::pricing::Reason;
 use crate::report::Table;
 use crate::scoring::{Assessment, Scorer};
 use crate::settlement::{self, largest_remainder, CaseTerms, MonthlyTotals, PointValueRecord, SettlementCase};
-use crate::units::{format_yuan, push_decimal, push_rounded, push_yuan, PointValue, Yuan};
+use crate::units::{format_point_value, format_points, format_yuan, push_points, push_rounded, push_yuan, PointValue, Yuan};
 use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHasher};
 use smallvec::SmallVec;
@@ -236,6 +236,92 @@ impl Annotations {
     fn ids(&self) -> impl Iterator<Item = &String> + Clone {
         self.violations.keys().chain(self.reviews.keys())
     }
+
+    /// Whether any annotation names `case_id`.
+    pub fn names(&self, case_id: &str) -> bool {
+        self.violations.contains_key(case_id) || self.reviews.contains_key(case_id)
+    }
+
+    /// Every annotation as (source, case id, hospital id), violations then reviews.
+    fn each(&self) -> impl Iterator<Item = (&'static str, &str, Option<&str>)> {
+        let violations =
+            self.violations.iter().flat_map(|(id, list)| list.iter().map(move |v| ("violation", id.as_str(), v.hospital_id.as_deref())));
+        let reviews =
+            self.reviews.iter().flat_map(|(id, list)| list.iter().map(move |r| ("review", id.as_str(), r.hospital_id.as_deref())));
+        violations.chain(reviews)
+    }
+}
+
+/// Something a run settled anyway but a fund office must see, with a stable code: see
+/// [`warning_code`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    pub code: &'static str,
+    /// `violation` or `review` (the annotation's kind).
+    pub source: &'static str,
+    pub case_id: String,
+    /// The hospital the annotation names (empty when it names none).
+    pub hospital_id: String,
+    pub message: String,
+}
+
+/// Codes of a run's warnings.
+pub mod warning_code {
+    /// A confirmed violation or a special-review decision names a case that is not among the
+    /// run's records (at that hospital, when it names one): it was applied to nothing.
+    pub const ANNOTATION_CASE_UNKNOWN: &str = "ANNOTATION_CASE_UNKNOWN";
+    /// A special-review application over the hospital's quota for its month: refused, the case
+    /// settled at its assessed points (see [`super::refuse_over_quota`]).
+    pub const SPECIAL_REVIEW_OVER_QUOTA: &str = "SPECIAL_REVIEW_OVER_QUOTA";
+}
+
+/// The records an annotation could have named: by case id, the hospitals of the records that
+/// carry it (`None` for a record that could not be read far enough to know its hospital).
+pub type SeenIds = FxHashMap<String, SmallVec<[Option<String>; 1]>>;
+
+/// Notes that a record with `case_id` (at `hospital_id`) was read, when an annotation names it.
+pub fn note_seen(seen: &mut SeenIds, annotations: &Annotations, case_id: &str, hospital_id: Option<&str>) {
+    if annotations.names(case_id) {
+        seen.entry(case_id.to_string()).or_default().push(hospital_id.map(str::to_string));
+    }
+}
+
+/// The annotations that name no record of the run: a violation or review naming a hospital
+/// needs a record of that case id at that hospital (or one whose hospital is unknown); one
+/// naming none needs any record of the case id. Whether the record was then settled or
+/// refused does not matter: it was in the input. Sorted, so every executor lists them alike.
+pub fn unknown_annotations(annotations: &Annotations, seen: &SeenIds) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for (source, case_id, hospital) in annotations.each() {
+        let found = seen.get(case_id).is_some_and(|hospitals| match hospital {
+            Some(h) => hospitals.iter().any(|seen| seen.as_deref().is_none_or(|s| s == h)),
+            None => true,
+        });
+        if found {
+            continue;
+        }
+        let at = hospital.map(|h| format!(" at hospital {h}")).unwrap_or_default();
+        warnings.push(Warning {
+            code: warning_code::ANNOTATION_CASE_UNKNOWN,
+            source,
+            case_id: case_id.to_string(),
+            hospital_id: hospital.unwrap_or_default().to_string(),
+            message: format!("{source} of case {case_id}{at}: no such case among the run's records, so it was applied to nothing"),
+        });
+    }
+    warnings.sort();
+    warnings
+}
+
+/// The warnings as a table (`warnings.csv`).
+pub fn warnings_table(warnings: &[Warning]) -> Table {
+    Table {
+        header: ["code", "source", "case_id", "hospital_id", "message"].map(String::from).to_vec(),
+        rows: warnings
+            .iter()
+            .map(|w| vec![w.code.to_string(), w.source.to_string(), w.case_id.clone(), w.hospital_id.clone(), w.message.clone()])
+            .collect(),
+    }
 }
 
 /// What a run settles: the policy and scorer snapshots, the mode and period, and the annotations.
@@ -369,11 +455,20 @@ pub fn repeated(case_id: &str, first_record: u64) -> Refusal {
     }
 }
 
-/// An admitted case, settled: its compact settlement record and whether it applied for a
-/// special review (which counts toward the hospital's quota).
+/// An admitted case, settled: its compact settlement record and, when it applied for a special
+/// review (which counts toward the hospital's quota), how it settles if the application is
+/// refused as over the quota.
 pub struct Settled {
     pub case: SettlementCase,
-    pub review_applied: bool,
+    pub application: Option<Box<Application>>,
+}
+
+/// A case's special-review application (特病单议申请): the case as it settles when the
+/// application is refused over the quota — its assessed points, penalties still applied — and its
+/// `cases.csv` row then (review column `over_quota`).
+pub struct Application {
+    pub unreviewed: SettlementCase,
+    pub row: String,
 }
 
 /// Admits, groups and prices one case, and applies its annotations; writes its `cases.csv` row
@@ -387,25 +482,93 @@ pub fn settle_case(prepared: &Prepared<'_>, case: &Case, id_hash: u64, row: &mut
     let review = if listed { request.annotations.review(case) } else { None };
     let reviewed_points = review.filter(|r| r.approved).and_then(|r| r.reviewed_points);
     let terms = CaseTerms { reviewed_points, penalty_multiple: violation.map(|v| v.multiple), ..CaseTerms::assessed(&assessment) };
-    let settlement = SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid);
-    case_row(row, case, fund, month, &assessment, &settlement, violation, review, reviewed_points);
-    Ok(Settled { case: settlement, review_applied: review.is_some() })
+    let point_value_override = request.policy.point_value_override_index(case, fund);
+    let settlement =
+        SettlementCase::new(hospital, fund, month, terms, total_cost, patient_paid).with_point_value_override(point_value_override);
+    let points_decimals = request.policy.points_decimals;
+    case_row(
+        row,
+        points_decimals,
+        case,
+        fund,
+        month,
+        &assessment,
+        &settlement,
+        violation,
+        review.map(ReviewCell::Decided),
+        reviewed_points,
+    );
+    let application = review.map(|_| {
+        let unreviewed = SettlementCase::new(hospital, fund, month, CaseTerms { reviewed_points: None, ..terms }, total_cost, patient_paid)
+            .with_point_value_override(point_value_override);
+        let mut row = String::new();
+        case_row(&mut row, points_decimals, case, fund, month, &assessment, &unreviewed, violation, Some(ReviewCell::OverQuota), None);
+        Box::new(Application { unreviewed, row })
+    });
+    Ok(Settled { case: settlement, application })
+}
+
+/// What the review column of a case row says.
+#[derive(Clone, Copy)]
+enum ReviewCell<'a> {
+    Decided(&'a Review),
+    /// The application was refused: over the hospital's quota for the month.
+    OverQuota,
+}
+
+/// The special-review quota (特病单议名额), the same in monthly and annual runs: per hospital and
+/// month of discharge, at most ⌊quota × the hospital's cases that month⌋ applications are
+/// honoured, the first in input order; each later one is refused — its case settles at its
+/// assessed points — and named by a [`warning_code::SPECIAL_REVIEW_OVER_QUOTA`] warning.
+/// `applications` are (hospital, month, case id, hospital id) in input order; the answer says,
+/// for each, whether it is refused (with its warning).
+pub fn refuse_over_quota(policy: &Policy, monthly_totals: &MonthlyTotals, applications: &[(u32, u8, &str, &str)]) -> Vec<Option<Warning>> {
+    let Some(review) = &policy.special_review else { return vec![None; applications.len()] };
+    let mut cases: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+    for ((hospital, _, month), totals) in monthly_totals {
+        *cases.entry((*hospital, *month)).or_default() += totals.cases;
+    }
+    let mut honoured: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+    let mut refused = Vec::with_capacity(applications.len());
+    for &(hospital, month, case_id, hospital_id) in applications {
+        let key = (hospital, u32::from(month));
+        let month_cases = cases.get(&key).copied().unwrap_or(0);
+        let allowed = settlement::special_review_allowed(review.quota, month_cases);
+        let used = honoured.entry(key).or_default();
+        if *used < allowed {
+            *used += 1;
+            refused.push(None);
+            continue;
+        }
+        refused.push(Some(Warning {
+            code: warning_code::SPECIAL_REVIEW_OVER_QUOTA,
+            source: "review",
+            case_id: case_id.to_string(),
+            hospital_id: hospital_id.to_string(),
+            message: format!(
+                "special-review application of case {case_id} at hospital {hospital_id}: over the quota of {allowed} for month {month} ({} × {month_cases} cases), refused: settled at its assessed points",
+                review.quota.normalize()
+            ),
+        }));
+    }
+    refused
 }
 
 /// The header of `cases.csv`.
-pub const CASES_HEADER: &str = "case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,amount\n";
+pub const CASES_HEADER: &str = "case_id,hospital_id,fund,month,status,group,category,base_score,cost_ratio,points,counted_points,violation,review,outlier_factor,severity_factor,hospital_factor,bed_days,total_cost,patient_paid,amount,fund_amount,item_paid\n";
 
 /// A `cases.csv` row without its amount (and line end).
 #[allow(clippy::too_many_arguments)]
 fn case_row(
     row: &mut String,
+    points_decimals: u32,
     case: &Case,
     fund: Fund,
     month: u32,
     assessment: &Assessment,
     settlement: &SettlementCase,
     violation: Option<&Violation>,
-    review: Option<&Review>,
+    review: Option<ReviewCell<'_>>,
     reviewed_points: Option<Decimal>,
 ) {
     row.clear();
@@ -426,25 +589,27 @@ fn case_row(
     row.push(',');
     row.push_str(assessment.points.category.as_str());
     row.push(',');
-    push_rounded(row, assessment.points.base_score, 28);
+    push_points(row, assessment.points.base_score, points_decimals);
     row.push(',');
     if let Some(ratio) = assessment.points.cost_ratio {
         push_rounded(row, ratio, 4);
     }
     row.push(',');
-    push_decimal(row, assessment.points.points.value());
+    push_points(row, assessment.points.points.value(), points_decimals);
     row.push(',');
-    push_decimal(row, settlement.counted_points());
+    push_points(row, settlement.counted_points(), points_decimals);
     row.push(',');
     if let Some(v) = violation {
         let _ = write!(row, "{} x{}", v.kind, v.multiple.normalize());
     }
     row.push(',');
     match review {
-        Some(r) if r.approved => {
-            let _ = write!(row, "approved {}", reviewed_points.unwrap_or_default());
+        Some(ReviewCell::Decided(r)) if r.approved => {
+            row.push_str("approved ");
+            push_points(row, reviewed_points.unwrap_or_default(), points_decimals);
         }
-        Some(_) => row.push_str("rejected"),
+        Some(ReviewCell::Decided(_)) => row.push_str("rejected"),
+        Some(ReviewCell::OverQuota) => row.push_str("over_quota"),
         None => {}
     }
     // Factors as columns: outlier multiplier, severity coefficient, hospital coefficient, paid bed days.
@@ -470,12 +635,23 @@ fn case_row(
             push_rounded(row, value, 4);
         }
     }
+    row.push(',');
+    push_yuan(row, settlement.total_cost);
+    row.push(',');
+    push_yuan(row, settlement.patient_paid);
 }
 
-/// Appends a row's amount (in fen) and its line end.
-pub fn push_amount(line: &mut String, amount_fen: i64) {
-    line.push(',');
-    push_yuan(line, Decimal::new(amount_fen, 2));
+/// Appends a row's money after the split and its line end: `amount` (its share of the
+/// statement's gross, in fen), `fund_amount` (what the fund pays for it: amount − the patient's
+/// payment, or for an item-paid case its item-paid amount) and `item_paid`.
+pub fn push_amount(line: &mut String, amount_fen: i64, case: &SettlementCase) {
+    let amount = Decimal::new(amount_fen, 2);
+    let item_paid = case.item_paid();
+    let fund_amount = if case.exempt() { amount + item_paid } else { amount - case.patient_paid };
+    for value in [amount, fund_amount, item_paid] {
+        line.push(',');
+        push_yuan(line, value);
+    }
     line.push('\n');
 }
 
@@ -561,15 +737,10 @@ pub enum Statements {
     Annual(Vec<PointValueRecord>, Vec<settlement::AnnualStatement>),
 }
 
-/// From the run's totals per (hospital, fund, month) and its special-review applications per
-/// hospital: the quota check, then the statements. Both executors end here.
-pub fn conclude(prepared: &Prepared<'_>, monthly_totals: MonthlyTotals, applications: &[u64]) -> Result<Statements, SettleError> {
+/// From the run's totals per (hospital, fund, month), the quota already applied
+/// ([`refuse_over_quota`]): the statements. Both executors end here.
+pub fn conclude(prepared: &Prepared<'_>, monthly_totals: MonthlyTotals) -> Result<Statements, SettleError> {
     let request = prepared.request;
-    let mut cases_per_hospital = vec![0u64; prepared.hospital_ids.len()];
-    for ((hospital, _, _), totals) in &monthly_totals {
-        cases_per_hospital[*hospital as usize] += totals.cases;
-    }
-    settlement::check_special_review_quota(request.policy, &prepared.hospital_ids, &cases_per_hospital, applications)?;
     Ok(match request.mode {
         Mode::Monthly => {
             let (values, statements) = settlement::monthly_from_totals(request.policy, monthly_totals)?;
@@ -592,6 +763,8 @@ pub struct Outcome<C> {
     pub statements: Statements,
     pub hospital_ids: Vec<String>,
     pub cases: C,
+    /// What the run settled anyway but must be seen (sorted): [`Warning`].
+    pub warnings: Vec<Warning>,
 }
 
 /// The `cases.csv` lines of a run (header not included), however an executor holds them.
@@ -612,6 +785,7 @@ pub struct RunInfo<'a> {
     pub accepted: u64,
     pub rejected: u64,
     pub hospital_ids: &'a [String],
+    pub warnings: &'a [Warning],
 }
 
 impl<C> Outcome<C> {
@@ -626,6 +800,7 @@ impl<C> Outcome<C> {
             accepted: self.accepted,
             rejected: self.rejected.len() as u64,
             hospital_ids: &self.hospital_ids,
+            warnings: &self.warnings,
         }
     }
 }
@@ -635,6 +810,20 @@ impl Statements {
         match self {
             Statements::Monthly(v, _) | Statements::Annual(v, _) => v,
         }
+    }
+
+    /// A fund's cases, counted points, gross and item-paid amount (Σ over its statements).
+    pub fn fund_totals(&self, fund: Fund) -> (u64, Decimal, Yuan, Yuan) {
+        let rows: Vec<(&settlement::Totals, Yuan)> = match self {
+            Statements::Monthly(_, s) => s.iter().filter(|s| s.fund == fund).map(|s| (&s.totals, s.gross)).collect(),
+            Statements::Annual(_, s) => s.iter().filter(|s| s.fund == fund).map(|s| (&s.totals, s.gross)).collect(),
+        };
+        (
+            rows.iter().map(|(t, _)| t.cases).sum(),
+            rows.iter().map(|(t, _)| t.counted_points).sum(),
+            rows.iter().map(|(_, g)| *g).sum(),
+            Yuan(rows.iter().map(|(t, _)| t.item_paid).sum()),
+        )
     }
 
     /// Each statement's (hospital, fund) and gross, in statement order.
@@ -670,6 +859,7 @@ impl Statements {
             "point_value",
             "gross",
             "patient_paid",
+            "item_paid",
         ];
         let totals_cells = |t: &settlement::Totals| {
             vec![
@@ -678,9 +868,9 @@ impl Statements {
                 t.exempt_cases.to_string(),
                 t.penalised_cases.to_string(),
                 t.reviewed_cases.to_string(),
-                t.points.normalize().to_string(),
-                t.penalty_points.normalize().to_string(),
-                t.counted_points.normalize().to_string(),
+                format_points(t.points, policy.points_decimals),
+                format_points(t.penalty_points, policy.points_decimals),
+                format_points(t.counted_points, policy.points_decimals),
                 t.cmi(policy.average_case_score()).to_string(),
                 format_yuan(t.total_cost),
             ]
@@ -692,7 +882,12 @@ impl Statements {
                 let (id, name, level) = hospital(hospital_index);
                 let mut row = vec![id, name, level, fund.as_str().to_string()];
                 row.extend(totals_cells(totals));
-                row.extend([point_value.to_string(), format_yuan(gross.0), format_yuan(patient_paid.0)]);
+                row.extend([
+                    format_point_value(point_value.0, policy.point_value_decimals),
+                    format_yuan(gross.0),
+                    format_yuan(patient_paid.0),
+                    format_yuan(totals.item_paid),
+                ]);
                 row
             };
         match self {
@@ -760,21 +955,168 @@ impl Statements {
         add("accepted", run.accepted.to_string());
         add("rejected", run.rejected.to_string());
         add("hospitals", run.hospital_ids.len().to_string());
-        for record in self.point_values() {
-            let fund = record.fund.as_str();
-            add(&format!("{fund}.point_value_method"), format!("{:?}", record.method).to_lowercase());
-            add(&format!("{fund}.point_value"), record.value.to_string());
-            add(&format!("{fund}.point_value_exact"), record.exact.to_string());
-            if let Some(d) = record.distributable {
-                add(&format!("{fund}.distributable"), format_yuan(d.0));
+        add("warnings", run.warnings.len().to_string());
+        for (n, warning) in run.warnings.iter().enumerate() {
+            add(&format!("warning_{}", n + 1), format!("{}: {}", warning.code, warning.message));
+        }
+        // Every fund of the policy, with or without cases.
+        let policy = run.policy;
+        for fund in [Fund::Employee, Fund::Resident] {
+            let name = fund.as_str();
+            let (cases, counted_points, paid, item_paid) = self.fund_totals(fund);
+            let record = self.point_values().iter().find(|r| r.fund == fund);
+            add(&format!("{name}.cases"), cases.to_string());
+            add(&format!("{name}.counted_points"), format_points(counted_points, policy.points_decimals));
+            if let Some(record) = record {
+                add(&format!("{name}.point_value_method"), format!("{:?}", record.method).to_lowercase());
+                add(&format!("{name}.point_value"), format_point_value(record.value.0, policy.point_value_decimals));
+                add(&format!("{name}.point_value_exact"), record.exact.to_string());
+                add(&format!("{name}.paid_at"), format!("{:?}", record.paid_at).to_lowercase());
             }
-            for (name, value) in &record.inputs {
-                add(&format!("{fund}.input.{name}"), value.normalize().to_string());
+            // The basis of a year: the record's, or (a fund without cases) the policy's own.
+            let basis = match (run.mode, record) {
+                (Mode::Annual, Some(record)) => record.basis,
+                (Mode::Annual, None) => policy.fund(fund).ok().map(|f| settlement::distributable_amount(f, Yuan::ZERO).0),
+                (Mode::Monthly, _) => None,
+            };
+            if let Some(basis) = basis {
+                add(&format!("{name}.basis"), format_yuan(basis.0));
+            }
+            add(&format!("{name}.paid"), format_yuan(paid.0));
+            if let Some(basis) = basis {
+                add(&format!("{name}.residual"), format_yuan((basis - paid).0));
+            }
+            add(&format!("{name}.item_paid"), format_yuan(item_paid.0));
+            for (input, value) in record.map_or(&[][..], |r| r.inputs.as_slice()) {
+                add(&format!("{name}.input.{input}"), format_input(policy, input, *value));
             }
         }
         let gross: Yuan = self.gross_by_statement().iter().map(|(_, g)| *g).sum();
         add("gross_total", format_yuan(gross.0));
+        let item_paid: Yuan = [Fund::Employee, Fund::Resident].into_iter().map(|fund| self.fund_totals(fund).3).sum();
+        add("item_paid_total", format_yuan(item_paid.0));
+        add("dictionary", "dictionary.csv".to_string());
         Table { header: vec!["key".into(), "value".into()], rows }
+    }
+}
+
+/// A point-value input as the summary and the API write it: points with `points_decimals`, point
+/// values with `point_value_decimals`, money to the fen, anything else (ratios, weights, bands)
+/// as given.
+pub fn format_input(policy: &Policy, name: &str, value: Decimal) -> String {
+    if name.ends_with("points") {
+        format_points(value, policy.points_decimals)
+    } else if name.ends_with("point_value") {
+        format_point_value(value, policy.point_value_decimals)
+    } else if matches!(name, "annual_budget" | "patient_paid_total" | "weighted_past_total") {
+        format_yuan(value)
+    } else {
+        value.normalize().to_string()
+    }
+}
+
+/// The data dictionary (`dictionary.csv`, written beside every settlement output): for each
+/// column of each file (and each key of `summary.csv`, `{fund}` standing for `employee` or
+/// `resident`), its unit and meaning, sign conventions included. A test checks that every column
+/// the outputs write is here.
+pub const DICTIONARY: &[(&str, &str, &str, &str)] = &[
+    ("cases.csv", "case_id", "", "the case (one row per settled case, in input order)"),
+    ("cases.csv", "hospital_id", "", "the hospital of the policy"),
+    ("cases.csv", "fund", "", "employee (职工) or resident (居民)"),
+    ("cases.csv", "month", "month 1-12", "month of discharge"),
+    ("cases.csv", "status", "", "grouping status (CORE, COMPREHENSIVE, UNGROUPED...)"),
+    ("cases.csv", "group", "", "the group the case was paid in"),
+    ("cases.csv", "category", "", "normal, high_outlier, low_outlier, bed_day, exempt (paid by item), ungrouped"),
+    ("cases.csv", "base_score", "points", "the group's score before any adjustment"),
+    ("cases.csv", "cost_ratio", "ratio", "case cost ÷ the group's average cost"),
+    ("cases.csv", "points", "points", "the case's points as priced"),
+    ("cases.csv", "counted_points", "points", "points counted for the hospital: reviewed points when approved, 0 when exempt, negative (−k × points) when a violation is confirmed"),
+    ("cases.csv", "violation", "", "confirmed violation kind and multiple k"),
+    ("cases.csv", "review", "", "special-review decision (approved with its points, or rejected), or over_quota: the application was refused over the hospital's monthly quota"),
+    ("cases.csv", "outlier_factor", "ratio", "outlier multiplier applied"),
+    ("cases.csv", "severity_factor", "ratio", "severity (CC/MCC) coefficient applied"),
+    ("cases.csv", "hospital_factor", "ratio", "hospital coefficient applied"),
+    ("cases.csv", "bed_days", "days", "days paid by bed-day"),
+    ("cases.csv", "total_cost", "yuan", "the case's total cost"),
+    ("cases.csv", "patient_paid", "yuan", "what the patient paid"),
+    ("cases.csv", "amount", "yuan", "the case's share of its statement's gross (by counted points, largest remainder: Σ = gross); negative for a penalised case"),
+    ("cases.csv", "fund_amount", "yuan", "what the fund pays for the case: amount − patient_paid, or item_paid for an item-paid case; negative: the patient paid more than the points are worth"),
+    ("cases.csv", "item_paid", "yuan", "paid by item (按项目) outside the point pool: total_cost − patient_paid of an exempt case, else 0.00"),
+    ("statements.csv", "hospital_id", "", "one row per hospital and fund, ordered by hospital then fund (monthly and annual)"),
+    ("statements.csv", "hospital_name", "", "the hospital's name in the policy"),
+    ("statements.csv", "level", "", "the hospital's level"),
+    ("statements.csv", "fund", "", "employee (职工) or resident (居民)"),
+    ("statements.csv", "cases", "cases", "cases settled"),
+    ("statements.csv", "grouped_cases", "cases", "cases with a group"),
+    ("statements.csv", "exempt_cases", "cases", "cases paid by item"),
+    ("statements.csv", "penalised_cases", "cases", "cases with a confirmed violation"),
+    ("statements.csv", "reviewed_cases", "cases", "cases with an approved special review"),
+    ("statements.csv", "points", "points", "Σ points of the cases counted normally"),
+    ("statements.csv", "penalty_points", "points", "Σ k × points deducted for violations (positive)"),
+    ("statements.csv", "counted_points", "points", "points − penalty_points"),
+    ("statements.csv", "cmi", "ratio", "case mix index: Σ group scores ÷ the average case's score ÷ grouped cases"),
+    ("statements.csv", "total_cost", "yuan", "Σ total cost of the cases paid by points"),
+    ("statements.csv", "point_value", "yuan per point", "the published point value (point_value_decimals)"),
+    ("statements.csv", "gross", "yuan", "what the points are paid (patients' payments included): monthly counted_points × point_value; year-end by the fund's paid_at"),
+    ("statements.csv", "patient_paid", "yuan", "Σ patients' payments of the cases paid by points"),
+    ("statements.csv", "item_paid", "yuan", "Σ item-paid amounts (outside the point pool; not part of gross, amount or balance)"),
+    ("statements.csv", "amount", "yuan", "monthly: gross − patient_paid (negative: the hospital owes the fund)"),
+    ("statements.csv", "paid_now", "yuan", "monthly: amount × the monthly payment share (the whole amount when not positive)"),
+    ("statements.csv", "deposit", "yuan", "monthly: amount − paid_now, held as the quality deposit"),
+    ("statements.csv", "fund_due", "yuan", "annual: gross − patient_paid"),
+    ("statements.csv", "band_adjustment", "yuan", "annual: positive adds overspend shared, negative recovers surplus beyond what is kept"),
+    ("statements.csv", "deposit_held", "yuan", "annual: Σ monthly deposits"),
+    ("statements.csv", "assessment", "ratio", "annual: the hospital's assessment coefficient"),
+    ("statements.csv", "deposit_forfeited", "yuan", "annual: deposit_held × (1 − assessment)"),
+    ("statements.csv", "final_due", "yuan", "annual: fund_due + band_adjustment − deposit_forfeited"),
+    ("statements.csv", "paid_monthly", "yuan", "annual: what the monthly pre-settlements paid"),
+    ("statements.csv", "balance", "yuan", "annual: final_due − paid_monthly; positive: the fund pays the hospital, negative: the hospital pays back"),
+    ("rejects.csv", "record", "", "1-based record number in the input (header not counted)"),
+    ("rejects.csv", "case_id", "", "the case id as read (may be empty)"),
+    ("rejects.csv", "field", "", "the field refused"),
+    ("rejects.csv", "value", "", "its value"),
+    ("rejects.csv", "reason", "", "why"),
+    ("summary.csv", "mode", "", "monthly or annual"),
+    ("summary.csv", "period", "", "YYYY-MM or YYYY"),
+    ("summary.csv", "region", "", "the policy's region"),
+    ("summary.csv", "policy_version", "", "the policy's version"),
+    ("summary.csv", "scheme", "", "dip or drg"),
+    ("summary.csv", "tables_fingerprint", "", "the table set's fingerprint"),
+    ("summary.csv", "submitted", "records", "records read = accepted + rejected"),
+    ("summary.csv", "accepted", "records", "cases settled"),
+    ("summary.csv", "rejected", "records", "records in rejects.csv"),
+    ("summary.csv", "hospitals", "hospitals", "hospitals of the policy"),
+    ("summary.csv", "warnings", "warnings", "warnings of the run (listed in warnings.csv and below)"),
+    ("summary.csv", "warning_{n}", "", "a warning: its code and message"),
+    ("warnings.csv", "code", "", "a stable warning code (ANNOTATION_CASE_UNKNOWN: a violation or review names a case not among the run's records; SPECIAL_REVIEW_OVER_QUOTA: an application refused over the hospital's monthly quota)"),
+    ("warnings.csv", "source", "", "violation or review"),
+    ("warnings.csv", "case_id", "", "the case the annotation names"),
+    ("warnings.csv", "hospital_id", "", "the hospital it names (empty: none)"),
+    ("warnings.csv", "message", "", "what happened"),
+    ("summary.csv", "{fund}.cases", "cases", "cases settled in the fund (every fund is listed, 0 when none)"),
+    ("summary.csv", "{fund}.counted_points", "points", "Σ counted points of the fund"),
+    ("summary.csv", "{fund}.point_value_method", "", "budget, settlement, fixed, floating or balanced (monthly: budget)"),
+    ("summary.csv", "{fund}.point_value", "yuan per point", "the published point value"),
+    ("summary.csv", "{fund}.point_value_exact", "yuan per point", "the exact (unrounded) point value"),
+    ("summary.csv", "{fund}.paid_at", "", "published or exact: the value gross is paid at"),
+    ("summary.csv", "{fund}.basis", "yuan", "annual: the year's budget basis (budget ÷ reimbursement ratio, or budget + patients' payments)"),
+    ("summary.csv", "{fund}.paid", "yuan", "Σ gross of the fund's statements"),
+    ("summary.csv", "{fund}.residual", "yuan", "annual: basis − paid; negative: paid beyond the basis (an overrun)"),
+    ("summary.csv", "{fund}.item_paid", "yuan", "Σ item-paid amounts of the fund"),
+    ("summary.csv", "{fund}.input.{name}", "as named", "an input of the point value: points, yuan or yuan per point by its name, ratios as given"),
+    ("summary.csv", "gross_total", "yuan", "Σ gross of all statements"),
+    ("summary.csv", "item_paid_total", "yuan", "Σ item-paid amounts of all statements"),
+    ("summary.csv", "dictionary", "", "this file"),
+];
+
+/// The data dictionary as a table (`dictionary.csv`).
+pub fn dictionary_table() -> Table {
+    Table {
+        header: ["file", "column", "unit", "meaning"].map(String::from).to_vec(),
+        rows: DICTIONARY
+            .iter()
+            .map(|(file, column, unit, meaning)| [file, column, unit, meaning].map(|s| s.to_string()).to_vec())
+            .collect(),
     }
 }
 

@@ -10,7 +10,10 @@
 //! after the merge (and taken out of the totals), and `cases.csv` lines are kept per chunk and
 //! written in pieces that stay in cache between assembling and writing.
 
-use super::{conclude, id_hash, push_amount, repeated, settle_case, CaseLines, Outcome, Prepared, Rejected, Request, SettleError};
+use super::{
+    conclude, id_hash, note_seen, push_amount, refuse_over_quota, repeated, settle_case, unknown_annotations, Application, CaseLines,
+    Outcome, Prepared, Rejected, Request, SeenIds, SettleError,
+};
 use crate::case::{Case, Fund};
 use crate::io::case_csv::{ChunkReader, Layout};
 use crate::io::chunks::map_chunks_with;
@@ -30,24 +33,27 @@ struct ChunkResult {
     cases: Vec<SettlementCase>,
     /// [`id_hash`] of each case id.
     id_hashes: Vec<u64>,
-    review_applied: Vec<bool>,
+    /// Special-review applications (few): the index of the case in `cases`, and how it settles
+    /// when the application is refused.
+    applications: Vec<(u32, Box<Application>)>,
     rows: Vec<u8>,
     /// End offset of each row in `rows`.
     row_ends: Vec<u32>,
     rejected: Vec<Rejected>,
+    /// The records that annotations name (few): see [`super::note_seen`].
+    seen: SeenIds,
 }
 
 /// What a worker sums over all its chunks: the settlement totals per (hospital, fund, month) as a
-/// dense grid, and the special-review applications per hospital. Exact sums, so which worker
-/// took which chunk does not matter; repeats are taken out after the merge, when they are known.
+/// dense grid. Exact sums, so which worker took which chunk does not matter; repeats and refused
+/// special-review applications are taken out after the merge, when they are known.
 struct WorkerTotals {
     grid: Vec<settlement::Totals>,
-    applications: Vec<u64>,
 }
 
 impl WorkerTotals {
     fn new(hospitals: usize) -> WorkerTotals {
-        WorkerTotals { grid: vec![settlement::Totals::default(); hospitals * 24], applications: vec![0; hospitals] }
+        WorkerTotals { grid: vec![settlement::Totals::default(); hospitals * 24] }
     }
 }
 
@@ -79,25 +85,19 @@ impl ChunkResult {
 }
 
 /// Settles one parsed case (record `record` of its chunk, `hash` its [`id_hash`]) into `result`.
-fn settle_into(
-    prepared: &Prepared<'_>,
-    sums: &mut WorkerTotals,
-    result: &mut ChunkResult,
-    row: &mut String,
-    case: &Case,
-    record: u64,
-    hash: u64,
-) {
+fn settle_into(prepared: &Prepared<'_>, result: &mut ChunkResult, row: &mut String, case: &Case, record: u64, hash: u64) {
+    if prepared.listed.might_hold(hash) {
+        note_seen(&mut result.seen, prepared.request.annotations, &case.case_id, case.hospital_id.as_deref());
+    }
     match settle_case(prepared, case, hash, row) {
         Ok(settled) => {
-            if settled.review_applied {
-                sums.applications[settled.case.hospital as usize] += 1;
+            if let Some(application) = settled.application {
+                result.applications.push((result.cases.len() as u32, application));
             }
             result.rows.extend_from_slice(row.as_bytes());
             result.row_ends.push(result.rows.len() as u32);
             result.cases.push(settled.case);
             result.id_hashes.push(hash);
-            result.review_applied.push(settled.review_applied);
         }
         Err(refusal) => result.rejected.push(refusal.into_rejected(record, &case.case_id)),
     }
@@ -110,10 +110,11 @@ fn process_chunk(prepared: &Prepared<'_>, layout: &Layout, sums: &mut WorkerTota
         records: 0,
         cases: Vec::with_capacity(expected),
         id_hashes: Vec::with_capacity(expected),
-        review_applied: Vec::with_capacity(expected),
+        applications: Vec::new(),
         rows: Vec::with_capacity(bytes.len()),
         row_ends: Vec::with_capacity(expected),
         rejected: Vec::new(),
+        seen: SeenIds::default(),
     };
     let mut row = String::with_capacity(256);
     // Two cases in flight: the next record is parsed, and the cache lines its lookups will need
@@ -140,19 +141,24 @@ fn process_chunk(prepared: &Prepared<'_>, layout: &Layout, sums: &mut WorkerTota
                     prepared.prefetch_listed(hash);
                     parsed = Some((result.records, hash));
                 }
-                Err(r) => result.rejected.push(Rejected {
-                    record: result.records,
-                    case_id: r.case_id.unwrap_or_default(),
-                    field: r.field,
-                    value: r.value,
-                    reason: r.reason,
-                    code: super::rejection_code::UNREADABLE,
-                }),
+                Err(r) => {
+                    if let Some(id) = r.case_id.as_deref() {
+                        note_seen(&mut result.seen, prepared.request.annotations, id, None);
+                    }
+                    result.rejected.push(Rejected {
+                        record: result.records,
+                        case_id: r.case_id.unwrap_or_default(),
+                        field: r.field,
+                        value: r.value,
+                        reason: r.reason,
+                        code: super::rejection_code::UNREADABLE,
+                    })
+                }
             }
         }
         if let Some((record, hash)) = waiting.take() {
             scorer.prefetch_rules(&cases[1 - next]);
-            settle_into(prepared, sums, &mut result, &mut row, &cases[1 - next], record, hash);
+            settle_into(prepared, &mut result, &mut row, &cases[1 - next], record, hash);
         }
         if let Some(waits) = parsed {
             next = 1 - next;
@@ -289,6 +295,8 @@ pub struct ParallelLines {
     /// Each chunk's amounts as text (`,amount\n` per kept row), with each one's end and the
     /// chunk's length in the file.
     texts: Vec<(Vec<u8>, Vec<u32>, u64)>,
+    /// Rows replaced by global index: the cases whose special-review application was refused.
+    replaced: FxHashMap<u32, String>,
 }
 
 impl ParallelLines {
@@ -310,7 +318,10 @@ impl ParallelLines {
         for (i, &end) in chunk.row_ends.iter().enumerate() {
             let end = end as usize;
             if self.kept(self.starts[c] + i) {
-                buffer.extend_from_slice(&chunk.rows[from..end]);
+                match self.replaced.get(&((self.starts[c] + i) as u32)) {
+                    Some(row) => buffer.extend_from_slice(row.as_bytes()),
+                    None => buffer.extend_from_slice(&chunk.rows[from..end]),
+                }
                 let text_end = ends[kept_index] as usize;
                 buffer.extend_from_slice(&text[text_from..text_end]);
                 text_from = text_end;
@@ -421,6 +432,13 @@ pub fn run<R: Read>(
         return Err(SettleError::TooManyCases { cases: accepted_before });
     }
     let repeats = find_repeats(&chunks, &starts);
+    let mut seen = SeenIds::default();
+    for chunk in &mut chunks {
+        for (id, hospitals) in std::mem::take(&mut chunk.seen) {
+            seen.entry(id).or_default().extend(hospitals);
+        }
+    }
+    let mut warnings = unknown_annotations(request.annotations, &seen);
     // Record numbers: each chunk's records before it, and its rejected records (ascending), from
     // which an accepted case's record number follows (no number stored per case).
     let mut rejected: Vec<Rejected> = Vec::new();
@@ -456,15 +474,11 @@ pub fn run<R: Read>(
     let kept = |global: usize| !repeats.contains_key(&(global as u32));
     // The workers' totals, less the repeats the workers could not know about.
     let mut monthly_totals = MonthlyTotals::new();
-    let mut applications = vec![0u64; hospitals];
     for worker in &sums {
         for (slot, totals) in worker.grid.iter().enumerate() {
             if totals.cases > 0 {
                 monthly_totals.entry(grid_key(slot)).or_default().merge(totals);
             }
-        }
-        for (sum, n) in applications.iter_mut().zip(&worker.applications) {
-            *sum += n;
         }
     }
     for &later in repeats.keys() {
@@ -474,10 +488,45 @@ pub fn run<R: Read>(
         if let Some(totals) = monthly_totals.get_mut(&(case.hospital, case.fund, u32::from(case.month))) {
             totals.subtract(case);
         }
-        if chunks[chunk].review_applied[local] {
-            applications[case.hospital as usize] -= 1;
+    }
+    // The special-review quota over the kept applications, in input order: a refused one's case
+    // settles without its review (totals, case and row swapped).
+    let mut kept_applications: Vec<(usize, usize)> = Vec::new();
+    for (c, chunk) in chunks.iter().enumerate() {
+        for (j, (local, _)) in chunk.applications.iter().enumerate() {
+            if kept(starts[c] + *local as usize) {
+                kept_applications.push((c, j));
+            }
         }
     }
+    let application_ids: Vec<String> =
+        kept_applications.iter().map(|&(c, j)| chunks[c].id(chunks[c].applications[j].0 as usize).into_owned()).collect();
+    let keys: Vec<(u32, u8, &str, &str)> = kept_applications
+        .iter()
+        .zip(&application_ids)
+        .map(|(&(c, j), id)| {
+            let case = &chunks[c].cases[chunks[c].applications[j].0 as usize];
+            (case.hospital, case.month, id.as_str(), prepared.hospital_ids[case.hospital as usize].as_str())
+        })
+        .collect();
+    let refusals = refuse_over_quota(request.policy, &monthly_totals, &keys);
+    drop(keys);
+    let mut replaced: FxHashMap<u32, String> = FxHashMap::default();
+    for (&(c, j), refusal) in kept_applications.iter().zip(refusals) {
+        let Some(warning) = refusal else { continue };
+        let local = chunks[c].applications[j].0 as usize;
+        let application = &chunks[c].applications[j].1;
+        let reviewed = &chunks[c].cases[local];
+        if let Some(totals) = monthly_totals.get_mut(&(reviewed.hospital, reviewed.fund, u32::from(reviewed.month))) {
+            totals.subtract(reviewed);
+            totals.add(&application.unreviewed);
+        }
+        let (unreviewed, row) = (application.unreviewed.clone(), application.row.clone());
+        chunks[c].cases[local] = unreviewed;
+        replaced.insert((starts[c] + local) as u32, row);
+        warnings.push(warning);
+    }
+    warnings.sort();
     monthly_totals.retain(|_, t| t.cases > 0);
     // Repeats leave their chunk's records in place (no copy into one big vector).
     for (chunk, &start) in chunks.iter_mut().zip(&starts) {
@@ -487,13 +536,9 @@ pub fn run<R: Read>(
                 i += 1;
                 kept(start + i - 1)
             });
-            let mut i = 0;
-            chunk.review_applied.retain(|_| {
-                i += 1;
-                kept(start + i - 1)
-            });
         }
         chunk.id_hashes = Vec::new();
+        chunk.applications = Vec::new();
     }
     rejected.sort_by_key(|r| r.record);
     let accepted: u64 = chunks.iter().map(|c| c.cases.len() as u64).sum();
@@ -503,7 +548,7 @@ pub fn run<R: Read>(
     }
     phases.merge = started.elapsed() - phases.read_and_assess;
 
-    let statements = conclude(&prepared, monthly_totals, &applications)?;
+    let statements = conclude(&prepared, monthly_totals)?;
     phases.settle = started.elapsed() - phases.read_and_assess - phases.merge;
 
     // Per-case amounts: each statement's gross split over its cases, by counted points. One pass
@@ -547,14 +592,17 @@ pub fn run<R: Read>(
         let mut text = Vec::with_capacity(chunk.row_ends.len() * 12);
         let mut ends = Vec::with_capacity(chunk.row_ends.len());
         let mut amounts = case_amounts[amount_starts[c]..].iter();
+        let mut kept_cases = chunk.cases.iter();
         let mut line = String::with_capacity(32);
         let (mut from, mut rows_length) = (0usize, 0u64);
         for (i, &end) in chunk.row_ends.iter().enumerate() {
             let end = end as usize;
             if repeats.is_empty() || kept(starts[c] + i) {
-                rows_length += (end - from) as u64;
+                rows_length += replaced.get(&((starts[c] + i) as u32)).map_or(end - from, String::len) as u64;
                 line.clear();
-                push_amount(&mut line, amounts.next().copied().unwrap_or(0));
+                if let Some(case) = kept_cases.next() {
+                    push_amount(&mut line, amounts.next().copied().unwrap_or(0), case);
+                }
                 text.extend_from_slice(line.as_bytes());
                 ends.push(text.len() as u32);
             }
@@ -565,6 +613,6 @@ pub fn run<R: Read>(
     };
     let texts = on_two_threads(chunks.len(), amount_text);
     phases.split_amounts = started.elapsed() - phases.read_and_assess - phases.merge - phases.settle;
-    let lines = ParallelLines { chunks, starts, repeats, texts };
-    Ok((Outcome { submitted, accepted, rejected, statements, hospital_ids: prepared.hospital_ids, cases: lines }, phases))
+    let lines = ParallelLines { chunks, starts, repeats, texts, replaced };
+    Ok((Outcome { submitted, accepted, rejected, statements, hospital_ids: prepared.hospital_ids, cases: lines, warnings }, phases))
 }

@@ -5,7 +5,10 @@
 //! gross split over its cases. The parallel executor must produce exactly what this one does
 //! (`tests/settle_engine.rs` proves it on the demo data and on randomly perturbed inputs).
 
-use super::{conclude, id_hash, push_amount, repeated, settle_case, CaseLines, Outcome, Prepared, Rejected, Request, SettleError};
+use super::{
+    conclude, id_hash, note_seen, push_amount, refuse_over_quota, repeated, settle_case, unknown_annotations, Application, CaseLines,
+    Outcome, Prepared, Rejected, Request, SeenIds, SettleError,
+};
 use crate::case::{Case, Fund};
 use crate::io::case_csv::RejectedRecord;
 use crate::settlement::{totals_by_month, SettlementCase};
@@ -34,15 +37,21 @@ pub fn run(
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut settled: Vec<SettlementCase> = Vec::new();
     let mut rows: Vec<String> = Vec::new();
-    let mut applications = vec![0u64; prepared.hospital_ids.len()];
+    // Special-review applications: (index in `settled`, case id, the case without its review).
+    let mut applications: Vec<(usize, String, Box<Application>)> = Vec::new();
     // Admitted case ids and the record that brought each.
     let mut admitted: HashMap<String, u64> = HashMap::new();
     let mut submitted = 0u64;
+    // The records that annotations name, for the warnings about the ones that name none.
+    let mut seen = SeenIds::default();
     for record in records {
         submitted += 1;
         let case = match record {
             Ok(case) => case,
             Err(unreadable) => {
+                if let Some(id) = unreadable.case_id.as_deref() {
+                    note_seen(&mut seen, request.annotations, id, None);
+                }
                 rejected.push(Rejected {
                     record: submitted,
                     case_id: unreadable.case_id.unwrap_or_default(),
@@ -54,6 +63,7 @@ pub fn run(
                 continue;
             }
         };
+        note_seen(&mut seen, request.annotations, &case.case_id, case.hospital_id.as_deref());
         let mut row = String::new();
         let case_settled = match settle_case(&prepared, &case, id_hash(&case.case_id), &mut row) {
             Ok(case_settled) => case_settled,
@@ -67,8 +77,8 @@ pub fn run(
             continue;
         }
         admitted.insert(case.case_id.clone(), submitted);
-        if case_settled.review_applied {
-            applications[case_settled.case.hospital as usize] += 1;
+        if let Some(application) = case_settled.application {
+            applications.push((settled.len(), case.case_id.clone(), application));
         }
         settled.push(case_settled.case);
         rows.push(row);
@@ -77,9 +87,28 @@ pub fn run(
     if accepted + rejected.len() as u64 != submitted {
         return Err(SettleError::Unbalanced { accepted, rejected: rejected.len() as u64, submitted });
     }
+    // The quota: applications over it are refused, their cases settled without the review.
+    let mut warnings = unknown_annotations(request.annotations, &seen);
+    let monthly_totals = totals_by_month(&[&settled]);
+    let keys: Vec<(u32, u8, &str, &str)> = applications
+        .iter()
+        .map(|(index, id, _)| {
+            let case = &settled[*index];
+            (case.hospital, case.month, id.as_str(), prepared.hospital_ids[case.hospital as usize].as_str())
+        })
+        .collect();
+    let refusals = refuse_over_quota(request.policy, &monthly_totals, &keys);
+    for ((index, _, application), refusal) in applications.into_iter().zip(refusals) {
+        if let Some(warning) = refusal {
+            settled[index] = application.unreviewed;
+            rows[index] = application.row;
+            warnings.push(warning);
+        }
+    }
+    warnings.sort();
     let mut monthly_totals = totals_by_month(&[&settled]);
     monthly_totals.retain(|_, t| t.cases > 0);
-    let statements = conclude(&prepared, monthly_totals, &applications)?;
+    let statements = conclude(&prepared, monthly_totals)?;
 
     // Each statement's gross split over its cases in input order, by counted points.
     let mut weights: BTreeMap<(u32, Fund), Vec<Decimal>> = BTreeMap::new();
@@ -95,7 +124,7 @@ pub fn run(
     for (case, row) in settled.iter().zip(&rows) {
         let amount = amounts.get_mut(&(case.hospital, case.fund)).and_then(Iterator::next).unwrap_or(0);
         lines.push_str(row);
-        push_amount(&mut lines, amount);
+        push_amount(&mut lines, amount, case);
     }
     Ok(Outcome {
         submitted,
@@ -104,5 +133,6 @@ pub fn run(
         statements,
         hospital_ids: prepared.hospital_ids,
         cases: ReferenceLines(lines.into_bytes()),
+        warnings,
     })
 }
