@@ -6,9 +6,11 @@
 //! [`tables::source`] are the adapters that read and write files.
 
 pub mod audit;
+pub mod audit_run;
 pub mod benefits;
 pub mod case;
 pub mod catalog_build;
+pub mod catalog_run;
 pub mod dip;
 pub mod drg;
 pub mod generate;

@@ -8,7 +8,7 @@ use super::convert::{invalid_argument, FieldError};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, audit_service_server::AuditService};
 use super::AppState;
-use crate::audit::{audit, AuditCase};
+use crate::audit_run;
 use crate::io::case_csv::parse_case_row;
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -22,7 +22,8 @@ fn bad(field: &str, description: String) -> Status {
     invalid_argument("bad audit request", &[FieldError { field: field.into(), description }])
 }
 
-/// Every flag of the period at or above `min_score`, and the number of cases audited.
+/// Every flag of the period at or above `min_score`, and the number of cases audited: the stored
+/// cases of the period through the audit engine's reference executor.
 fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: Decimal) -> Result<(Vec<proto::AuditFlag>, i64), Status> {
     let snapshot = state.versions.active();
     let policy = snapshot.policy();
@@ -30,27 +31,32 @@ fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: D
     crate::store::for_each_case(state.store.as_ref(), |row| {
         let Ok(case) = parse_case_row(&row.row) else { return };
         if case.discharge_date.is_some_and(|d| d.in_period(year, month)) {
-            cases.push(AuditCase::new(&case, &snapshot.scorer.classify(policy, &case)));
+            cases.push(Ok(case));
         }
     })
     .map_err(unavailable)?;
+    let outcome = audit_run::reference(policy, &snapshot.scorer, cases);
     let case_name =
         |hospital: &str, case_id: &str| if case_id.is_empty() { String::new() } else { format!("hospitals/{hospital}/cases/{case_id}") };
-    let hospital_of: std::collections::HashMap<&str, &str> = cases.iter().map(|c| (c.case_id.as_str(), c.hospital_id.as_str())).collect();
-    let flags = audit(&policy.audit, &cases)
+    let flags = outcome
+        .flags
         .into_iter()
         .filter(|f| f.score >= min_score)
         .map(|f| proto::AuditFlag {
             kind: f.kind.as_str().into(),
             score: f.score.to_string(),
             case: case_name(&f.hospital_id, &f.case_id),
-            related_case: f.related_case_id.as_deref().map(|r| case_name(hospital_of.get(r).copied().unwrap_or(""), r)).unwrap_or_default(),
+            related_case: f
+                .related_case_id
+                .as_deref()
+                .map(|r| case_name(f.related_hospital_id.as_deref().unwrap_or(""), r))
+                .unwrap_or_default(),
             hospital_id: f.hospital_id,
             group: f.group,
             evidence: f.evidence,
         })
         .collect();
-    Ok((flags, cases.len() as i64))
+    Ok((flags, outcome.audited as i64))
 }
 
 #[tonic::async_trait]
