@@ -4,22 +4,19 @@
 //! suggestions only — ReviewService confirms violations.
 
 use super::auth::{role, Role};
-use super::convert::{invalid_argument, FieldError};
+use super::convert::{coded_invalid_argument, invalid_field};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, audit_service_server::AuditService};
 use super::AppState;
 use crate::audit_run;
 use crate::io::case_csv::parse_case_row;
+use crate::settle::{Mode, Period};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct Audits {
     pub state: Arc<AppState>,
-}
-
-fn bad(field: &str, description: String) -> Status {
-    invalid_argument("bad audit request", &[FieldError { field: field.into(), description }])
 }
 
 /// Every flag of the period at or above `min_score`, and the number of cases audited: the stored
@@ -66,21 +63,17 @@ impl AuditService for Audits {
             return Err(Status::permission_denied("only a fund-office token may audit: flags link stays across hospitals"));
         }
         let request = request.into_inner();
-        let period = request.period.clone();
-        let (year, month) = match period.split_once('-') {
-            Some((y, m)) => (y.parse::<i32>().ok(), m.parse::<u32>().ok().filter(|m| (1..=12).contains(m)).map(Some)),
-            None => (period.parse::<i32>().ok(), Some(None)),
-        };
-        let (Some(year), Some(month)) = (year, month) else {
-            return Err(bad("period", format!("{period:?} is not YYYY or YYYY-MM")));
-        };
+        // A month (`YYYY-MM`) or a year (`YYYY`), through the one period parser.
+        let mode = if request.period.contains('-') { Mode::Monthly } else { Mode::Annual };
+        let Period { year, month } =
+            Period::parse(mode, &request.period).map_err(|e| coded_invalid_argument(e.code(), "period", &e.to_string()))?;
         let min_score = match request.min_score.as_str() {
             "" => Decimal::ZERO,
             text => text
                 .parse::<Decimal>()
                 .ok()
                 .filter(|s| *s >= Decimal::ZERO && *s <= Decimal::ONE)
-                .ok_or_else(|| bad("min_score", format!("{text:?} is not a decimal from 0 to 1")))?,
+                .ok_or_else(|| invalid_field("min_score", format!("{text:?} is not a decimal from 0 to 1")))?,
         };
         let size = page_size(request.page_size)?;
         let start = match decode_token(&request.page_token)? {

@@ -274,29 +274,24 @@ impl<'t> Row<'t> {
 /// A 64-bit FNV-1a fingerprint of a table set's files (name and bytes, in name order), so that a
 /// result can say exactly which table content produced it.
 pub fn fingerprint(tables: &BTreeMap<String, SourceTable>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
     for (name, table) in tables {
-        feed(name.as_bytes());
-        feed(&[0xff]);
+        hasher.write(name.as_bytes());
+        hasher.write(&[0xff]);
         for column in &table.columns {
-            feed(column.as_bytes());
-            feed(&[0x1f]);
+            hasher.write(column.as_bytes());
+            hasher.write(&[0x1f]);
         }
         for row in 0..table.row_count() {
             for cell in table.row(row) {
-                feed(cell.as_bytes());
-                feed(&[0x1f]);
+                hasher.write(cell.as_bytes());
+                hasher.write(&[0x1f]);
             }
-            feed(&[0x1e]);
+            hasher.write(&[0x1e]);
         }
     }
-    hash
+    hasher.finish()
 }
 
 #[cfg(test)]
