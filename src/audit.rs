@@ -2,7 +2,8 @@
 //!
 //! Flags are suggestions. Only violations an auditor confirms (through the CLI or the API) reach
 //! settlement as penalties. Every threshold comes from the policy's `[audit]` table. Pure: takes
-//! assessed cases, returns flags in a deterministic order.
+//! assessed cases, returns flags in a deterministic order. Starts no
+//! threads: executors ([`crate::audit_run`]) scan [`PatientStays`] shards on theirs.
 //!
 //! Detectors:
 //! - split admission (分解住院): the same patient readmitted within the window after a discharge,
@@ -60,6 +61,8 @@ pub struct Flag {
     pub case_id: String,
     /// The other case of a split admission.
     pub related_case_id: Option<String>,
+    /// The hospital of the related case.
+    pub related_hospital_id: Option<String>,
     pub hospital_id: String,
     pub group: String,
     /// The rule and the numbers, in words.
@@ -134,6 +137,7 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
         score: score(value),
         case_id: case.case_id.to_string(),
         related_case_id: None,
+        related_hospital_id: None,
         hospital_id: case.hospital_id.to_string(),
         group: case.group.to_string(),
         evidence,
@@ -215,11 +219,8 @@ pub fn check_case(rules: &Audit, case: &AuditCase) -> Vec<Flag> {
     flags
 }
 
-/// Split admissions: a patient's stay readmitted within the window after an earlier one.
-///
-/// Stays are grouped by patient through a hash of the patient id; patients whose hash has the
-/// top bit clear and those with it set are scanned on two threads, and the two lists joined in
-/// that order: the same flags in the same order as one sorted pass.
+/// Split admissions: a patient's stay readmitted within the window after an earlier one. One
+/// pass on the calling thread; [`PatientStays`] splits the same work into shards for executors.
 pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
     split_admissions_in_parts(rules, &[cases])
 }
@@ -227,27 +228,78 @@ pub fn split_admissions(rules: &Audit, cases: &[AuditCase]) -> Vec<Flag> {
 /// [`split_admissions`] over cases held in several parts (the chunks of a large file), in part
 /// order, without copying them into one slice.
 pub fn split_admissions_in_parts(rules: &Audit, parts: &[&[AuditCase]]) -> Vec<Flag> {
-    let cases: Vec<&AuditCase> = parts.iter().flat_map(|p| p.iter()).collect();
-    type Stay<'c> = (u64, &'c str, Date, Date, usize);
-    let hash = |patient: &str| {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = rustc_hash::FxHasher::default();
-        patient.hash(&mut hasher);
-        hasher.finish()
-    };
-    let mut halves: [Vec<Stay<'_>>; 2] = [Vec::new(), Vec::new()];
-    for (i, c) in cases.iter().enumerate() {
-        let c: &AuditCase = c;
-        if let (Some(patient), Some(admission), Some(discharge)) = (c.patient_id.as_deref(), c.admission, c.discharge) {
-            let h = hash(patient);
-            halves[(h >> 63) as usize].push((h, patient, admission, discharge, i));
-        }
+    let mut stays = PatientStays::new(parts, 1);
+    let mut flags = Vec::new();
+    for shard in 0..stays.shard_count() {
+        flags.extend(stays.scan(rules, shard));
     }
-    let window = rules.readmission_window_days;
-    let planned = |c: &AuditCase| {
-        starts_with_any(&c.family, &rules.planned_family_prefixes) || starts_with_any(&c.principal, &rules.planned_diagnosis_prefixes)
-    };
-    let scan = |stays: &mut Vec<Stay<'_>>| -> Vec<Flag> {
+    flags
+}
+
+/// One dated stay: (hash of the patient id, patient id, admission, discharge, case index).
+type Stay<'c> = (u64, &'c str, Date, Date, usize);
+
+/// The dated stays of a period's cases, grouped by patient into shards by a hash of the patient
+/// id. Shard `i` holds the patients whose hash falls in the `i`-th of `shards` equal hash ranges,
+/// and each shard is scanned in (hash, patient, dates) order, so the shards' flags joined in
+/// shard order are the flags of one pass, whatever the number of shards. Executors scan shards
+/// on their own threads; this type starts none.
+pub struct PatientStays<'c> {
+    cases: Vec<&'c AuditCase>,
+    shards: Vec<Vec<Stay<'c>>>,
+}
+
+impl<'c> PatientStays<'c> {
+    pub fn new(parts: &[&'c [AuditCase]], shards: usize) -> PatientStays<'c> {
+        let shard_count = shards.max(1);
+        let cases: Vec<&AuditCase> = parts.iter().flat_map(|p| p.iter()).collect();
+        let hash = |patient: &str| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = rustc_hash::FxHasher::default();
+            patient.hash(&mut hasher);
+            hasher.finish()
+        };
+        let mut shards: Vec<Vec<Stay<'c>>> = (0..shard_count).map(|_| Vec::new()).collect();
+        for (i, c) in cases.iter().enumerate() {
+            if let (Some(patient), Some(admission), Some(discharge)) = (c.patient_id.as_deref(), c.admission, c.discharge) {
+                let h = hash(patient);
+                // Monotonic in the hash: shard order is hash order.
+                let shard = ((u128::from(h) * shard_count as u128) >> 64) as usize;
+                shards[shard].push((h, patient, admission, discharge, i));
+            }
+        }
+        PatientStays { cases, shards }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shards, each with what its scan needs, for executors that scan them on threads.
+    pub fn shards_mut(&mut self) -> (&[&'c AuditCase], Vec<StayShard<'_, 'c>>) {
+        (&self.cases, self.shards.iter_mut().map(|stays| StayShard { stays }).collect())
+    }
+
+    /// The split-admission flags of shard `shard`.
+    pub fn scan(&mut self, rules: &Audit, shard: usize) -> Vec<Flag> {
+        let (cases, mut shards) = self.shards_mut();
+        shards.swap_remove(shard).scan(rules, cases)
+    }
+}
+
+/// One shard of [`PatientStays`].
+pub struct StayShard<'s, 'c> {
+    stays: &'s mut Vec<Stay<'c>>,
+}
+
+impl StayShard<'_, '_> {
+    /// The split-admission flags of this shard's patients, in (hash, patient, dates) order.
+    pub fn scan(self, rules: &Audit, cases: &[&AuditCase]) -> Vec<Flag> {
+        let window = rules.readmission_window_days;
+        let planned = |c: &AuditCase| {
+            starts_with_any(&c.family, &rules.planned_family_prefixes) || starts_with_any(&c.principal, &rules.planned_diagnosis_prefixes)
+        };
+        let stays = self.stays;
         // By patient (hash first, so most comparisons are one integer), then by date.
         stays.sort_unstable();
         let mut flags = Vec::new();
@@ -273,15 +325,7 @@ pub fn split_admissions_in_parts(rules: &Audit, parts: &[&[AuditCase]]) -> Vec<F
             flags.extend(best);
         }
         flags
-    };
-    let [mut low, mut high] = halves;
-    let (mut flags, rest) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| scan(&mut high));
-        let mine = scan(&mut low);
-        (mine, other.join().ok())
-    });
-    flags.extend(rest.unwrap_or_else(|| scan(&mut high)));
-    flags
+    }
 }
 
 /// The split-admission flag for stay `b`, readmitted `gap` days after stay `a`, when related.
@@ -328,6 +372,7 @@ fn split_flag(a: &AuditCase, b: &AuditCase, patient: &str, gap: i64, window: i64
         score: score(value),
         case_id: b.case_id.to_string(),
         related_case_id: Some(a.case_id.to_string()),
+        related_hospital_id: Some(a.hospital_id.to_string()),
         hospital_id: b.hospital_id.to_string(),
         group: b.group.to_string(),
         evidence: format!(
@@ -387,6 +432,7 @@ impl FamilyCounts {
                         score: score(share - region_share),
                         case_id: String::new(),
                         related_case_id: None,
+        related_hospital_id: None,
                         hospital_id: hospital.to_string(),
                         group: family.to_string(),
                         evidence: format!(
@@ -447,6 +493,37 @@ impl Score {
         }
         round_half_up(Decimal::from(self.true_positives) / Decimal::from(known), 4)
     }
+}
+
+/// The minimum score at which a detector's flags are scored against known violations: split
+/// admissions on high-confidence flags (≥ 0.8), the other detectors on every flag.
+pub fn scoring_threshold(kind: FlagKind) -> Decimal {
+    if kind == FlagKind::SplitAdmission {
+        Decimal::new(8, 1)
+    } else {
+        Decimal::ZERO
+    }
+}
+
+/// Precision and recall per detector against known violations (case id, kind name), each at its
+/// [`scoring_threshold`].
+pub fn detector_scores(flags: &[Flag], known: &[(String, String)]) -> BTreeMap<FlagKind, Score> {
+    let mut scores = score_flags(flags, known, Decimal::ZERO);
+    for (kind, score) in scores.iter_mut() {
+        let threshold = scoring_threshold(*kind);
+        if threshold > Decimal::ZERO {
+            if let Some(s) = score_flags(flags, known, threshold).get(kind) {
+                *score = *s;
+            }
+        }
+    }
+    scores
+}
+
+/// The family prefixes of a list with one per line (blank lines ignored), as `dipdrg gen`
+/// writes them next to generated cases, to add to a policy's outpatient families.
+pub fn family_prefixes(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string)
 }
 
 /// Scores flags with `score ≥ min_score` against known violations (case id, kind name).

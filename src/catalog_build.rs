@@ -12,9 +12,12 @@
 //! target (85%), but never below the floor (15). Combinations under the threshold fall into
 //! comprehensive groups by diagnosis category and highest treatment type.
 
+use crate::case::Case;
 use crate::dip::catalog::{category, subcategory, Treatment};
+use crate::drg::{group, DrgTableSet, MappingMode, NoTrace};
 use crate::units::round_half_up;
 use rust_decimal::{Decimal, MathematicalOps};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// Outlier trimming applied to each group's costs in each year before averaging.
@@ -422,4 +425,121 @@ pub fn build_dip_catalog(
         overall_mean_cost: round_half_up(overall, 2),
     };
     Some((rows, report))
+}
+
+/// Hospital levels of a policy, interned: hospital → level id, and the level names (sorted; id
+/// `l` is `names[l]`). Empty without a policy.
+pub fn hospital_levels(policy: Option<&crate::policy::Policy>) -> (FxHashMap<String, u8>, Vec<String>) {
+    let Some(policy) = policy else { return (FxHashMap::default(), Vec::new()) };
+    let mut names: Vec<String> = policy.hospitals.values().map(|h| h.level.clone()).collect();
+    names.sort();
+    names.dedup();
+    let by_hospital = policy
+        .hospitals
+        .iter()
+        .filter_map(|(id, h)| names.iter().position(|n| *n == h.level).map(|level| (id.clone(), level as u8)))
+        .collect();
+    (by_hospital, names)
+}
+
+/// The DIP combination of a history case (its procedures typed by `types`), or why it has none.
+pub fn dip_key(types: &FxHashMap<String, Treatment>, case: &Case) -> Result<Combination, String> {
+    let procedures: Vec<(String, Option<Treatment>)> = case.procedures.iter().map(|p| (p.clone(), types.get(p).copied())).collect();
+    Combination::of(case.principal_diagnosis().unwrap_or(""), &procedures).ok_or_else(|| "principal diagnosis has no category".to_string())
+}
+
+/// The DRG (index into `tables.drgs`) a history case groups to, or why it has none.
+pub fn drg_key(tables: &DrgTableSet, case: &Case) -> Result<usize, String> {
+    let result = group(tables, case, MappingMode::Map, &mut NoTrace);
+    result.drg.ok_or_else(|| format!("not grouped to a DRG ({})", result.status.as_str()))
+}
+
+/// Checks the weights of `files` history files: one each (all 1 when none are given), none
+/// negative, not all zero.
+pub fn history_weights(weights: Vec<Decimal>, files: usize) -> Result<Vec<Decimal>, String> {
+    if weights.is_empty() {
+        return Ok(vec![Decimal::ONE; files]);
+    }
+    if weights.len() != files {
+        return Err(format!("--weights has {} values for {files} history files", weights.len()));
+    }
+    if weights.iter().any(|w| *w < Decimal::ZERO) || weights.iter().all(|w| w.is_zero()) {
+        return Err("--weights must not be negative and not all zero".to_string());
+    }
+    Ok(weights)
+}
+
+/// One DRG's row of a weights file (`drg, name, rw, mean_cost, mean_los, cases,
+/// mean_cost_level_<L>…`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrgWeightRow {
+    pub drg: String,
+    pub name: String,
+    pub rw: Decimal,
+    pub mean_cost: Decimal,
+    pub mean_los: Option<Decimal>,
+    pub cases: u64,
+    /// Mean cost per level id (`None` when the level has no case of the DRG).
+    pub level_mean_cost: Vec<Option<Decimal>>,
+}
+
+/// DRG relative weights from history grouped with `tables`: `drg_keys[k]` is the DRG interned as
+/// key `k` in `years`, `level_count` the number of hospital levels. RW = weighted mean cost ÷
+/// overall weighted mean, to `decimals`; rows by DRG code; with the overall weighted mean.
+/// `None` without a usable case.
+pub fn build_drg_weights(
+    tables: &DrgTableSet,
+    drg_keys: &[usize],
+    years: &[Vec<HistoryCase>],
+    weights: &[Decimal],
+    trim: Trim,
+    level_count: usize,
+    decimals: u32,
+) -> Option<(Vec<DrgWeightRow>, Decimal)> {
+    let (means, overall) = weighted_means(years, weights, trim);
+    let overall = overall?;
+    let mut rows: Vec<DrgWeightRow> = means
+        .iter()
+        .map(|(key, group_means)| {
+            let drg = &tables.drgs[drg_keys[*key as usize]];
+            DrgWeightRow {
+                drg: drg.code.clone(),
+                name: drg.name.clone(),
+                rw: score(group_means.mean_cost, overall, Decimal::ONE, decimals),
+                mean_cost: round_half_up(group_means.mean_cost, 2),
+                mean_los: group_means.mean_los.map(|l| round_half_up(l, 2)),
+                cases: group_means.cases,
+                level_mean_cost: (0..level_count)
+                    .map(|l| group_means.level_mean_cost.get(&(l as u8)).map(|m| round_half_up(*m, 2)))
+                    .collect(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.drg.cmp(&b.drg));
+    Some((rows, overall))
+}
+
+/// A starting table of procedure treatment types from a DRG table set's procedure codes (those
+/// that map to themselves), sorted by code: OR procedures are surgery, ICD-9-CM-3 87–89
+/// (imaging, examinations) diagnostic, every other listed procedure therapeutic. A region
+/// should review it by hand.
+pub fn suggested_procedure_types(tables: &DrgTableSet) -> Vec<(String, Treatment)> {
+    let mut rows = Vec::new();
+    for id in 1..tables.code_count() {
+        let code = crate::drg::tables::CodeId(id as u32);
+        if tables.map_procedure(code) != Some(code) {
+            continue;
+        }
+        let text = tables.code_text(code);
+        let treatment = if tables.info(code).is_or_procedure() {
+            Treatment::Surgery
+        } else if ["87", "88", "89"].iter().any(|p| text.starts_with(p)) {
+            Treatment::Diagnostic
+        } else {
+            Treatment::Therapeutic
+        };
+        rows.push((text.to_string(), treatment));
+    }
+    rows.sort();
+    rows
 }

@@ -187,12 +187,11 @@ fn list_codes(tables: &DrgTableSet, list: Option<ListId>) -> Vec<CodeId> {
 
 /// Deterministic 0..1 from a text (for per-group parameters that do not depend on draw order).
 fn text_unit(text: &str, salt: u64) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
-    for b in text.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    Rng::new(hash).unit()
+    use std::hash::Hasher;
+    // FNV-1a with the offset basis salted.
+    let mut hasher = fnv::FnvHasher::with_key(0xcbf2_9ce4_8422_2325 ^ salt);
+    hasher.write(text.as_bytes());
+    Rng::new(hasher.finish()).unit()
 }
 
 impl<'t> Generator<'t> {

@@ -1,14 +1,29 @@
 //! dipdrg: DIP/DRG grouping, case points, point values and settlement for China's regional
 //! global-budget point method (区域点数法总额预算).
 //!
-//! The pipeline is case → group → points → point value → settlement, with audit beside it. The
-//! core modules ([`case`], [`drg`], [`dip`], [`pricing`], [`catalog_build`], [`policy`]) are pure functions over immutable table snapshots; [`io`] and
-//! [`tables::source`] are the adapters that read and write files.
+//! The pipeline is case → group → points → point value → settlement, with audit beside it.
+//! Layers, from the inside out:
+//! - **core** ([`case`], [`drg`], [`dip`], [`tables`], [`policy`], [`pricing`], [`scoring`],
+//!   [`settlement`], [`audit`], [`catalog_build`], [`benefits`], [`generate`], [`units`]): pure
+//!   functions over parsed cases and immutable table/policy snapshots, parsing from bytes or text
+//!   (`SourceTable::parse`, `Policy::parse`, `DrgWeights::parse`). No file I/O, no threads.
+//! - **executors** ([`settle`] (its `parallel` module), [`group_run`], [`audit_run`],
+//!   [`catalog_run`]): a batch as chunked parallel read → per-case core stage → ordered output,
+//!   each with a one-thread reference executor beside the parallel one, proven equal by a
+//!   differential test. The only library code that starts threads (with [`io::chunks`]).
+//! - **adapters**: [`io`] (case CSV/Parquet, chunked reading, and [`io::load`], the loaders that
+//!   read table sets, catalogs, weights and policies from disk), [`store`] (SQLite/PostgreSQL),
+//!   [`report`] (XLSX/HTML), [`server`] (gRPC), and the binary's `cli` (flags, files, printing).
+//!
+//! `grep -n "std::fs\|File::open\|thread::scope\|thread::spawn" src/` hits only executors and
+//! adapters (and the settlement outcome's positional-write trait, which takes an open file).
 
 pub mod audit;
+pub mod audit_run;
 pub mod benefits;
 pub mod case;
 pub mod catalog_build;
+pub mod catalog_run;
 pub mod dip;
 pub mod drg;
 pub mod generate;

@@ -707,12 +707,6 @@ impl Policy {
         Ok(policy)
     }
 
-    /// Reads and validates a policy file.
-    pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Syntax(format!("cannot read {}: {e}", path.display())))?;
-        Policy::parse(&text)
-    }
-
     /// Checks ranges and consistency; every error names its key.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if self.region.trim().is_empty() {

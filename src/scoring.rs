@@ -9,14 +9,13 @@ use crate::case::Case;
 use crate::dip::{self, DipCatalog, GroupKind};
 use crate::drg::trace::Severity;
 use crate::drg::{self, DrgTableSet, GroupStatus, MappingMode, NoTrace};
-use crate::policy::{CaseFacts, Coefficient, DipGrouping, Policy, Scheme};
+use crate::policy::{CaseFacts, Coefficient, DipGrouping, Policy};
 use crate::pricing::{adjusted_mean, price_case_with, CasePoints, GroupTerms, ResolvedAdjustment, ScoredGroup};
 use crate::tables::source::{ColumnSpec, SourceTable, TableError};
 use crate::text::ShortText;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -36,12 +35,6 @@ pub struct DrgWeights {
 }
 
 impl DrgWeights {
-    pub fn load(path: &Path) -> Result<DrgWeights, TableError> {
-        let bytes = std::fs::read(path).map_err(|e| TableError::Io { file: path.display().to_string(), message: e.to_string() })?;
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
-        DrgWeights::parse(&SourceTable::parse(&name, &bytes)?)
-    }
-
     pub fn parse(table: &SourceTable) -> Result<DrgWeights, TableError> {
         let extra: Vec<&str> = table.columns.iter().map(String::as_str).filter(|c| c.starts_with("mean_cost_level_")).collect();
         let mut optional = vec!["name", "mean_los", "cases"];
@@ -208,25 +201,6 @@ pub struct Assessment {
 }
 
 impl Scorer {
-    /// Loads what a policy's scheme needs: `tables` is the DRG table set (DRG) or the DIP catalog
-    /// directory (DIP); DRG weights come from the policy's `drg_weights`, relative to `policy_path`.
-    pub fn load(policy: &Policy, policy_path: &Path, tables: &Path) -> Result<Scorer, TableError> {
-        match policy.scheme {
-            Scheme::Drg => {
-                let weights_name = policy.drg_weights.clone().unwrap_or_default();
-                let weights_path = policy_path.parent().unwrap_or(Path::new(".")).join(weights_name);
-                let tables = DrgTableSet::load_dir(tables)?;
-                let weights = WeightIndex::new(&tables, &DrgWeights::load(&weights_path)?);
-                Ok(Scorer::Drg { tables: Arc::new(tables), weights: Arc::new(weights) })
-            }
-            Scheme::Dip => {
-                let catalog = DipCatalog::load_dir(tables)?;
-                let terms = DipTerms::resolve(policy, &catalog)?;
-                Ok(Scorer::Dip { catalog: Arc::new(catalog), terms: Arc::new(terms) })
-            }
-        }
-    }
-
     /// Fingerprint of the tables in use, for run records.
     pub fn fingerprint(&self) -> &str {
         match self {

@@ -2,7 +2,9 @@
 //! `../shared/reference/` and skip with a message when it is absent.
 
 mod audit;
+mod audit_run;
 mod benefits_cli;
+mod catalog_run;
 mod demo_grouping;
 mod dip_cities;
 mod dip_grouping;

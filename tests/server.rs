@@ -401,6 +401,18 @@ async fn end_to_end(backend: &str, database: Option<(&str, &str)>) {
         .await
         .unwrap_err();
     assert_eq!(bad_period.get_details_bad_request().expect("details").field_violations[0].field, "period");
+    // The one period parser: its stable code, and a one-digit month refused as everywhere else.
+    assert_eq!(bad_period.get_details_error_info().map(|i| i.reason).unwrap_or_default(), "SETTLE_PERIOD_INVALID");
+    let short_month = audits
+        .audit_cases(proto::AuditCasesRequest {
+            period: "2026-3".into(),
+            min_score: String::new(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(short_month.code(), Code::InvalidArgument);
     let mut hospital_audits = proto::audit_service_client::AuditServiceClient::new(with_token(channel.clone(), Some(H001)));
     let denied = hospital_audits
         .audit_cases(proto::AuditCasesRequest {

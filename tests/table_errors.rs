@@ -1,7 +1,8 @@
 //! A broken table set is refused at load with an error naming the file, line and column.
 
 use dipdrg::drg::tables::{DrgTableSet, FILES, OPTIONAL_FILES};
-use dipdrg::tables::source::{read_table_dir, SourceTable};
+use dipdrg::io::load::read_table_dir;
+use dipdrg::tables::source::SourceTable;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,22 +1,25 @@
 //! `dipdrg catalog build`: DIP catalogs and DRG relative weights from weighted history years.
 //!
-//! History files are read in parallel (one thread per file, two at a time on this machine's two
-//! cores would be wasted otherwise); every record is accounted for: used, or skipped with a reason
-//! counted in the report.
+//! An adapter: history is read by [`dipdrg::catalog_run`] (parallel executor: each file in chunks
+//! on worker threads; or `--executor reference`) and scored by [`dipdrg::catalog_build`]; every
+//! record is accounted for: used, or skipped with a reason counted in the report.
 
+use super::Executor;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use dipdrg::catalog_build::{build_dip_catalog, score, weighted_means, Combination, DipBuildOptions, HistoryCase, Trim};
+use dipdrg::case::Case;
+use dipdrg::catalog_build::{
+    build_dip_catalog, build_drg_weights, dip_key, drg_key, history_weights, hospital_levels, DipBuildOptions, Trim,
+};
+use dipdrg::catalog_run::{self, HistoryFile, HistoryOutcome, KeyOf};
 use dipdrg::dip::catalog::{DipCatalog, Treatment};
-use dipdrg::drg::{group, DrgTableSet, MappingMode, NoTrace};
-use dipdrg::io::case_csv::CaseReader;
+use dipdrg::drg::DrgTableSet;
+use dipdrg::io::chunks::CHUNK_BYTES;
 use dipdrg::policy::Policy;
 use dipdrg::units::round_half_up;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -68,6 +71,11 @@ pub struct BuildArgs {
     /// DIP: output directory (catalog.csv, procedure_types.csv). DRG: output weights CSV.
     #[arg(long)]
     out: PathBuf,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "parallel")]
+    executor: Executor,
     #[arg(long, short)]
     quiet: bool,
 }
@@ -76,119 +84,27 @@ fn decimal(flag: &str, text: &str) -> anyhow::Result<Decimal> {
     Decimal::from_str(text.trim()).with_context(|| format!("{flag}: {text:?} is not a decimal number"))
 }
 
-/// Level interning from a policy: hospital → level id, and the level names.
-fn levels(policy: Option<&Policy>) -> (FxHashMap<String, u8>, Vec<String>) {
-    let Some(policy) = policy else { return (FxHashMap::default(), Vec::new()) };
-    let mut names: Vec<String> = policy.hospitals.values().map(|h| h.level.clone()).collect();
-    names.sort();
-    names.dedup();
-    let by_hospital = policy
-        .hospitals
-        .iter()
-        .filter_map(|(id, h)| names.iter().position(|n| *n == h.level).map(|level| (id.clone(), level as u8)))
-        .collect();
-    (by_hospital, names)
-}
-
-/// Per-file result: local keys and skipped records by reason.
-struct FileHistory<K> {
-    keys: Vec<K>,
-    cases: Vec<HistoryCase>,
-    skipped: BTreeMap<String, u64>,
-    read: u64,
-}
-
-fn read_history<K: std::hash::Hash + Eq + Clone>(
-    path: &Path,
+/// Reads the history files through the chosen executor.
+fn read_history<K: std::hash::Hash + Eq + Clone + Send>(
+    args: &BuildArgs,
     hospital_levels: &FxHashMap<String, u8>,
-    key_of: &(dyn Fn(&dipdrg::case::Case) -> Result<K, String> + Sync),
-) -> anyhow::Result<FileHistory<K>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader = CaseReader::new(BufReader::with_capacity(1 << 20, file)).with_context(|| format!("reading {}", path.display()))?;
-    let mut interner: FxHashMap<K, u32> = FxHashMap::default();
-    let mut history = FileHistory { keys: Vec::new(), cases: Vec::new(), skipped: BTreeMap::new(), read: 0 };
-    for record in reader {
-        history.read += 1;
-        let case = match record {
-            Ok(case) => case,
-            Err(rejected) => {
-                *history.skipped.entry(format!("unreadable ({})", rejected.field)).or_default() += 1;
-                continue;
-            }
-        };
-        let Some(cost) = case.total_cost.filter(|c| *c > Decimal::ZERO) else {
-            *history.skipped.entry("no total_cost".into()).or_default() += 1;
-            continue;
-        };
-        let key = match key_of(&case) {
-            Ok(key) => key,
-            Err(reason) => {
-                *history.skipped.entry(reason).or_default() += 1;
-                continue;
-            }
-        };
-        let next = history.keys.len() as u32;
-        let id = *interner.entry(key.clone()).or_insert_with(|| {
-            history.keys.push(key);
-            next
-        });
-        let level = case.hospital_id.as_ref().and_then(|h| hospital_levels.get(h)).copied();
-        history.cases.push(HistoryCase { key: id, cost, los: case.los, level });
+    key_of: KeyOf<'_, K>,
+) -> anyhow::Result<HistoryOutcome<K>> {
+    let mut files = Vec::with_capacity(args.history.len());
+    for path in &args.history {
+        files.push(super::open_case_file(path)?);
     }
-    Ok(history)
-}
-
-/// All history files merged: keys interned once, cases per year, skipped records by reason.
-struct History<K> {
-    keys: Vec<K>,
-    years: Vec<Vec<HistoryCase>>,
-    skipped: BTreeMap<String, u64>,
-    read: u64,
-}
-
-/// Reads all files (two threads at a time) and merges their keys into one interner.
-fn read_all<K: std::hash::Hash + Eq + Clone + Send>(
-    paths: &[PathBuf],
-    hospital_levels: &FxHashMap<String, u8>,
-    key_of: &(dyn Fn(&dipdrg::case::Case) -> Result<K, String> + Sync),
-) -> anyhow::Result<History<K>> {
-    let mut results: Vec<Option<anyhow::Result<FileHistory<K>>>> = (0..paths.len()).map(|_| None).collect();
-    for (chunk_paths, chunk_results) in paths.chunks(2).zip(results.chunks_mut(2)) {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk_paths.iter().map(|p| scope.spawn(move || read_history(p, hospital_levels, key_of))).collect();
-            for (slot, handle) in chunk_results.iter_mut().zip(handles) {
-                *slot = Some(handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a history reader thread panicked"))));
-            }
-        });
-    }
-    let mut keys: Vec<K> = Vec::new();
-    let mut global: FxHashMap<K, u32> = FxHashMap::default();
-    let mut years = Vec::new();
-    let mut skipped = BTreeMap::new();
-    let mut read = 0;
-    for result in results.into_iter().flatten() {
-        let mut history = result?;
-        let remap: Vec<u32> = history
-            .keys
-            .iter()
-            .map(|k| {
-                let next = keys.len() as u32;
-                *global.entry(k.clone()).or_insert_with(|| {
-                    keys.push(k.clone());
-                    next
-                })
-            })
-            .collect();
-        for case in &mut history.cases {
-            case.key = remap[case.key as usize];
+    Ok(match args.executor {
+        Executor::Parallel => {
+            let files = files.into_iter().map(|(source, layout, size_hint)| HistoryFile { source, layout, size_hint }).collect();
+            catalog_run::parallel(files, hospital_levels, key_of, super::worker_threads(args.threads), CHUNK_BYTES)
+                .context("reading the history files")?
         }
-        for (reason, n) in history.skipped {
-            *skipped.entry(reason).or_default() += n;
+        Executor::Reference => {
+            let files = files.into_iter().map(|(source, layout, _)| super::records_after_header(source, layout)).collect();
+            catalog_run::reference(files, hospital_levels, key_of)
         }
-        read += history.read;
-        years.push(history.cases);
-    }
-    Ok(History { keys, years, skipped, read })
+    })
 }
 
 fn procedure_types(path: &Path) -> anyhow::Result<FxHashMap<String, Treatment>> {
@@ -208,20 +124,11 @@ fn procedure_types(path: &Path) -> anyhow::Result<FxHashMap<String, Treatment>> 
 
 pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let weights: Vec<Decimal> = if args.weights.is_empty() {
-        vec![Decimal::ONE; args.history.len()]
-    } else {
-        args.weights.iter().map(|w| decimal("--weights", w)).collect::<anyhow::Result<_>>()?
-    };
-    if weights.len() != args.history.len() {
-        bail!("--weights has {} values for {} history files", weights.len(), args.history.len());
-    }
-    if weights.iter().any(|w| *w < Decimal::ZERO) || weights.iter().all(|w| w.is_zero()) {
-        bail!("--weights must not be negative and not all zero");
-    }
+    let weights = args.weights.iter().map(|w| decimal("--weights", w)).collect::<anyhow::Result<Vec<_>>>()?;
+    let weights = history_weights(weights, args.history.len()).map_err(anyhow::Error::msg)?;
     let trim = Trim::parse(&args.trim).with_context(|| format!("--trim {:?}: expected none, sd:K or iqr:K", args.trim))?;
     let policy = args.policy.as_deref().map(Policy::load).transpose()?;
-    let (hospital_levels, level_names) = levels(policy.as_ref());
+    let (hospital_levels, level_names) = hospital_levels(policy.as_ref());
     match args.scheme {
         SchemeArg::Dip => build_dip(&args, weights, trim, &hospital_levels, &level_names, started),
         SchemeArg::Drg => build_drg(&args, weights, trim, &hospital_levels, &level_names, started),
@@ -250,13 +157,9 @@ fn build_dip(
 ) -> anyhow::Result<ExitCode> {
     let types_path = args.procedure_types.as_deref().context("--procedure-types is required for a DIP catalog")?;
     let types = procedure_types(types_path)?;
-    let key_of = |case: &dipdrg::case::Case| -> Result<Combination, String> {
-        let procedures: Vec<(String, Option<Treatment>)> = case.procedures.iter().map(|p| (p.clone(), types.get(p).copied())).collect();
-        Combination::of(case.principal_diagnosis().unwrap_or(""), &procedures)
-            .ok_or_else(|| "principal diagnosis has no category".to_string())
-    };
-    let History { keys: combinations, years, skipped, read } = read_all(&args.history, hospital_levels, &key_of)?;
-    let used: u64 = years.iter().map(|y| y.len() as u64).sum();
+    let key_of = |case: &Case| dip_key(&types, case);
+    let history = read_history(args, hospital_levels, &key_of)?;
+    let (read, used, skipped) = (history.read, history.used(), history.skipped.clone());
     let options = DipBuildOptions {
         weights,
         scale: decimal("--scale", &args.scale)?,
@@ -266,7 +169,7 @@ fn build_dip(
         score_decimals: args.score_decimals.unwrap_or(2),
         grassroots: args.grassroots.clone(),
     };
-    let (rows, report) = build_dip_catalog(&combinations, years, level_names, &options).context("no usable history cases")?;
+    let (rows, report) = build_dip_catalog(&history.keys, history.years, level_names, &options).context("no usable history cases")?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut writer = csv::Writer::from_path(args.out.join("catalog.csv"))?;
     let mut header: Vec<String> =
@@ -331,17 +234,12 @@ fn build_drg(
 ) -> anyhow::Result<ExitCode> {
     let tables_dir = args.tables.as_deref().context("--tables is required for DRG weights")?;
     let tables: DrgTableSet = super::load_tables(tables_dir, args.quiet)?;
-    let key_of = |case: &dipdrg::case::Case| -> Result<usize, String> {
-        let result = group(&tables, case, MappingMode::Map, &mut NoTrace);
-        result.drg.ok_or_else(|| format!("not grouped to a DRG ({})", result.status.as_str()))
-    };
-    let History { keys: drg_keys, years, skipped, read } = read_all(&args.history, hospital_levels, &key_of)?;
-    let used: u64 = years.iter().map(|y| y.len() as u64).sum();
-    let (means, overall) = weighted_means(&years, &weights, trim);
-    let overall = overall.context("no usable history cases")?;
+    let key_of = |case: &Case| drg_key(&tables, case);
+    let history = read_history(args, hospital_levels, &key_of)?;
+    let (read, used) = (history.read, history.used());
     let decimals = args.score_decimals.unwrap_or(4);
-    let mut rows: Vec<(usize, &dipdrg::catalog_build::GroupMeans)> = means.iter().map(|(k, m)| (drg_keys[*k as usize], m)).collect();
-    rows.sort_by_key(|(drg, _)| tables.drgs[*drg].code.clone());
+    let (rows, overall) = build_drg_weights(&tables, &history.keys, &history.years, &weights, trim, level_names.len(), decimals)
+        .context("no usable history cases")?;
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
@@ -349,24 +247,21 @@ fn build_drg(
     let mut header: Vec<String> = ["drg", "name", "rw", "mean_cost", "mean_los", "cases"].map(String::from).to_vec();
     header.extend(level_names.iter().map(|l| format!("mean_cost_level_{l}")));
     writer.write_record(&header)?;
-    for (drg, group_means) in &rows {
+    for row in &rows {
         let mut record = vec![
-            tables.drgs[*drg].code.clone(),
-            tables.drgs[*drg].name.clone(),
-            score(group_means.mean_cost, overall, Decimal::ONE, decimals).to_string(),
-            round_half_up(group_means.mean_cost, 2).to_string(),
-            group_means.mean_los.map(|l| round_half_up(l, 2).to_string()).unwrap_or_default(),
-            group_means.cases.to_string(),
+            row.drg.clone(),
+            row.name.clone(),
+            row.rw.to_string(),
+            row.mean_cost.to_string(),
+            row.mean_los.map(|l| l.to_string()).unwrap_or_default(),
+            row.cases.to_string(),
         ];
-        record.extend(
-            (0..level_names.len())
-                .map(|l| group_means.level_mean_cost.get(&(l as u8)).map(|m| round_half_up(*m, 2).to_string()).unwrap_or_default()),
-        );
+        record.extend(row.level_mean_cost.iter().map(|m| m.map(|m| m.to_string()).unwrap_or_default()));
         writer.write_record(&record)?;
     }
     writer.flush()?;
     if !args.quiet {
-        report_skipped(read, used, &skipped)?;
+        report_skipped(read, used, &history.skipped)?;
         eprintln!(
             "{} DRGs weighted; overall weighted mean cost {}; {:.1} s; wrote {}",
             rows.len(),

@@ -5,11 +5,11 @@
 //! record number, field, value and reason). The summary checks accepted + rejected = submitted.
 //! An adapter: the grouping run is [`dipdrg::group_run`] (parallel executor, or `--executor reference`).
 
+use super::Executor;
 use anyhow::{bail, Context};
 use clap::Args;
 use dipdrg::drg::MappingMode;
 use dipdrg::group_run::{self, GroupOptions};
-use dipdrg::io::case_csv::CaseReader;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -46,15 +46,6 @@ pub struct GroupArgs {
     quiet: bool,
 }
 
-/// Which executor groups the file: both give byte-identical outputs.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum, Debug)]
-pub enum Executor {
-    /// Chunked parallel reading and grouping (the default).
-    Parallel,
-    /// One thread, the plainest code (to cross-check a run).
-    Reference,
-}
-
 pub fn run(args: GroupArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let tables = super::load_tables(&args.tables, args.quiet)?;
@@ -75,16 +66,7 @@ pub fn run(args: GroupArgs) -> anyhow::Result<ExitCode> {
             dipdrg::io::chunks::CHUNK_BYTES,
         )
         .with_context(|| format!("reading {}", args.input.display()))?,
-        Executor::Reference => {
-            // The header, already read, was line 1: a headerless reader counts from the next.
-            let records = CaseReader::headerless(input, layout, 0).map(|record| {
-                record.map_err(|mut rejected| {
-                    rejected.line += 1;
-                    rejected
-                })
-            });
-            group_run::reference(&tables, options, records)
-        }
+        Executor::Reference => group_run::reference(&tables, options, super::records_after_header(input, layout)),
     };
     let rejected = outcome.rejects.len() as u64;
     if outcome.accepted + rejected != outcome.submitted {

@@ -51,6 +51,30 @@ pub fn open_case_file(path: &Path) -> anyhow::Result<(CaseInput, dipdrg::io::cas
     Ok((input, layout, size_hint))
 }
 
+/// Which executor runs a batch (`group`, `audit`, `catalog build`): both give byte-identical
+/// outputs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum, Debug)]
+pub enum Executor {
+    /// Chunked parallel reading and per-case work on worker threads (the default).
+    Parallel,
+    /// One thread, the plainest code (to cross-check a run).
+    Reference,
+}
+
+/// The records of a case file opened by [`open_case_file`], one at a time, for a reference
+/// executor. The header, already read, was line 1: a headerless reader counts from the next.
+pub fn records_after_header(
+    input: CaseInput,
+    layout: dipdrg::io::case_csv::Layout,
+) -> impl Iterator<Item = Result<dipdrg::case::Case, dipdrg::io::case_csv::RejectedRecord>> {
+    dipdrg::io::case_csv::CaseReader::headerless(input, layout, 0).map(|record| {
+        record.map_err(|mut rejected| {
+            rejected.line += 1;
+            rejected
+        })
+    })
+}
+
 /// Worker threads: as asked, else one per core.
 pub fn worker_threads(requested: Option<usize>) -> usize {
     requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))

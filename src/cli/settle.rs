@@ -31,14 +31,7 @@ impl From<Mode> for settle::Mode {
     }
 }
 
-/// Which executor runs the settlement: both give byte-identical outputs.
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
-pub enum Executor {
-    /// Chunked parallel reading and settling (the default).
-    Parallel,
-    /// One thread, the plainest code (to cross-check a run).
-    Reference,
-}
+pub use super::Executor;
 
 #[derive(Args)]
 pub struct SettleArgs {

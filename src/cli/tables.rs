@@ -61,27 +61,11 @@ pub struct ProcedureTypesArgs {
 /// A starting point for a region's own table, which should be reviewed by hand.
 pub fn procedure_types(args: ProcedureTypesArgs) -> anyhow::Result<ExitCode> {
     let tables = super::load_tables(&args.tables, true)?;
-    let mut rows: Vec<(String, &'static str)> = Vec::new();
-    for id in 1..tables.code_count() {
-        let code = dipdrg::drg::tables::CodeId(id as u32);
-        if tables.map_procedure(code) != Some(code) {
-            continue;
-        }
-        let text = tables.code_text(code);
-        let kind = if tables.info(code).is_or_procedure() {
-            "surgery"
-        } else if ["87", "88", "89"].iter().any(|p| text.starts_with(p)) {
-            "diagnostic"
-        } else {
-            "therapeutic"
-        };
-        rows.push((text.to_string(), kind));
-    }
-    rows.sort();
+    let rows = dipdrg::catalog_build::suggested_procedure_types(&tables);
     let mut writer = csv::Writer::from_path(&args.out)?;
     writer.write_record(["code", "type"])?;
     for (code, kind) in &rows {
-        writer.write_record([code.as_str(), kind])?;
+        writer.write_record([code.as_str(), kind.as_str()])?;
     }
     writer.flush()?;
     println!("wrote {} procedure types to {}", rows.len(), args.out.display());

@@ -40,11 +40,10 @@
 //! | `cc.csv`, `mcc.csv`, `cc_exclusions.csv` | CC / MCC tests for DIP cases |
 //! | `diagnosis_map.csv`, `procedure_map.csv`, `excluded_procedures.csv` | code conversion and exclusion |
 
-use crate::tables::source::{fingerprint, read_table_dir, ColumnSpec, SourceTable, TableError};
+use crate::tables::source::{fingerprint, ColumnSpec, SourceTable, TableError};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::str::FromStr;
 
 /// Group kind, in the order grouping prefers them.
@@ -434,16 +433,6 @@ fn decimal_cell(row: &crate::tables::source::Row<'_>, column: &str) -> Result<Op
 }
 
 impl DipCatalog {
-    pub fn load_dir(dir: &Path) -> Result<DipCatalog, TableError> {
-        let sources = read_table_dir(dir, &["catalog.csv", "procedure_types.csv"], OPTIONAL_FILES)?;
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-            .unwrap_or_else(|| dir.display().to_string());
-        DipCatalog::build(name, &sources)
-    }
-
     pub fn build(name: String, sources: &BTreeMap<String, SourceTable>) -> Result<DipCatalog, TableError> {
         let missing = |file: &str| TableError::MissingFile { file: file.to_string() };
         let mut procedure_index: FxHashMap<String, ProcedureId> = FxHashMap::default();

@@ -6,11 +6,10 @@
 //! the reference format README (in `../shared/reference/`) and its regional differences; the column lists
 //! below are the whole of what this loader understands.
 
-use crate::tables::source::{fingerprint, read_table_dir, CheckedTable, ColumnSpec, Row, SourceTable, TableError};
+use crate::tables::source::{fingerprint, CheckedTable, ColumnSpec, Row, SourceTable, TableError};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
 
 /// Interned code (diagnosis or procedure). `CodeId(0)` is the unknown code: it belongs to no list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -895,18 +894,6 @@ fn scheme_settings(table: &CheckedTable<'_>) -> Result<SchemeSettings, TableErro
 }
 
 impl DrgTableSet {
-    /// Loads a table-set directory. `name` defaults to the directory's name.
-    pub fn load_dir(dir: &Path) -> Result<DrgTableSet, TableError> {
-        let required: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).filter(|f| !OPTIONAL_FILES.contains(f)).collect();
-        let sources = read_table_dir(dir, &required, OPTIONAL_FILES)?;
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-            .unwrap_or_else(|| dir.display().to_string());
-        DrgTableSet::build(name, &sources)
-    }
-
     /// Builds the indexed table set from in-memory source tables (keyed by file name).
     pub fn build(name: String, sources: &BTreeMap<String, SourceTable>) -> Result<DrgTableSet, TableError> {
         let empty = SourceTable::default();

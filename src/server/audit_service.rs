@@ -4,12 +4,13 @@
 //! suggestions only — ReviewService confirms violations.
 
 use super::auth::{role, Role};
-use super::convert::{invalid_argument, FieldError};
+use super::convert::{coded_invalid_argument, invalid_field};
 use super::paging::{decode_token, encode_token, page_size, task_failed, unavailable};
 use super::proto::{self, audit_service_server::AuditService};
 use super::AppState;
-use crate::audit::{audit, AuditCase};
+use crate::audit_run;
 use crate::io::case_csv::parse_case_row;
+use crate::settle::{Mode, Period};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -18,11 +19,8 @@ pub struct Audits {
     pub state: Arc<AppState>,
 }
 
-fn bad(field: &str, description: String) -> Status {
-    invalid_argument("bad audit request", &[FieldError { field: field.into(), description }])
-}
-
-/// Every flag of the period at or above `min_score`, and the number of cases audited.
+/// Every flag of the period at or above `min_score`, and the number of cases audited: the stored
+/// cases of the period through the audit engine's reference executor.
 fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: Decimal) -> Result<(Vec<proto::AuditFlag>, i64), Status> {
     let snapshot = state.versions.active();
     let policy = snapshot.policy();
@@ -30,27 +28,32 @@ fn flags_of_period(state: &AppState, year: i32, month: Option<u32>, min_score: D
     crate::store::for_each_case(state.store.as_ref(), |row| {
         let Ok(case) = parse_case_row(&row.row) else { return };
         if case.discharge_date.is_some_and(|d| d.in_period(year, month)) {
-            cases.push(AuditCase::new(&case, &snapshot.scorer.classify(policy, &case)));
+            cases.push(Ok(case));
         }
     })
     .map_err(unavailable)?;
+    let outcome = audit_run::reference(policy, &snapshot.scorer, cases);
     let case_name =
         |hospital: &str, case_id: &str| if case_id.is_empty() { String::new() } else { format!("hospitals/{hospital}/cases/{case_id}") };
-    let hospital_of: std::collections::HashMap<&str, &str> = cases.iter().map(|c| (c.case_id.as_str(), c.hospital_id.as_str())).collect();
-    let flags = audit(&policy.audit, &cases)
+    let flags = outcome
+        .flags
         .into_iter()
         .filter(|f| f.score >= min_score)
         .map(|f| proto::AuditFlag {
             kind: f.kind.as_str().into(),
             score: f.score.to_string(),
             case: case_name(&f.hospital_id, &f.case_id),
-            related_case: f.related_case_id.as_deref().map(|r| case_name(hospital_of.get(r).copied().unwrap_or(""), r)).unwrap_or_default(),
+            related_case: f
+                .related_case_id
+                .as_deref()
+                .map(|r| case_name(f.related_hospital_id.as_deref().unwrap_or(""), r))
+                .unwrap_or_default(),
             hospital_id: f.hospital_id,
             group: f.group,
             evidence: f.evidence,
         })
         .collect();
-    Ok((flags, cases.len() as i64))
+    Ok((flags, outcome.audited as i64))
 }
 
 #[tonic::async_trait]
@@ -60,21 +63,17 @@ impl AuditService for Audits {
             return Err(Status::permission_denied("only a fund-office token may audit: flags link stays across hospitals"));
         }
         let request = request.into_inner();
-        let period = request.period.clone();
-        let (year, month) = match period.split_once('-') {
-            Some((y, m)) => (y.parse::<i32>().ok(), m.parse::<u32>().ok().filter(|m| (1..=12).contains(m)).map(Some)),
-            None => (period.parse::<i32>().ok(), Some(None)),
-        };
-        let (Some(year), Some(month)) = (year, month) else {
-            return Err(bad("period", format!("{period:?} is not YYYY or YYYY-MM")));
-        };
+        // A month (`YYYY-MM`) or a year (`YYYY`), through the one period parser.
+        let mode = if request.period.contains('-') { Mode::Monthly } else { Mode::Annual };
+        let Period { year, month } =
+            Period::parse(mode, &request.period).map_err(|e| coded_invalid_argument(e.code(), "period", &e.to_string()))?;
         let min_score = match request.min_score.as_str() {
             "" => Decimal::ZERO,
             text => text
                 .parse::<Decimal>()
                 .ok()
                 .filter(|s| *s >= Decimal::ZERO && *s <= Decimal::ONE)
-                .ok_or_else(|| bad("min_score", format!("{text:?} is not a decimal from 0 to 1")))?,
+                .ok_or_else(|| invalid_field("min_score", format!("{text:?} is not a decimal from 0 to 1")))?,
         };
         let size = page_size(request.page_size)?;
         let start = match decode_token(&request.page_token)? {

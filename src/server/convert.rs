@@ -35,6 +35,11 @@ pub fn invalid_argument(message: &str, errors: &[FieldError]) -> Status {
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
+/// INVALID_ARGUMENT about one field, its description as the message.
+pub fn invalid_field(field: &str, description: String) -> Status {
+    invalid_argument(&description, &[FieldError { field: field.into(), description: description.clone() }])
+}
+
 /// The domain of the `google.rpc.ErrorInfo` every coded error carries.
 pub const ERROR_DOMAIN: &str = "dipdrg.v1";
 

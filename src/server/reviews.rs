@@ -3,6 +3,7 @@
 //! themselves.
 
 use super::auth::{role, Role};
+use super::convert::invalid_field;
 use super::idempotency::{begin, Begin};
 use super::paging::{decode_case_token, encode_case_token, page_size, parent_hospital, task_failed, unavailable};
 use super::proto::{self, review_service_server::ReviewService};
@@ -19,18 +20,12 @@ pub struct Reviews {
 pub const VIOLATION: &str = "violation";
 pub const DECISION: &str = "decision";
 
-fn invalid(field: &str, description: String) -> Status {
-    let mut details = tonic_types::ErrorDetails::new();
-    details.add_bad_request_violation(field, description.clone());
-    <Status as tonic_types::StatusExt>::with_error_details(tonic::Code::InvalidArgument, description, details)
-}
-
 /// `hospitals/{h}/cases/{c}` → (h, c).
 fn case_name(field: &str, name: &str) -> Result<(String, String), Status> {
     let parts: Vec<&str> = name.split('/').collect();
     match parts.as_slice() {
         ["hospitals", h, "cases", c] if !h.is_empty() && !c.is_empty() => Ok((h.to_string(), c.to_string())),
-        _ => Err(invalid(field, format!("{name:?} is not hospitals/{{hospital_id}}/cases/{{case_id}}"))),
+        _ => Err(invalid_field(field, format!("{name:?} is not hospitals/{{hospital_id}}/cases/{{case_id}}"))),
     }
 }
 
@@ -106,10 +101,10 @@ impl ReviewService for Reviews {
         let role = role(&request)?;
         fund_office(&role)?;
         let request = request.into_inner();
-        let mut violation = request.violation.ok_or_else(|| invalid("violation", "is required".into()))?;
+        let mut violation = request.violation.ok_or_else(|| invalid_field("violation", "is required".into()))?;
         let (hospital, case_id) = case_name("violation.case", &violation.case)?;
         if violation.kind.is_empty() {
-            return Err(invalid("violation.kind", "is required (e.g. split_admission)".into()));
+            return Err(invalid_field("violation.kind", "is required (e.g. split_admission)".into()));
         }
         self.require_case(&hospital, &case_id).await?;
         violation.name = format!("{}/violation", violation.case);
@@ -141,16 +136,16 @@ impl ReviewService for Reviews {
         let role = role(&request)?;
         fund_office(&role)?;
         let request = request.into_inner();
-        let mut decision = request.decision.ok_or_else(|| invalid("decision", "is required".into()))?;
+        let mut decision = request.decision.ok_or_else(|| invalid_field("decision", "is required".into()))?;
         let (hospital, case_id) = case_name("decision.case", &decision.case)?;
         // The engine's reading of a decision, so a run never meets one it cannot use.
         let text = match proto::ReviewDecision::try_from(decision.decision) {
             Ok(proto::ReviewDecision::Approved) => "approved",
             Ok(proto::ReviewDecision::Rejected) => "rejected",
-            _ => return Err(invalid("decision.decision", "must be APPROVED or REJECTED".into())),
+            _ => return Err(invalid_field("decision.decision", "must be APPROVED or REJECTED".into())),
         };
         if let Err((field, reason)) = crate::settle::Review::parse(Some(&hospital), text, &decision.reviewed_points) {
-            return Err(invalid(&format!("decision.{field}"), reason));
+            return Err(invalid_field(&format!("decision.{field}"), reason));
         }
         self.require_case(&hospital, &case_id).await?;
         decision.name = format!("{}/specialReview", decision.case);

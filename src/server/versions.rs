@@ -66,25 +66,19 @@ fn scheme_name(scheme: Scheme) -> &'static str {
 }
 
 /// FNV-1a over a sequence of byte strings (each followed by a separator), shown as hex.
-#[derive(Debug, Clone, Copy)]
-pub struct Fingerprint(u64);
-
-impl Default for Fingerprint {
-    fn default() -> Fingerprint {
-        Fingerprint(0xcbf2_9ce4_8422_2325)
-    }
-}
+#[derive(Default)]
+pub struct Fingerprint(fnv::FnvHasher);
 
 impl Fingerprint {
     pub fn feed(&mut self, part: &[u8]) {
-        for &b in part.iter().chain(&[0xff]) {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
+        use std::hash::Hasher;
+        self.0.write(part);
+        self.0.write(&[0xff]);
     }
 
     pub fn hex(&self) -> String {
-        format!("{:016x}", self.0)
+        use std::hash::Hasher;
+        format!("{:016x}", self.0.finish())
     }
 }
 

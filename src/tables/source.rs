@@ -1,10 +1,9 @@
 //! Source tables: the CSV files of a table set as plain rows, before any meaning is given to them.
 //!
 //! Owns column lookup by name, the known/optional column check and error messages that name the
-//! file, line and column. Reading from disk is [`read_table_dir`]; everything else is pure.
+//! file, line and column. Pure: reading from disk is [`crate::io::load::read_table_dir`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// Errors met while reading or interpreting a table set. Each has a stable code (`code()`), so
 /// that a fund office can search for it in the documentation and the logs.
@@ -272,53 +271,27 @@ impl<'t> Row<'t> {
     }
 }
 
-/// Reads the named CSV files of a table-set directory into memory, keyed by file name. `required`
-/// files must exist; `optional` ones read as absent when missing. Other files in the directory
-/// (READMEs, test cases) are not read. The only function of the table layer that touches the disk.
-pub fn read_table_dir(dir: &Path, required: &[&str], optional: &[&str]) -> Result<BTreeMap<String, SourceTable>, TableError> {
-    if !dir.is_dir() {
-        return Err(TableError::Io { file: dir.display().to_string(), message: "not a directory".to_string() });
-    }
-    let mut tables = BTreeMap::new();
-    for &name in required.iter().chain(optional) {
-        let path = dir.join(name);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional.contains(&name) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(TableError::MissingFile { file: path.display().to_string() }),
-            Err(e) => return Err(TableError::Io { file: path.display().to_string(), message: e.to_string() }),
-        };
-        tables.insert(name.to_string(), SourceTable::parse(name, &bytes)?);
-    }
-    Ok(tables)
-}
-
 /// A 64-bit FNV-1a fingerprint of a table set's files (name and bytes, in name order), so that a
 /// result can say exactly which table content produced it.
 pub fn fingerprint(tables: &BTreeMap<String, SourceTable>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
     for (name, table) in tables {
-        feed(name.as_bytes());
-        feed(&[0xff]);
+        hasher.write(name.as_bytes());
+        hasher.write(&[0xff]);
         for column in &table.columns {
-            feed(column.as_bytes());
-            feed(&[0x1f]);
+            hasher.write(column.as_bytes());
+            hasher.write(&[0x1f]);
         }
         for row in 0..table.row_count() {
             for cell in table.row(row) {
-                feed(cell.as_bytes());
-                feed(&[0x1f]);
+                hasher.write(cell.as_bytes());
+                hasher.write(&[0x1f]);
             }
-            feed(&[0x1e]);
+            hasher.write(&[0x1e]);
         }
     }
-    hash
+    hasher.finish()
 }
 
 #[cfg(test)]
