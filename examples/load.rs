@@ -188,7 +188,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut workers = Vec::new();
             for worker in 0..concurrency {
                 let requests: Vec<proto::PreCheckCaseRequest> = (0..per_worker)
-                    .map(|i| proto::PreCheckCaseRequest { case: Some(case(worker * per_worker + i)), include_trace: false, ..Default::default() })
+                    .map(|i| proto::PreCheckCaseRequest {
+                        case: Some(case(worker * per_worker + i)),
+                        include_trace: false,
+                        ..Default::default()
+                    })
                     .collect();
                 workers.push((
                     proto::pre_check_service_client::PreCheckServiceClient::new(channels[worker as usize % connections].clone()),
@@ -197,7 +201,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             // One call first, so that connection set-up is not timed.
             let mut warm = proto::pre_check_service_client::PreCheckServiceClient::new(channels[0].clone());
-            warm.pre_check_case(authorized(proto::PreCheckCaseRequest { case: Some(case(0)), include_trace: false, ..Default::default() }, &token)).await?;
+            warm.pre_check_case(authorized(
+                proto::PreCheckCaseRequest { case: Some(case(0)), include_trace: false, ..Default::default() },
+                &token,
+            ))
+            .await?;
             let before = (server.cpu_time(), cpu_time("self"));
             let started = Instant::now();
             let mut tasks = Vec::new();
