@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use dipdrg::policy::Policy;
 use dipdrg::report::{RunTables, Table};
 use dipdrg::scoring::Scorer;
-use dipdrg::settle::{self, Annotations, CaseLines, Outcome, Period, Request, Review, SettleError};
+use dipdrg::settle::{self, Annotations, CaseLines, Outcome, Period, Request, SettleError};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,46 +92,33 @@ fn read_annotation_file(
     Ok(())
 }
 
-/// Reads the violations and reviews files into the engine's annotations.
+/// Reads the violations and reviews files into the engine's annotations (the engine checks
+/// each record: [`Annotations::add_violation_record`], [`Annotations::add_review_record`]).
 fn read_annotations(policy: &Policy, violations: Option<&Path>, reviews: Option<&Path>) -> anyhow::Result<Annotations> {
     let mut annotations = Annotations::default();
+    let refused = |path: &Path, record: u64| {
+        let source_name = path.display().to_string();
+        move |(field, reason): (&'static str, String)| SettleError::Annotation { source_name, record, field, reason }
+    };
     if let Some(path) = violations {
-        let name = path.display().to_string();
         read_annotation_file(path, &["case_id", "kind"], |record, field| {
-            let problem = |field: &'static str, reason: &str| SettleError::Annotation {
-                source_name: name.clone(),
-                record,
-                field,
-                reason: reason.into(),
-            };
-            let (case_id, kind, hospital) = (field("case_id"), field("kind"), field("hospital_id"));
-            if case_id.is_empty() {
-                return Err(problem("case_id", "is required"));
-            }
-            if kind.is_empty() {
-                return Err(problem("kind", "is required"));
-            }
-            if !annotations.add_violation(policy, &case_id, Some(hospital.as_str()).filter(|h| !h.is_empty()), &kind) {
-                return Err(problem("case_id", &format!("case {case_id} is listed twice; confirm one violation per case")));
-            }
-            Ok(())
+            let hospital = field("hospital_id");
+            annotations
+                .add_violation_record(policy, &field("case_id"), Some(hospital.as_str()).filter(|h| !h.is_empty()), &field("kind"))
+                .map_err(refused(path, record))
         })?;
     }
     if let Some(path) = reviews {
-        let name = path.display().to_string();
         read_annotation_file(path, &["case_id", "decision"], |record, field| {
-            let problem =
-                |field: &'static str, reason: String| SettleError::Annotation { source_name: name.clone(), record, field, reason };
-            let (case_id, hospital) = (field("case_id"), field("hospital_id"));
-            if case_id.is_empty() {
-                return Err(problem("case_id", "is required".into()));
-            }
-            let review = Review::parse(Some(hospital.as_str()).filter(|h| !h.is_empty()), &field("decision"), &field("reviewed_points"))
-                .map_err(|(field, reason)| problem(field, reason))?;
-            if !annotations.add_review(&case_id, review) {
-                return Err(problem("case_id", format!("case {case_id} is listed twice")));
-            }
-            Ok(())
+            let hospital = field("hospital_id");
+            annotations
+                .add_review_record(
+                    &field("case_id"),
+                    Some(hospital.as_str()).filter(|h| !h.is_empty()),
+                    &field("decision"),
+                    &field("reviewed_points"),
+                )
+                .map_err(refused(path, record))
         })?;
     }
     Ok(annotations)

@@ -224,6 +224,46 @@ impl Annotations {
         true
     }
 
+    /// One record of a violations file, checked: `case_id` and `kind` are required, one
+    /// violation per case (and hospital). The error names the field and the reason.
+    pub fn add_violation_record(
+        &mut self,
+        policy: &Policy,
+        case_id: &str,
+        hospital_id: Option<&str>,
+        kind: &str,
+    ) -> Result<(), (&'static str, String)> {
+        if case_id.is_empty() {
+            return Err(("case_id", "is required".into()));
+        }
+        if kind.is_empty() {
+            return Err(("kind", "is required".into()));
+        }
+        if !self.add_violation(policy, case_id, hospital_id, kind) {
+            return Err(("case_id", format!("case {case_id} is listed twice; confirm one violation per case")));
+        }
+        Ok(())
+    }
+
+    /// One record of a reviews file, checked: `case_id` is required, the decision and reviewed
+    /// points as [`Review::parse`] reads them, one review per case (and hospital).
+    pub fn add_review_record(
+        &mut self,
+        case_id: &str,
+        hospital_id: Option<&str>,
+        decision: &str,
+        reviewed_points: &str,
+    ) -> Result<(), (&'static str, String)> {
+        if case_id.is_empty() {
+            return Err(("case_id", "is required".into()));
+        }
+        let review = Review::parse(hospital_id, decision, reviewed_points)?;
+        if !self.add_review(case_id, review) {
+            return Err(("case_id", format!("case {case_id} is listed twice")));
+        }
+        Ok(())
+    }
+
     pub fn violation(&self, case: &Case) -> Option<&Violation> {
         for_case(self.violations.get(&case.case_id), case, |v| v.hospital_id.as_deref())
     }
@@ -1147,6 +1187,16 @@ mod tests {
             assert!(Period::parse(Mode::Annual, bad).is_err(), "{bad}");
         }
         assert_eq!(Period::parse(Mode::Monthly, "2026-03").unwrap().to_string(), "2026-03");
+    }
+
+    #[test]
+    fn annotation_records_are_checked_by_the_engine() {
+        let mut annotations = Annotations::default();
+        assert_eq!(annotations.add_review_record("", None, "approved", "1").unwrap_err().0, "case_id");
+        assert_eq!(annotations.add_review_record("C1", None, "approved", "x").unwrap_err().0, "reviewed_points");
+        assert!(annotations.add_review_record("C1", None, "approved", "10").is_ok());
+        assert!(annotations.add_review_record("C1", None, "approved", "10").unwrap_err().1.contains("listed twice"));
+        assert!(annotations.add_review_record("C1", Some("H2"), "approved", "10").is_ok(), "another hospital's case C1");
     }
 
     #[test]
