@@ -136,7 +136,7 @@ pub fn run(args: BenefitsArgs) -> anyhow::Result<ExitCode> {
     let years = settle_year(&policy, &priors, &discharges, args.explain.is_some())?;
 
     // Amounts to the fen, always with two decimals.
-    let s = |d: Decimal| format!("{d:.2}");
+    let s = dipdrg::units::format_yuan;
     let mut cases = vec![[
         "case_id",
         "patient_id",
