@@ -153,7 +153,7 @@ fn compute(
     drop(text);
     let hospital_ids = &outcome.hospital_ids;
     let key = |hospital: u32, fund: Fund| format!("{}.{}", hospital_ids.get(hospital as usize).map_or("", String::as_str), fund.as_str());
-    let base = |hospital: u32, fund: Fund, totals: &settlement::Totals, point_value: String, gross: Decimal, patient_paid: Decimal| {
+    let base = |hospital: u32, fund: Fund, totals: &settlement::Totals, point_value: Decimal, gross: Decimal, patient_paid: Decimal| {
         proto::Statement {
             name: format!("{}/statements/{}", run.name, key(hospital, fund)),
             hospital_id: hospital_ids.get(hospital as usize).cloned().unwrap_or_default(),
@@ -164,7 +164,7 @@ fn compute(
             counted_points: format_points(totals.counted_points, policy.points_decimals),
             cmi: totals.cmi(policy.average_case_score()).to_string(),
             total_cost: format_yuan(totals.total_cost),
-            point_value,
+            point_value: format_point_value(point_value, policy.point_value_decimals),
             gross: format_yuan(gross),
             patient_paid: format_yuan(patient_paid),
             item_paid: format_yuan(totals.item_paid),
@@ -177,14 +177,7 @@ fn compute(
         Statements::Monthly(_, monthly) => {
             for s in monthly {
                 gross_total += s.gross.0;
-                let mut message = base(
-                    s.hospital,
-                    s.fund,
-                    &s.totals,
-                    format_point_value(s.point_value.0, policy.point_value_decimals),
-                    s.gross.0,
-                    s.patient_paid.0,
-                );
+                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.0, s.gross.0, s.patient_paid.0);
                 message.amount = format_yuan(s.amount.0);
                 message.paid_now = format_yuan(s.paid_now.0);
                 message.deposit = format_yuan(s.deposit.0);
@@ -194,14 +187,7 @@ fn compute(
         Statements::Annual(_, annual) => {
             for s in annual {
                 gross_total += s.gross.0;
-                let mut message = base(
-                    s.hospital,
-                    s.fund,
-                    &s.totals,
-                    format_point_value(s.point_value.0, policy.point_value_decimals),
-                    s.gross.0,
-                    s.patient_paid.0,
-                );
+                let mut message = base(s.hospital, s.fund, &s.totals, s.point_value.0, s.gross.0, s.patient_paid.0);
                 message.fund_due = format_yuan(s.fund_due.0);
                 message.band_adjustment = format_yuan(s.band_adjustment.0);
                 message.deposit_forfeited = format_yuan(s.deposit_forfeited.0);
