@@ -445,6 +445,45 @@ fn partition_of(patient_id: &str) -> usize {
     (hash ^ (hash >> 32)) as usize % PARTITIONS
 }
 
+/// A discharge as the partitions read it, extracted in the first (sequential) pass over the
+/// input so that settling a partition touches the scattered input only for patient and case ids:
+/// costs in fen, category and hospital kind as indices, or [`REJECTED`] when the discharge fails
+/// a check of the engine (the reference then words the error).
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    /// Index of the discharge in the input.
+    input: u32,
+    date: Date,
+    covered: i64,
+    self_paid: i64,
+    /// Index of the category in [`FenPolicy`] terms, or [`REJECTED`].
+    category: u32,
+    /// Index of the hospital kind.
+    hospital: u32,
+}
+
+/// [`Compact::category`] of a discharge the engine rejects.
+const REJECTED: u32 = u32::MAX;
+
+impl Compact {
+    fn new(policy: &FenPolicy, input: u32, discharge: &Discharge) -> Compact {
+        let date = discharge.discharge_date;
+        let in_year = !(policy.year_first.is_some_and(|first| date < first) || policy.year_last.is_some_and(|last| date > last));
+        let fields = (
+            cost_fen(discharge.covered_cost),
+            cost_fen(discharge.self_paid),
+            policy.category(&discharge.category),
+            policy.hospital_kinds.iter().position(|k| *k == discharge.hospital_kind),
+        );
+        match fields {
+            (Some(covered), Some(self_paid), Some(category), Some(hospital)) if in_year => {
+                Compact { input, date, covered, self_paid, category: category as u32, hospital: hospital as u32 }
+            }
+            _ => Compact { input, date, covered: 0, self_paid: 0, category: REJECTED, hospital: 0 },
+        }
+    }
+}
+
 /// Days from `epoch`, shifted to order as unsigned integers, for a sort key.
 fn day_number(date: Date, epoch: Date) -> u32 {
     (date.days_since(epoch) as i64 + (1 << 31)) as u32
@@ -465,18 +504,23 @@ pub fn settle_year_fast(
     }
     let threads = threads.max(1);
 
-    // 1. Each thread sorts its slice of the input into partitions (input order kept within).
+    // 1. Each thread sorts its slice of the input into partitions (input order kept within),
+    // extracting what settling needs while it reads the input in order.
     let slice = discharges.len().div_ceil(threads).max(1);
-    let buckets: Vec<Vec<Vec<u32>>> = std::thread::scope(|scope| {
+    let fen_policy = &fen_policy;
+    let buckets: Vec<Vec<Vec<Compact>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = discharges
             .chunks(slice)
             .enumerate()
             .map(|(t, chunk)| {
                 scope.spawn(move || {
-                    let mut buckets = vec![Vec::new(); PARTITIONS];
+                    // About a partition's share, with room for the spread around it.
+                    let share = chunk.len() / PARTITIONS;
+                    let mut buckets: Vec<Vec<Compact>> = (0..PARTITIONS).map(|_| Vec::with_capacity(share + share / 8 + 16)).collect();
                     let base = t * slice;
                     for (i, discharge) in chunk.iter().enumerate() {
-                        buckets[partition_of(&discharge.patient_id)].push((base + i) as u32);
+                        let compact = Compact::new(fen_policy, (base + i) as u32, discharge);
+                        buckets[partition_of(&discharge.patient_id)].push(compact);
                     }
                     buckets
                 })
@@ -495,8 +539,8 @@ pub fn settle_year_fast(
                 if p >= PARTITIONS {
                     break;
                 }
-                let members = buckets.iter().flat_map(|b| b[p].iter().copied());
-                let partition = settle_partition(policy, &fen_policy, priors, discharges, members);
+                let members: Vec<Compact> = buckets.iter().flat_map(|b| b[p].iter().copied()).collect();
+                let partition = settle_partition(policy, fen_policy, priors, discharges, &members);
                 done.lock().expect("partition results").push((p, partition));
             });
         }
@@ -533,16 +577,16 @@ fn settle_partition(
     fen_policy: &FenPolicy,
     priors: &BTreeMap<String, YearToDate>,
     discharges: &[Discharge],
-    members: impl Iterator<Item = u32>,
+    members: &[Compact],
 ) -> Partition {
-    // Persons ranked by id.
+    // Persons ranked by id; `keyed` holds (key, position in `members`).
     let mut local: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut keyed: Vec<(u64, u32)> = Vec::new();
-    for index in members {
-        let patient = discharges[index as usize].patient_id.as_str();
+    let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(members.len());
+    for (position, member) in members.iter().enumerate() {
+        let patient = discharges[member.input as usize].patient_id.as_str();
         let next = local.len() as u32;
         let person = *local.entry(patient).or_insert(next);
-        keyed.push(((person as u64) << 32, index));
+        keyed.push(((person as u64) << 32, position as u32));
     }
     let mut names: Vec<(&str, u32)> = local.iter().map(|(&name, &person)| (name, person)).collect();
     names.sort_unstable();
@@ -551,26 +595,28 @@ fn settle_partition(
         rank[*person as usize] = position as u32;
     }
     drop(local);
-    for (key, index) in &mut keyed {
+    for (key, position) in &mut keyed {
         let person = (*key >> 32) as usize;
-        *key = ((rank[person] as u64) << 32) | day_number(discharges[*index as usize].discharge_date, discharges[0].discharge_date) as u64;
+        *key = ((rank[person] as u64) << 32) | day_number(members[*position as usize].date, discharges[0].discharge_date) as u64;
     }
-    // (person rank, date, input index); then case ids put in order where person and date tie.
+    // (person rank, date, input order: `members` is in input order); then case ids put in order
+    // where person and date tie.
     keyed.sort_unstable();
     for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
         if run.len() > 1 {
-            run.sort_by(|a, b| discharges[a.1 as usize].case_id.cmp(&discharges[b.1 as usize].case_id).then(a.1.cmp(&b.1)));
+            let case_id = |position: u32| &discharges[members[position as usize].input as usize].case_id;
+            run.sort_by(|a, b| case_id(a.1).cmp(case_id(b.1)).then(a.1.cmp(&b.1)));
         }
     }
 
     let mut partition = Partition { rows: Vec::with_capacity(keyed.len()), patients: Vec::with_capacity(names.len()), error: None };
     for person in keyed.chunk_by(|a, b| a.0 >> 32 == b.0 >> 32) {
-        let first = person[0].1;
+        let first = members[person[0].1 as usize].input;
         let patient_id = &discharges[first as usize].patient_id;
         let prior = priors.get(patient_id);
         let settled = prior.map_or(Some(FenYearToDate::default()), FenYearToDate::new).and_then(|start| {
             let first_row = partition.rows.len();
-            let totals = settle_person(fen_policy, start, discharges, person, &mut partition.rows);
+            let totals = settle_person(fen_policy, start, members, person, &mut partition.rows);
             if totals.is_none() {
                 partition.rows.truncate(first_row);
             }
@@ -582,7 +628,7 @@ fn settle_partition(
             }
             None => {
                 // The reference words the error: the same check, the same message.
-                let ordered: Vec<&Discharge> = person.iter().map(|&(_, i)| &discharges[i as usize]).collect();
+                let ordered: Vec<&Discharge> = person.iter().map(|&(_, p)| &discharges[members[p as usize].input as usize]).collect();
                 let none = YearToDate::default();
                 let error = match settle_ordered(policy, prior.unwrap_or(&none), &ordered, false) {
                     Err(error) => error,
@@ -610,22 +656,21 @@ fn cost_fen(amount: Decimal) -> Option<i64> {
 fn settle_person(
     policy: &FenPolicy,
     start: FenYearToDate,
-    discharges: &[Discharge],
+    members: &[Compact],
     person: &[(u64, u32)],
     rows: &mut Vec<FenSettlement>,
 ) -> Option<FenYearToDate> {
     let mut ytd = start;
     let d = policy.denominator;
-    for &(_, index) in person {
-        let discharge = &discharges[index as usize];
-        let date = discharge.discharge_date;
-        if policy.year_first.is_some_and(|first| date < first) || policy.year_last.is_some_and(|last| date > last) {
+    for &(_, position) in person {
+        let member = &members[position as usize];
+        if member.category == REJECTED {
             return None;
         }
-        let covered = cost_fen(discharge.covered_cost)? as i128;
-        let self_paid = cost_fen(discharge.self_paid)?;
-        let category = policy.category(&discharge.category)?;
-        let hospital = &policy.hospitals[policy.hospital_kinds.iter().position(|k| *k == discharge.hospital_kind)?];
+        let (index, date, self_paid) = (member.input, member.date, member.self_paid);
+        let covered = member.covered as i128;
+        let category = member.category as usize;
+        let hospital = &policy.hospitals[member.hospital as usize];
 
         // 1. Basic insurance.
         let order = ytd.admissions + 1;
