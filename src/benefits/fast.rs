@@ -1,15 +1,16 @@
 //! The fast path of [`super::settle_year`]: the same settlement of a year, on several threads and
 //! in whole fen. The plain path stays the reference; `tests.rs` proves the two equal.
 //!
-//! Persons are independent, so the discharges are partitioned by a hash of the patient id and each
-//! partition is settled on its own (by whichever thread takes it): its persons ranked by id, its
+//! Persons are independent, so the discharges are partitioned by ranges of patient ids (split
+//! at ids sampled from the input) and each partition is settled on its own (by whichever thread takes it): its persons ranked by id, its
 //! discharges sorted by a compact `(person rank, date)` key (case ids compared on ties only), and
 //! each discharge computed in integer fen with the policy's ratios as integers over one power of
 //! ten. That is exact, not an approximation: policy amounts are whole fen and ratios have at most
 //! [`super::MAX_RATIO_DECIMALS`] decimals (validated), costs are whole fen, so every product and
 //! band sum is an integer over `10^k`, rounded half-up once where the reference rounds. The
-//! results are compact rows (no allocation per discharge) merged in patient id order, so they never
-//! depend on the thread count or the partitioning.
+//! results are compact rows (no allocation per discharge); the partitions, being ranges, put
+//! together in order give the persons in patient id order, so the results never depend on the
+//! thread count or the partitioning.
 
 use super::{settle_ordered, BenefitsError, BenefitsPolicy, Discharge, PatientYear, Settlement, YearToDate, MAX_AMOUNT_FEN};
 use crate::case::Date;
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Partitions of the persons: enough that a partition's hash map and discharges stay in cache
+/// Partitions of the persons (at most): enough that a partition's hash map and discharges stay in cache
 /// and the threads finish close together; the results do not depend on the number.
 const PARTITIONS: usize = 256;
 
@@ -435,14 +436,22 @@ pub fn warning_names(policy: &BenefitsPolicy, mask: u64) -> Vec<String> {
     policy.warnings.iter().enumerate().filter(|(w, _)| mask & (1 << w) != 0).map(|(_, warning)| warning.name.clone()).collect()
 }
 
-/// The partition of a person: FNV-1a of the id, a hash independent of the partition's own
-/// (Fx) hash map, whose probing degrades when all its keys share hash bits.
-fn partition_of(patient_id: &str) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in patient_id.as_bytes() {
-        hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash ^ (hash >> 32)) as usize % PARTITIONS
+/// Where the partitions split the patient ids, strictly increasing: partition `p` holds the ids
+/// from `splitters[p - 1]` (the first: from the start) up to but not including `splitters[p]` (the
+/// last: to the end). Taken evenly from the sorted ids of every `stride`-th discharge, so the
+/// partitions are about equal in discharges, and they depend on the input alone.
+fn splitters(discharges: &[Discharge]) -> Vec<&str> {
+    let stride = (discharges.len() / (PARTITIONS * 64)).max(1);
+    let mut sample: Vec<&str> = discharges.iter().step_by(stride).map(|d| d.patient_id.as_str()).collect();
+    sample.sort_unstable();
+    let mut splitters: Vec<&str> = (1..PARTITIONS).filter_map(|k| sample.get(k * sample.len() / PARTITIONS).copied()).collect();
+    splitters.dedup();
+    splitters
+}
+
+/// The partition of a person (see [`splitters`]).
+fn partition_of(splitters: &[&str], patient_id: &str) -> usize {
+    splitters.partition_point(|&splitter| splitter <= patient_id)
 }
 
 /// A discharge as the partitions read it, extracted in the first (sequential) pass over the
@@ -508,6 +517,8 @@ pub fn settle_year_fast(
     // extracting what settling needs while it reads the input in order.
     let slice = discharges.len().div_ceil(threads).max(1);
     let fen_policy = &fen_policy;
+    let splitters = &splitters(discharges);
+    let partition_count = splitters.len() + 1;
     let buckets: Vec<Vec<Vec<Compact>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = discharges
             .chunks(slice)
@@ -515,12 +526,12 @@ pub fn settle_year_fast(
             .map(|(t, chunk)| {
                 scope.spawn(move || {
                     // About a partition's share, with room for the spread around it.
-                    let share = chunk.len() / PARTITIONS;
-                    let mut buckets: Vec<Vec<Compact>> = (0..PARTITIONS).map(|_| Vec::with_capacity(share + share / 8 + 16)).collect();
+                    let share = chunk.len() / partition_count;
+                    let mut buckets: Vec<Vec<Compact>> = (0..partition_count).map(|_| Vec::with_capacity(share + share / 8 + 16)).collect();
                     let base = t * slice;
                     for (i, discharge) in chunk.iter().enumerate() {
                         let compact = Compact::new(fen_policy, (base + i) as u32, discharge);
-                        buckets[partition_of(&discharge.patient_id)].push(compact);
+                        buckets[partition_of(splitters, &discharge.patient_id)].push(compact);
                     }
                     buckets
                 })
@@ -531,12 +542,12 @@ pub fn settle_year_fast(
 
     // 2. Partitions are settled by whichever thread takes them next.
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, Partition)>> = Mutex::new(Vec::with_capacity(PARTITIONS));
+    let done: Mutex<Vec<(usize, Partition)>> = Mutex::new(Vec::with_capacity(partition_count));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let p = next.fetch_add(1, Ordering::Relaxed);
-                if p >= PARTITIONS {
+                if p >= partition_count {
                     break;
                 }
                 let members: Vec<Compact> = buckets.iter().flat_map(|b| b[p].iter().copied()).collect();
@@ -558,17 +569,9 @@ pub fn settle_year_fast(
         return Err(error.clone());
     }
 
-    // 4. Persons in patient id order: a merge of the partitions' sorted lists.
-    let id = |p: usize, i: usize| discharges[partitions[p].patients[i].input as usize].patient_id.as_str();
-    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(&str, u32, u32)>> =
-        (0..partitions.len()).filter(|&p| !partitions[p].patients.is_empty()).map(|p| std::cmp::Reverse((id(p, 0), p as u32, 0))).collect();
-    let mut order = Vec::with_capacity(partitions.iter().map(|p| p.patients.len()).sum());
-    while let Some(std::cmp::Reverse((_, p, i))) = heads.pop() {
-        order.push((p, i));
-        if (i as usize + 1) < partitions[p as usize].patients.len() {
-            heads.push(std::cmp::Reverse((id(p as usize, i as usize + 1), p, i + 1)));
-        }
-    }
+    // 4. Persons in patient id order: each partition's, partition after partition (ranges of ids).
+    let order =
+        partitions.iter().enumerate().flat_map(|(p, partition)| (0..partition.patients.len() as u32).map(move |i| (p as u32, i))).collect();
     Ok(FenYear { partitions, order })
 }
 
