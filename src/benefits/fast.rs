@@ -1,15 +1,16 @@
 //! The fast path of [`super::settle_year`]: the same settlement of a year, on several threads and
 //! in whole fen. The plain path stays the reference; `tests.rs` proves the two equal.
 //!
-//! Persons are independent, so the discharges are partitioned by a hash of the patient id and each
-//! partition is settled on its own (by whichever thread takes it): its persons ranked by id, its
+//! Persons are independent, so the discharges are partitioned by ranges of patient ids (split
+//! at ids sampled from the input) and each partition is settled on its own (by whichever thread takes it): its persons ranked by id, its
 //! discharges sorted by a compact `(person rank, date)` key (case ids compared on ties only), and
 //! each discharge computed in integer fen with the policy's ratios as integers over one power of
 //! ten. That is exact, not an approximation: policy amounts are whole fen and ratios have at most
 //! [`super::MAX_RATIO_DECIMALS`] decimals (validated), costs are whole fen, so every product and
 //! band sum is an integer over `10^k`, rounded half-up once where the reference rounds. The
-//! results are compact rows (no allocation per discharge) merged in patient id order, so they never
-//! depend on the thread count or the partitioning.
+//! results are compact rows (no allocation per discharge); the partitions, being ranges, put
+//! together in order give the persons in patient id order, so the results never depend on the
+//! thread count or the partitioning.
 
 use super::{settle_ordered, BenefitsError, BenefitsPolicy, Discharge, PatientYear, Settlement, YearToDate, MAX_AMOUNT_FEN};
 use crate::case::Date;
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Partitions of the persons: enough that a partition's hash map and discharges stay in cache
+/// Partitions of the persons (at most): enough that a partition's hash map and discharges stay in cache
 /// and the threads finish close together; the results do not depend on the number.
 const PARTITIONS: usize = 256;
 
@@ -435,14 +436,61 @@ pub fn warning_names(policy: &BenefitsPolicy, mask: u64) -> Vec<String> {
     policy.warnings.iter().enumerate().filter(|(w, _)| mask & (1 << w) != 0).map(|(_, warning)| warning.name.clone()).collect()
 }
 
-/// The partition of a person: FNV-1a of the id, a hash independent of the partition's own
-/// (Fx) hash map, whose probing degrades when all its keys share hash bits.
-fn partition_of(patient_id: &str) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in patient_id.as_bytes() {
-        hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+/// Where the partitions split the patient ids, strictly increasing: partition `p` holds the ids
+/// from `splitters[p - 1]` (the first: from the start) up to but not including `splitters[p]` (the
+/// last: to the end). Taken evenly from the sorted ids of every `stride`-th discharge, so the
+/// partitions are about equal in discharges, and they depend on the input alone.
+fn splitters(discharges: &[Discharge]) -> Vec<&str> {
+    let stride = (discharges.len() / (PARTITIONS * 64)).max(1);
+    let mut sample: Vec<&str> = discharges.iter().step_by(stride).map(|d| d.patient_id.as_str()).collect();
+    sample.sort_unstable();
+    let mut splitters: Vec<&str> = (1..PARTITIONS).filter_map(|k| sample.get(k * sample.len() / PARTITIONS).copied()).collect();
+    splitters.dedup();
+    splitters
+}
+
+/// The partition of a person (see [`splitters`]).
+fn partition_of(splitters: &[&str], patient_id: &str) -> usize {
+    splitters.partition_point(|&splitter| splitter <= patient_id)
+}
+
+/// A discharge as the partitions read it, extracted in the first (sequential) pass over the
+/// input so that settling a partition touches the scattered input only for patient and case ids:
+/// costs in fen, category and hospital kind as indices, or [`REJECTED`] when the discharge fails
+/// a check of the engine (the reference then words the error).
+#[derive(Debug, Clone, Copy)]
+struct Compact {
+    /// Index of the discharge in the input.
+    input: u32,
+    date: Date,
+    covered: i64,
+    self_paid: i64,
+    /// Index of the category in [`FenPolicy`] terms, or [`REJECTED`].
+    category: u32,
+    /// Index of the hospital kind.
+    hospital: u32,
+}
+
+/// [`Compact::category`] of a discharge the engine rejects.
+const REJECTED: u32 = u32::MAX;
+
+impl Compact {
+    fn new(policy: &FenPolicy, input: u32, discharge: &Discharge) -> Compact {
+        let date = discharge.discharge_date;
+        let in_year = !(policy.year_first.is_some_and(|first| date < first) || policy.year_last.is_some_and(|last| date > last));
+        let fields = (
+            cost_fen(discharge.covered_cost),
+            cost_fen(discharge.self_paid),
+            policy.category(&discharge.category),
+            policy.hospital_kinds.iter().position(|k| *k == discharge.hospital_kind),
+        );
+        match fields {
+            (Some(covered), Some(self_paid), Some(category), Some(hospital)) if in_year => {
+                Compact { input, date, covered, self_paid, category: category as u32, hospital: hospital as u32 }
+            }
+            _ => Compact { input, date, covered: 0, self_paid: 0, category: REJECTED, hospital: 0 },
+        }
     }
-    (hash ^ (hash >> 32)) as usize % PARTITIONS
 }
 
 /// Days from `epoch`, shifted to order as unsigned integers, for a sort key.
@@ -465,18 +513,25 @@ pub fn settle_year_fast(
     }
     let threads = threads.max(1);
 
-    // 1. Each thread sorts its slice of the input into partitions (input order kept within).
+    // 1. Each thread sorts its slice of the input into partitions (input order kept within),
+    // extracting what settling needs while it reads the input in order.
     let slice = discharges.len().div_ceil(threads).max(1);
-    let buckets: Vec<Vec<Vec<u32>>> = std::thread::scope(|scope| {
+    let fen_policy = &fen_policy;
+    let splitters = &splitters(discharges);
+    let partition_count = splitters.len() + 1;
+    let buckets: Vec<Vec<Vec<Compact>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = discharges
             .chunks(slice)
             .enumerate()
             .map(|(t, chunk)| {
                 scope.spawn(move || {
-                    let mut buckets = vec![Vec::new(); PARTITIONS];
+                    // About a partition's share, with room for the spread around it.
+                    let share = chunk.len() / partition_count;
+                    let mut buckets: Vec<Vec<Compact>> = (0..partition_count).map(|_| Vec::with_capacity(share + share / 8 + 16)).collect();
                     let base = t * slice;
                     for (i, discharge) in chunk.iter().enumerate() {
-                        buckets[partition_of(&discharge.patient_id)].push((base + i) as u32);
+                        let compact = Compact::new(fen_policy, (base + i) as u32, discharge);
+                        buckets[partition_of(splitters, &discharge.patient_id)].push(compact);
                     }
                     buckets
                 })
@@ -487,16 +542,16 @@ pub fn settle_year_fast(
 
     // 2. Partitions are settled by whichever thread takes them next.
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, Partition)>> = Mutex::new(Vec::with_capacity(PARTITIONS));
+    let done: Mutex<Vec<(usize, Partition)>> = Mutex::new(Vec::with_capacity(partition_count));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let p = next.fetch_add(1, Ordering::Relaxed);
-                if p >= PARTITIONS {
+                if p >= partition_count {
                     break;
                 }
-                let members = buckets.iter().flat_map(|b| b[p].iter().copied());
-                let partition = settle_partition(policy, &fen_policy, priors, discharges, members);
+                let members: Vec<Compact> = buckets.iter().flat_map(|b| b[p].iter().copied()).collect();
+                let partition = settle_partition(policy, fen_policy, priors, discharges, &members);
                 done.lock().expect("partition results").push((p, partition));
             });
         }
@@ -514,17 +569,9 @@ pub fn settle_year_fast(
         return Err(error.clone());
     }
 
-    // 4. Persons in patient id order: a merge of the partitions' sorted lists.
-    let id = |p: usize, i: usize| discharges[partitions[p].patients[i].input as usize].patient_id.as_str();
-    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(&str, u32, u32)>> =
-        (0..partitions.len()).filter(|&p| !partitions[p].patients.is_empty()).map(|p| std::cmp::Reverse((id(p, 0), p as u32, 0))).collect();
-    let mut order = Vec::with_capacity(partitions.iter().map(|p| p.patients.len()).sum());
-    while let Some(std::cmp::Reverse((_, p, i))) = heads.pop() {
-        order.push((p, i));
-        if (i as usize + 1) < partitions[p as usize].patients.len() {
-            heads.push(std::cmp::Reverse((id(p as usize, i as usize + 1), p, i + 1)));
-        }
-    }
+    // 4. Persons in patient id order: each partition's, partition after partition (ranges of ids).
+    let order =
+        partitions.iter().enumerate().flat_map(|(p, partition)| (0..partition.patients.len() as u32).map(move |i| (p as u32, i))).collect();
     Ok(FenYear { partitions, order })
 }
 
@@ -533,16 +580,16 @@ fn settle_partition(
     fen_policy: &FenPolicy,
     priors: &BTreeMap<String, YearToDate>,
     discharges: &[Discharge],
-    members: impl Iterator<Item = u32>,
+    members: &[Compact],
 ) -> Partition {
-    // Persons ranked by id.
+    // Persons ranked by id; `keyed` holds (key, position in `members`).
     let mut local: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut keyed: Vec<(u64, u32)> = Vec::new();
-    for index in members {
-        let patient = discharges[index as usize].patient_id.as_str();
+    let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(members.len());
+    for (position, member) in members.iter().enumerate() {
+        let patient = discharges[member.input as usize].patient_id.as_str();
         let next = local.len() as u32;
         let person = *local.entry(patient).or_insert(next);
-        keyed.push(((person as u64) << 32, index));
+        keyed.push(((person as u64) << 32, position as u32));
     }
     let mut names: Vec<(&str, u32)> = local.iter().map(|(&name, &person)| (name, person)).collect();
     names.sort_unstable();
@@ -551,26 +598,28 @@ fn settle_partition(
         rank[*person as usize] = position as u32;
     }
     drop(local);
-    for (key, index) in &mut keyed {
+    for (key, position) in &mut keyed {
         let person = (*key >> 32) as usize;
-        *key = ((rank[person] as u64) << 32) | day_number(discharges[*index as usize].discharge_date, discharges[0].discharge_date) as u64;
+        *key = ((rank[person] as u64) << 32) | day_number(members[*position as usize].date, discharges[0].discharge_date) as u64;
     }
-    // (person rank, date, input index); then case ids put in order where person and date tie.
+    // (person rank, date, input order: `members` is in input order); then case ids put in order
+    // where person and date tie.
     keyed.sort_unstable();
     for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
         if run.len() > 1 {
-            run.sort_by(|a, b| discharges[a.1 as usize].case_id.cmp(&discharges[b.1 as usize].case_id).then(a.1.cmp(&b.1)));
+            let case_id = |position: u32| &discharges[members[position as usize].input as usize].case_id;
+            run.sort_by(|a, b| case_id(a.1).cmp(case_id(b.1)).then(a.1.cmp(&b.1)));
         }
     }
 
     let mut partition = Partition { rows: Vec::with_capacity(keyed.len()), patients: Vec::with_capacity(names.len()), error: None };
     for person in keyed.chunk_by(|a, b| a.0 >> 32 == b.0 >> 32) {
-        let first = person[0].1;
+        let first = members[person[0].1 as usize].input;
         let patient_id = &discharges[first as usize].patient_id;
         let prior = priors.get(patient_id);
         let settled = prior.map_or(Some(FenYearToDate::default()), FenYearToDate::new).and_then(|start| {
             let first_row = partition.rows.len();
-            let totals = settle_person(fen_policy, start, discharges, person, &mut partition.rows);
+            let totals = settle_person(fen_policy, start, members, person, &mut partition.rows);
             if totals.is_none() {
                 partition.rows.truncate(first_row);
             }
@@ -582,7 +631,7 @@ fn settle_partition(
             }
             None => {
                 // The reference words the error: the same check, the same message.
-                let ordered: Vec<&Discharge> = person.iter().map(|&(_, i)| &discharges[i as usize]).collect();
+                let ordered: Vec<&Discharge> = person.iter().map(|&(_, p)| &discharges[members[p as usize].input as usize]).collect();
                 let none = YearToDate::default();
                 let error = match settle_ordered(policy, prior.unwrap_or(&none), &ordered, false) {
                     Err(error) => error,
@@ -610,22 +659,21 @@ fn cost_fen(amount: Decimal) -> Option<i64> {
 fn settle_person(
     policy: &FenPolicy,
     start: FenYearToDate,
-    discharges: &[Discharge],
+    members: &[Compact],
     person: &[(u64, u32)],
     rows: &mut Vec<FenSettlement>,
 ) -> Option<FenYearToDate> {
     let mut ytd = start;
     let d = policy.denominator;
-    for &(_, index) in person {
-        let discharge = &discharges[index as usize];
-        let date = discharge.discharge_date;
-        if policy.year_first.is_some_and(|first| date < first) || policy.year_last.is_some_and(|last| date > last) {
+    for &(_, position) in person {
+        let member = &members[position as usize];
+        if member.category == REJECTED {
             return None;
         }
-        let covered = cost_fen(discharge.covered_cost)? as i128;
-        let self_paid = cost_fen(discharge.self_paid)?;
-        let category = policy.category(&discharge.category)?;
-        let hospital = &policy.hospitals[policy.hospital_kinds.iter().position(|k| *k == discharge.hospital_kind)?];
+        let (index, date, self_paid) = (member.input, member.date, member.self_paid);
+        let covered = member.covered as i128;
+        let category = member.category as usize;
+        let hospital = &policy.hospitals[member.hospital as usize];
 
         // 1. Basic insurance.
         let order = ytd.admissions + 1;

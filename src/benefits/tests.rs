@@ -396,3 +396,40 @@ proptest! {
         assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
     }
 }
+
+/// A year large enough that the fast path samples the patient ids it splits the partitions at
+/// (more than 64 discharges a partition), with ids of several lengths sharing prefixes, and one
+/// person with a fifth of the discharges (splitters that repeat), perturbed.
+#[test]
+fn fast_path_equals_reference_on_a_sampled_year() {
+    let policy = demo();
+    let demo_cases = demo_discharges();
+    let mut cases = Vec::new();
+    let mut copy = 0usize;
+    while cases.len() < 40_000 {
+        for case in &demo_cases {
+            let patient_id = if copy % 5 == 0 { "P1".to_string() } else { format!("{}-{}", case.patient_id, copy % 4001) };
+            cases.push(Discharge { case_id: format!("{}-{copy}", case.case_id), patient_id, ..case.clone() });
+        }
+        copy += 1;
+    }
+    perturb(&mut cases, 0x5EED, true);
+    assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
+    // Without the rejected values the year settles, so the results are compared too.
+    perturb(&mut cases, 0x5EED, false);
+    for case in &mut cases {
+        if case.hospital_kind == "4"
+            || case.category == "VIP"
+            || case.covered_cost == dec!(1.001)
+            || case.discharge_date > date("2026-12-31")
+        {
+            case.hospital_kind = "1".into();
+            case.category = String::new();
+            case.covered_cost = dec!(1000.00);
+            case.discharge_date = date("2026-06-30");
+        }
+    }
+    let reference = settle_year(&policy, &BTreeMap::new(), &cases, false).expect("a valid year");
+    assert!(reference.len() > 4000, "{} persons", reference.len());
+    assert_fast_equals_reference(&policy, &BTreeMap::new(), &cases);
+}
