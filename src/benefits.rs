@@ -79,6 +79,18 @@ pub enum BenefitsError {
     Patient { patient_id: String, message: String },
 }
 
+impl BenefitsError {
+    /// The stable code of the error (printed by the CLI as `error[CODE]`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BenefitsError::Parse(_) => "BENEFITS_POLICY_SYNTAX",
+            BenefitsError::Invalid { .. } => "BENEFITS_POLICY_INVALID",
+            BenefitsError::Case { .. } => "BENEFITS_CASE_INVALID",
+            BenefitsError::Patient { .. } => "BENEFITS_YEAR_TO_DATE_INVALID",
+        }
+    }
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> BenefitsError {
     BenefitsError::Invalid { key: key.into(), message: message.into() }
 }

@@ -52,7 +52,8 @@ pub fn error_code(error: &(dyn std::error::Error + 'static)) -> Option<&'static 
             .or_else(|| error.downcast_ref::<policy::PolicyError>().map(policy::PolicyError::code))
             .or_else(|| error.downcast_ref::<tables::source::TableError>().map(tables::source::TableError::code))
             .or_else(|| error.downcast_ref::<io::case_csv::CaseFileError>().map(io::case_csv::CaseFileError::code))
-            .or_else(|| error.downcast_ref::<store::StoreError>().map(store::StoreError::code));
+            .or_else(|| error.downcast_ref::<store::StoreError>().map(store::StoreError::code))
+            .or_else(|| error.downcast_ref::<benefits::BenefitsError>().map(benefits::BenefitsError::code));
         if code.is_some() {
             return code;
         }

@@ -107,5 +107,6 @@ fn benefits_bad_policy_names_the_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("assistance.groups[0].ratio"), "{stderr}");
+    assert!(stderr.contains("error[BENEFITS_POLICY_INVALID]"), "the stable code reaches the user: {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
