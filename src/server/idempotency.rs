@@ -182,7 +182,8 @@ where
             .map_err(unavailable)?;
         match claim {
             Claim::Claimed if rest.as_ref().is_some_and(|(_, kept)| kept.dropped) => {
-                let _release = Claimed { store: store.clone(), key: Some(key) };
+                // Freed before the answer, like any failed call's key: the resend finds it free.
+                Claimed { store: store.clone(), key: Some(key) }.release().await;
                 return Err(coded(
                     Code::Aborted,
                     "REQUEST_ATTEMPT_FAILED",
